@@ -1,0 +1,29 @@
+import type { SessionDO } from "./session/session-do.ts";
+
+type WorkerEnv = Env;
+
+/**
+ * Bindings and configuration (DESIGN.md, "External contract"). Secrets come from
+ * `wrangler secret put` in production and `.dev.vars` locally; any of them may be missing, and the
+ * routes that need a missing one refuse with a clear error instead of running open.
+ */
+export interface Env {
+	SESSION: DurableObjectNamespace<SessionDO>;
+	DB: D1Database;
+	OBEGEE_BASE_URL: string;
+	OBEGEE_API_TOKEN?: string;
+	WEBHOOK_SECRET?: string;
+	SESSION_TOKEN_SECRET?: string;
+	SERVICE_TOKEN?: string;
+	ADMIN_TOKEN?: string;
+	POLL_INTERVAL_MS?: string;
+	EXECUTION_TIMEOUT_MS?: string;
+	OPENCLAW_GATEWAY_URL?: string;
+	OPENCLAW_GATEWAY_TOKEN?: string;
+}
+
+declare global {
+	namespace Cloudflare {
+		interface Env extends WorkerEnv {}
+	}
+}

@@ -1,0 +1,29 @@
+import { Hono } from "hono";
+import { type AppEnv, apiError } from "./http.ts";
+import { executions } from "./routes/executions.ts";
+import { mandates } from "./routes/mandates.ts";
+import { sessions } from "./routes/sessions.ts";
+import { webhooks } from "./routes/webhooks.ts";
+
+export { SessionDO } from "./session/session-do.ts";
+
+/**
+ * The Worker: routing, authentication and validation only (DESIGN.md, "Parts and their rooms");
+ * everything stateful happens in the Session Durable Object.
+ */
+const app = new Hono<AppEnv>();
+
+app.get("/health", (c) => c.json({ ok: true }));
+app.route("/api/sessions", sessions);
+app.route("/api/mandate", mandates);
+app.route("/api/dispatch", webhooks);
+app.route("/api/executions", executions);
+
+app.notFound((c) => apiError(c, 404, "not_found", "No such route."));
+app.onError((error, c) => {
+	// Never a stack trace or internal detail in the answer; the log keeps the error for the operator.
+	console.error(JSON.stringify({ msg: "unhandled error", path: c.req.path, error: String(error) }));
+	return apiError(c, 500, "internal_error", "Something went wrong on our side. Please try again.");
+});
+
+export default app satisfies ExportedHandler<AppEnv["Bindings"]>;

@@ -1,0 +1,117 @@
+import { z } from "zod";
+import { STAGE_STATUSES } from "../pipeline/stages.ts";
+import { IsoTimestamp } from "./common.ts";
+
+/**
+ * Every frame the server sends to a phone (DESIGN.md, "Mobile wire format"). The app already
+ * parses the seed's shapes: fields may be added, never renamed. Every frame carries `seq`, the
+ * session's ever-growing counter, so a reconnecting phone can resume with `?since=seq`.
+ * Shared by the Worker, the client SDK, the simulator and the tests.
+ */
+
+const Seq = z.number().int().nonnegative();
+const StageNumberSchema = z.number().int().min(1).max(10);
+const StageStatusSchema = z.enum(STAGE_STATUSES);
+
+export const PipelineStageFrame = z.object({
+	event: z.literal("pipeline_stage"),
+	seq: Seq,
+	data: z.object({
+		stage: StageNumberSchema,
+		status: StageStatusSchema,
+		timestamp: IsoTimestamp,
+		stage_name: z.string(),
+		mandate_id: z.string(),
+		execution_id: z.string().optional(),
+		/** User-facing explanation, set when a stage fails. */
+		message: z.string().optional(),
+		/** On stage 10: what ObeGee reported as delivered. */
+		summary: z.string().optional(),
+		delivered_to: z.array(z.string()).optional(),
+	}),
+});
+
+export const ProgressFrame = z.object({
+	type: z.literal("progress"),
+	seq: Seq,
+	execution_id: z.string(),
+	mandate_id: z.string(),
+	/** The sub-status line under stage 9 ("Agent started", "Using browser tool..."). */
+	status: z.string(),
+	progress: z.number().min(0).max(100),
+	timestamp: IsoTimestamp,
+	/** Milliseconds since dispatch; lets a long run show it is alive. */
+	elapsed_ms: z.number().int().nonnegative().optional(),
+});
+
+export const ResponseChunkFrame = z.object({
+	type: z.literal("response_chunk"),
+	seq: Seq,
+	execution_id: z.string(),
+	mandate_id: z.string(),
+	chunk: z.string(),
+});
+
+export const MandateStageState = z.object({
+	stage: StageNumberSchema,
+	stage_name: z.string(),
+	status: StageStatusSchema,
+	timestamp: IsoTimestamp.nullable(),
+	message: z.string().optional(),
+});
+
+export const MandateState = z.object({
+	mandate_id: z.string(),
+	execution_id: z.string().nullable(),
+	tenant_id: z.string().nullable(),
+	intent: z.string().nullable(),
+	/** reporting → dispatching → running → completed | failed | timed_out */
+	state: z.enum(["reporting", "dispatching", "running", "completed", "failed", "timed_out"]),
+	stages: z.array(MandateStageState),
+	sub_status: z.string().nullable(),
+	progress: z.number().min(0).max(100),
+	answer: z.string(),
+	error: z.string().nullable(),
+	result: z
+		.object({
+			summary: z.string().nullable(),
+			delivered_to: z.array(z.string()),
+			completed_at: z.string().nullable(),
+		})
+		.nullable(),
+	updated_at: IsoTimestamp,
+});
+export type MandateState = z.infer<typeof MandateState>;
+
+export const SnapshotFrame = z.object({
+	type: z.literal("snapshot"),
+	/** The seq of the last event this snapshot reflects; live events continue from seq + 1. */
+	seq: Seq,
+	session_id: z.string(),
+	mandates: z.array(MandateState),
+});
+export type SnapshotFrame = z.infer<typeof SnapshotFrame>;
+
+export const PongFrame = z.object({ type: z.literal("pong") });
+export const ErrorFrame = z.object({ type: z.literal("error"), code: z.string(), message: z.string() });
+
+/** Frames kept in the session's event log and replayed on resume. */
+export const LoggedFrame = z.union([PipelineStageFrame, ProgressFrame, ResponseChunkFrame]);
+export type LoggedFrame = z.infer<typeof LoggedFrame>;
+
+export const ServerFrame = z.union([
+	PipelineStageFrame,
+	ProgressFrame,
+	ResponseChunkFrame,
+	SnapshotFrame,
+	PongFrame,
+	ErrorFrame,
+]);
+export type ServerFrame = z.infer<typeof ServerFrame>;
+export type PipelineStageFrame = z.infer<typeof PipelineStageFrame>;
+export type ProgressFrame = z.infer<typeof ProgressFrame>;
+export type ResponseChunkFrame = z.infer<typeof ResponseChunkFrame>;
+
+/** Frames a phone may send. Anything else is answered with an `error` frame. */
+export const ClientFrame = z.discriminatedUnion("type", [z.object({ type: z.literal("ping") })]);
+export type ClientFrame = z.infer<typeof ClientFrame>;

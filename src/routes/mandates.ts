@@ -1,0 +1,26 @@
+import { Hono } from "hono";
+import { fromHeader, forbidden, identify, notConfigured } from "../auth/principal.ts";
+import { type AppEnv, limitBody, readJson } from "../http.ts";
+import { ExecuteRequest } from "../protocol/api.ts";
+import { rpcResponse, sessionStub } from "./rpc.ts";
+
+/** `POST /api/mandate/execute`: dispatch a mandate to ObeGee and track it on the session's phones. */
+export const mandates = new Hono<AppEnv>();
+
+mandates.post("/execute", limitBody(64 * 1024), async (c) => {
+	const who = await identify(c, fromHeader(c));
+	if (!who.ok) return who.response;
+	if (who.principal.kind === "admin") return forbidden(c, "Operators do not execute mandates.");
+	const request = await readJson(c, ExecuteRequest);
+	if (!request.ok) return request.response;
+	const { session_id, tenant_id } = request.value;
+	if (who.principal.kind === "mobile") {
+		const { claims } = who.principal;
+		if (claims.sid !== session_id) return forbidden(c, "This token is not for this session.");
+		if (claims.tenant_id !== undefined && claims.tenant_id !== tenant_id) {
+			return forbidden(c, "This token is not for this tenant.");
+		}
+	}
+	if (!c.env.OBEGEE_API_TOKEN || !c.env.OBEGEE_BASE_URL) return notConfigured(c, "mandate execution");
+	return rpcResponse(c, await sessionStub(c, session_id).execute(request.value));
+});

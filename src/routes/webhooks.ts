@@ -1,0 +1,56 @@
+import { Hono } from "hono";
+import { notConfigured } from "../auth/principal.ts";
+import { verifyWebhook } from "../auth/webhook-signature.ts";
+import { type AppEnv, apiError, limitBody, validate } from "../http.ts";
+import { DeliveryWebhook } from "../protocol/obegee.ts";
+import { rpcResponse, sessionStub } from "./rpc.ts";
+
+/**
+ * ObeGee's delivery webhook (seed-spec.md, "Webhook"). The signature is checked before anything
+ * else; the execution's session is found in D1; the Session DO applies the outcome once.
+ */
+export const webhooks = new Hono<AppEnv>();
+
+webhooks.post("/delivery-webhook", limitBody(64 * 1024), async (c) => {
+	const secret = c.env.WEBHOOK_SECRET;
+	if (!secret) return notConfigured(c, "delivery webhooks");
+	const body = await c.req.text();
+	let verified: Awaited<ReturnType<typeof verifyWebhook>>;
+	try {
+		verified = await verifyWebhook(
+			{
+				id: c.req.header("webhook-id") ?? null,
+				timestamp: c.req.header("webhook-timestamp") ?? null,
+				signature: c.req.header("webhook-signature") ?? null,
+			},
+			body,
+			secret,
+		);
+	} catch {
+		return notConfigured(c, "delivery webhooks (WEBHOOK_SECRET is malformed)");
+	}
+	if (!verified.ok) {
+		const messages = {
+			missing_headers: "Missing or malformed webhook-id, webhook-timestamp or webhook-signature header.",
+			stale_timestamp: "The webhook timestamp is outside the 5-minute tolerance.",
+			bad_signature: "The webhook signature does not match.",
+		};
+		return apiError(c, 401, "invalid_signature", messages[verified.reason]);
+	}
+	let raw: unknown;
+	try {
+		raw = JSON.parse(body);
+	} catch {
+		return apiError(c, 400, "invalid_json", "The body must be valid JSON.");
+	}
+	const payload = validate(c, DeliveryWebhook, raw);
+	if (!payload.ok) return payload.response;
+
+	const row = await c.env.DB.prepare("SELECT session_id FROM executions WHERE execution_id = ?")
+		.bind(payload.value.execution_id)
+		.first<{ session_id: string }>();
+	// Unknown (or not yet recorded) execution: a non-2xx makes ObeGee retry later.
+	if (!row) return apiError(c, 404, "unknown_execution", "No execution with this id is known.");
+	const stub = sessionStub(c, row.session_id);
+	return rpcResponse(c, await stub.deliverWebhook(row.session_id, verified.webhookId, payload.value, body));
+});

@@ -1,0 +1,66 @@
+import type { LoggedFrame } from "../protocol/frames.ts";
+import type { Meta } from "./schema.ts";
+
+/** A logged frame before it has a seq: the log assigns it. */
+export type UnsequencedFrame = LoggedFrame extends infer F ? (F extends LoggedFrame ? Omit<F, "seq"> : never) : never;
+
+/**
+ * The session's seq-numbered event log (DESIGN.md, "Rules that keep it correct"): every frame is
+ * written here before it is sent, so a phone that resumes with `?since=N` gets exactly what it
+ * missed. The log keeps the newest RETAINED_EVENTS frames; an older `since` gets a snapshot.
+ */
+export const RETAINED_EVENTS = 2_000;
+const PRUNE_EVERY = 200;
+
+export class EventLog {
+	readonly #sql: SqlStorage;
+	readonly #meta: Meta;
+
+	constructor(sql: SqlStorage, meta: Meta) {
+		this.#sql = sql;
+		this.#meta = meta;
+	}
+
+	lastSeq(): number {
+		return this.#meta.getNumber("last_seq") ?? 0;
+	}
+
+	/** Appends a frame and returns it serialised once, ready to send to every phone. */
+	append(frame: UnsequencedFrame): { seq: number; text: string } {
+		const seq = this.lastSeq() + 1;
+		const text = JSON.stringify(withSeq(frame, seq));
+		const mandateId = "data" in frame ? frame.data.mandate_id : frame.mandate_id;
+		this.#sql.exec("INSERT INTO ml_events (seq, mandate_id, frame) VALUES (?, ?, ?)", seq, mandateId, text);
+		this.#meta.set("last_seq", seq);
+		if (seq % PRUNE_EVERY === 0) {
+			this.#sql.exec("DELETE FROM ml_events WHERE seq <= ?", seq - RETAINED_EVENTS);
+		}
+		return { seq, text };
+	}
+
+	/**
+	 * The frames after `since`, or null when the log no longer reaches back that far (or `since`
+	 * is from the future), in which case the phone needs a snapshot instead.
+	 */
+	after(since: number): string[] | null {
+		const last = this.lastSeq();
+		if (since > last) return null;
+		if (since === last) return [];
+		const oldest = this.#sql.exec<{ seq: number }>("SELECT MIN(seq) AS seq FROM ml_events").toArray()[0]?.seq;
+		if (oldest === undefined || oldest === null || oldest > since + 1) return null;
+		return this.#sql
+			.exec<{ frame: string }>("SELECT frame FROM ml_events WHERE seq > ? ORDER BY seq", since)
+			.toArray()
+			.map((row) => row.frame);
+	}
+}
+
+/** Puts `seq` right after the discriminator so frames read naturally on the wire. */
+function withSeq(frame: UnsequencedFrame, seq: number): LoggedFrame {
+	if ("event" in frame) {
+		const { event, ...rest } = frame;
+		return { event, seq, ...rest } as LoggedFrame;
+	}
+	const { type, ...rest } = frame;
+	return { type, seq, ...rest } as LoggedFrame;
+}

@@ -1,0 +1,170 @@
+import type { MandateState } from "../protocol/frames.ts";
+import { emptyBoard, type StageBoard } from "../pipeline/stage-machine.ts";
+import { STAGES, type StageNumber, type StageStatus, stageName } from "../pipeline/stages.ts";
+
+/** One mandate as the Session DO stores it (table `ml_mandates`). Times are epoch milliseconds. */
+export interface MandateRecord {
+	mandate_id: string;
+	tenant_id: string | null;
+	intent: string | null;
+	state: MandateState["state"];
+	execution_id: string | null;
+	remote_status: string | null;
+	sub_status: string | null;
+	progress: number;
+	answer: string;
+	error: string | null;
+	error_code: string | null;
+	error_http: number | null;
+	result: string | null;
+	dispatched_at: number | null;
+	deadline_at: number | null;
+	next_poll_at: number | null;
+	poll_failures: number;
+	heartbeat_at: number | null;
+	created_at: number;
+	updated_at: number;
+}
+
+export interface ExecutionResult {
+	summary: string | null;
+	delivered_to: string[];
+	completed_at: string | null;
+}
+
+type Row = Record<string, SqlStorageValue>;
+type MandatePatch = Partial<Omit<MandateRecord, "mandate_id" | "created_at">>;
+
+const COLUMNS = new Set<string>([
+	"tenant_id",
+	"intent",
+	"state",
+	"execution_id",
+	"remote_status",
+	"sub_status",
+	"progress",
+	"answer",
+	"error",
+	"error_code",
+	"error_http",
+	"result",
+	"dispatched_at",
+	"deadline_at",
+	"next_poll_at",
+	"poll_failures",
+	"heartbeat_at",
+	"updated_at",
+]);
+
+/** Mandates and their stages in the Session DO's SQLite. Plain synchronous SQL, no business rules. */
+export class MandateStore {
+	readonly #sql: SqlStorage;
+
+	constructor(sql: SqlStorage) {
+		this.#sql = sql;
+	}
+
+	get(mandateId: string): MandateRecord | null {
+		return (this.#sql.exec<Row>("SELECT * FROM ml_mandates WHERE mandate_id = ?", mandateId).toArray()[0] ??
+			null) as MandateRecord | null;
+	}
+
+	byExecution(executionId: string): MandateRecord | null {
+		return (this.#sql.exec<Row>("SELECT * FROM ml_mandates WHERE execution_id = ?", executionId).toArray()[0] ??
+			null) as MandateRecord | null;
+	}
+
+	/** Mandates whose execution ObeGee is still running (polled by the alarm). */
+	running(): MandateRecord[] {
+		return this.#sql
+			.exec<Row>("SELECT * FROM ml_mandates WHERE state = 'running' ORDER BY created_at")
+			.toArray() as unknown as MandateRecord[];
+	}
+
+	all(): MandateRecord[] {
+		return this.#sql
+			.exec<Row>("SELECT * FROM ml_mandates ORDER BY created_at, mandate_id")
+			.toArray() as unknown as MandateRecord[];
+	}
+
+	create(mandateId: string, now: number, fields: MandatePatch = {}): MandateRecord {
+		this.#sql.exec(
+			"INSERT INTO ml_mandates (mandate_id, state, created_at, updated_at) VALUES (?, 'reporting', ?, ?)",
+			mandateId,
+			now,
+			now,
+		);
+		if (Object.keys(fields).length > 0) this.update(mandateId, { ...fields, updated_at: now });
+		return this.get(mandateId) as MandateRecord;
+	}
+
+	update(mandateId: string, patch: MandatePatch): void {
+		const keys = Object.keys(patch).filter((key) => COLUMNS.has(key));
+		if (keys.length === 0) return;
+		const values = keys.map((key) => (patch as Record<string, SqlStorageValue | undefined>)[key] ?? null);
+		this.#sql.exec(
+			`UPDATE ml_mandates SET ${keys.map((key) => `${key} = ?`).join(", ")} WHERE mandate_id = ?`,
+			...values,
+			mandateId,
+		);
+	}
+
+	board(mandateId: string): StageBoard {
+		const board = emptyBoard();
+		for (const row of this.#sql.exec<{ stage: number; status: string }>(
+			"SELECT stage, status FROM ml_stages WHERE mandate_id = ?",
+			mandateId,
+		)) {
+			board[row.stage as StageNumber] = row.status as StageStatus;
+		}
+		return board;
+	}
+
+	setStage(mandateId: string, stage: StageNumber, status: StageStatus, message: string | null, now: number): void {
+		this.#sql.exec(
+			`INSERT INTO ml_stages (mandate_id, stage, status, message, updated_at) VALUES (?, ?, ?, ?, ?)
+			 ON CONFLICT(mandate_id, stage) DO UPDATE SET status = excluded.status, message = excluded.message,
+			 updated_at = excluded.updated_at`,
+			mandateId,
+			stage,
+			status,
+			message,
+			now,
+		);
+	}
+
+	/** The full current state of every mandate, as a snapshot frame and the progress API show it. */
+	states(): MandateState[] {
+		const stageRows = this.#sql
+			.exec<{ mandate_id: string; stage: number; status: string; message: string | null; updated_at: number }>(
+				"SELECT mandate_id, stage, status, message, updated_at FROM ml_stages",
+			)
+			.toArray();
+		return this.all().map((mandate) => {
+			const own = new Map(stageRows.filter((row) => row.mandate_id === mandate.mandate_id).map((row) => [row.stage, row]));
+			return {
+				mandate_id: mandate.mandate_id,
+				execution_id: mandate.execution_id,
+				tenant_id: mandate.tenant_id,
+				intent: mandate.intent,
+				state: mandate.state,
+				stages: STAGES.map((stage) => {
+					const row = own.get(stage);
+					return {
+						stage,
+						stage_name: stageName(stage),
+						status: (row?.status ?? "pending") as StageStatus,
+						timestamp: row ? new Date(row.updated_at).toISOString() : null,
+						...(row?.message ? { message: row.message } : {}),
+					};
+				}),
+				sub_status: mandate.sub_status,
+				progress: mandate.progress,
+				answer: mandate.answer,
+				error: mandate.error,
+				result: mandate.result ? (JSON.parse(mandate.result) as ExecutionResult) : null,
+				updated_at: new Date(mandate.updated_at).toISOString(),
+			};
+		});
+	}
+}

@@ -1,0 +1,224 @@
+import { runDurableObjectAlarm } from "cloudflare:test";
+import { env, exports } from "cloudflare:workers";
+import { SignJWT } from "jose";
+import { expect } from "vitest";
+import { ServerFrame, type SnapshotFrame } from "../src/protocol/frames.ts";
+import { TEST_SECRETS } from "./secrets.ts";
+
+/** Shared test helpers: call the Worker, open phones, drive the simulator and the alarm. */
+
+export const SERVICE = { Authorization: `Bearer ${TEST_SECRETS.SERVICE_TOKEN}` };
+export const ADMIN = { Authorization: `Bearer ${TEST_SECRETS.ADMIN_TOKEN}` };
+
+export function uniqueId(prefix: string): string {
+	return `${prefix}_${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`;
+}
+
+export function api(path: string, init: RequestInit = {}): Promise<Response> {
+	return exports.default.fetch(new Request(`https://progress.test${path}`, init));
+}
+
+export function postJson(path: string, body: unknown, headers: Record<string, string> = SERVICE): Promise<Response> {
+	return api(path, {
+		method: "POST",
+		headers: { "Content-Type": "application/json", ...headers },
+		body: typeof body === "string" ? body : JSON.stringify(body),
+	});
+}
+
+export async function mobileToken(
+	sid: string,
+	options: { expiresIn?: string | number; tenantId?: string; secret?: string; sub?: string } = {},
+): Promise<string> {
+	return new SignJWT({ sid, ...(options.tenantId ? { tenant_id: options.tenantId } : {}) })
+		.setProtectedHeader({ alg: "HS256" })
+		.setSubject(options.sub ?? "user_1")
+		.setIssuedAt()
+		.setExpirationTime(options.expiresIn ?? "1h")
+		.sign(new TextEncoder().encode(options.secret ?? TEST_SECRETS.SESSION_TOKEN_SECRET));
+}
+
+export function mandateBody(sessionId: string, overrides: Record<string, unknown> = {}) {
+	return {
+		session_id: sessionId,
+		mandate_id: uniqueId("mio"),
+		tenant_id: "tenant_2545f9a0d50d",
+		intent: "Send weekly report to team",
+		dimensions: { sim_scenario: "manual" },
+		generated_skills: [],
+		delivery_channels: ["email"],
+		...overrides,
+	};
+}
+
+export async function execute(body: ReturnType<typeof mandateBody>) {
+	const response = await postJson("/api/mandate/execute", body);
+	return { response, json: (await response.json()) as Record<string, unknown> & { execution_id: string } };
+}
+
+export function reportStage(sessionId: string, mandateId: string, stage: number, status = "completed") {
+	return postJson(`/api/sessions/${sessionId}/stages`, { mandate_id: mandateId, stage, status });
+}
+
+export function sessionStub(sessionId: string) {
+	return env.SESSION.getByName(sessionId);
+}
+
+/** Fires the session's alarm now (time is driven, not waited for). */
+export function runAlarm(sessionId: string): Promise<boolean> {
+	return runDurableObjectAlarm(sessionStub(sessionId));
+}
+
+// ── The simulated ObeGee ────────────────────────────────────────────────────────────────────────
+
+export async function sim(path: string, body?: unknown): Promise<Response> {
+	return fetch(`${env.SIM_URL}${path}`, {
+		method: body === undefined ? "GET" : "POST",
+		headers: { "Content-Type": "application/json" },
+		body: body === undefined ? undefined : JSON.stringify(body),
+	});
+}
+
+export interface SignedWebhook {
+	id: string;
+	timestamp: string;
+	signature: string;
+	body: string;
+}
+
+/** Makes the simulator finish an execution and returns the webhook it signed (without sending it). */
+export async function simComplete(
+	executionId: string,
+	outcome: { status: "COMPLETED" | "FAILED"; summary?: string; error?: string } = { status: "COMPLETED" },
+): Promise<SignedWebhook> {
+	const response = await sim(`/__sim/executions/${executionId}/complete`, { ...outcome, send_webhook: false });
+	expect(response.status).toBe(200);
+	return ((await response.json()) as { webhook: SignedWebhook }).webhook;
+}
+
+export function deliverWebhook(webhook: SignedWebhook, overrides: Partial<Record<string, string>> = {}) {
+	return api("/api/dispatch/delivery-webhook", {
+		method: "POST",
+		headers: {
+			"Content-Type": "application/json",
+			"webhook-id": webhook.id,
+			"webhook-timestamp": webhook.timestamp,
+			"webhook-signature": webhook.signature,
+			...overrides,
+		},
+		body: webhook.body,
+	});
+}
+
+export async function simCalls(): Promise<{ dispatch: number; status: Record<string, number> }> {
+	return (await (await sim("/__sim/calls")).json()) as { dispatch: number; status: Record<string, number> };
+}
+
+// ── Phones ──────────────────────────────────────────────────────────────────────────────────────
+
+export type Frame = ServerFrame & Record<string, unknown>;
+
+/** A connected phone that records every frame and can wait for one (rejecting after a timeout). */
+export class Phone {
+	readonly frames: Frame[] = [];
+	closed: { code: number; reason: string } | null = null;
+	#waiters: Array<() => void> = [];
+
+	constructor(readonly socket: WebSocket) {
+		socket.addEventListener("message", (event) => {
+			const frame = JSON.parse(String(event.data)) as Frame;
+			expect(ServerFrame.safeParse(frame).success, `frame matches the wire schema: ${event.data}`).toBe(true);
+			this.frames.push(frame);
+			this.#wake();
+		});
+		socket.addEventListener("close", (event) => {
+			this.closed = { code: event.code, reason: event.reason };
+			this.#wake();
+		});
+	}
+
+	#wake() {
+		for (const waiter of this.#waiters.splice(0)) waiter();
+	}
+
+	async waitFor(predicate: (frame: Frame) => boolean, what: string, timeoutMs = 3_000): Promise<Frame> {
+		const deadline = Date.now() + timeoutMs;
+		for (;;) {
+			const found = this.frames.find(predicate);
+			if (found) return found;
+			if (this.closed) throw new Error(`socket closed while waiting for ${what}`);
+			const left = deadline - Date.now();
+			if (left <= 0) throw new Error(`timed out waiting for ${what}; got ${JSON.stringify(this.frames)}`);
+			await new Promise<void>((resolve) => {
+				const timer = setTimeout(resolve, left);
+				this.#waiters.push(() => {
+					clearTimeout(timer);
+					resolve();
+				});
+			});
+		}
+	}
+
+	waitForStage(mandateId: string, stage: number, status: string): Promise<Frame> {
+		return this.waitFor(
+			(f) => f.event === "pipeline_stage" && isStage(f, mandateId, stage, status),
+			`stage ${stage} ${status} of ${mandateId}`,
+		);
+	}
+
+	/** Waits until nothing new arrives for a moment (to prove something was NOT sent). */
+	async settle(quietMs = 100): Promise<void> {
+		let count = -1;
+		while (count !== this.frames.length) {
+			count = this.frames.length;
+			await new Promise((resolve) => setTimeout(resolve, quietMs));
+		}
+	}
+
+	stages(mandateId: string): Array<{ stage: number; status: string; message?: string }> {
+		return this.frames
+			.filter((f) => f.event === "pipeline_stage" && (f.data as { mandate_id: string }).mandate_id === mandateId)
+			.map((f) => f.data as { stage: number; status: string; message?: string });
+	}
+
+	seqs(): number[] {
+		return this.frames.filter((f) => f.type !== "pong").map((f) => f.seq as number);
+	}
+
+	snapshot(): SnapshotFrame {
+		const snapshot = this.frames.find((f) => f.type === "snapshot");
+		if (!snapshot) throw new Error("no snapshot received");
+		return snapshot as unknown as SnapshotFrame;
+	}
+
+	close() {
+		if (!this.closed) this.socket.close(1000, "test done");
+	}
+}
+
+function isStage(frame: Frame, mandateId: string, stage: number, status: string): boolean {
+	const data = frame.data as { mandate_id: string; stage: number; status: string };
+	return data.mandate_id === mandateId && data.stage === stage && data.status === status;
+}
+
+export async function connectResponse(sessionId: string, query = "", headers: Record<string, string> = {}) {
+	return api(`/api/sessions/${sessionId}/ws${query}`, { headers: { Upgrade: "websocket", ...headers } });
+}
+
+export async function connectPhone(sessionId: string, options: { since?: number; token?: string } = {}): Promise<Phone> {
+	const token = options.token ?? (await mobileToken(sessionId));
+	const query = options.since === undefined ? "" : `?since=${options.since}`;
+	const response = await connectResponse(sessionId, query, { Authorization: `Bearer ${token}` });
+	expect(response.status).toBe(101);
+	const socket = response.webSocket;
+	if (!socket) throw new Error("no websocket in the upgrade response");
+	const phone = new Phone(socket);
+	socket.accept();
+	return phone;
+}
+
+export async function progressOf(sessionId: string): Promise<SnapshotFrame> {
+	const response = await api(`/api/sessions/${sessionId}/progress`, { headers: SERVICE });
+	expect(response.status).toBe(200);
+	return (await response.json()) as SnapshotFrame;
+}

@@ -1,0 +1,18 @@
+/**
+ * Fixed secrets for the test Worker. They exist only in tests: vitest.config.ts binds them and the
+ * tests sign with them. Production secrets come from `wrangler secret put`.
+ */
+export const TEST_SECRETS = {
+	OBEGEE_API_TOKEN: "test-obegee-token",
+	// Standard Webhooks secret: "whsec_" + base64 of 32 bytes.
+	WEBHOOK_SECRET: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+	SESSION_TOKEN_SECRET: "test-session-token-secret-0123456789abcdef",
+	SERVICE_TOKEN: "test-service-token",
+	ADMIN_TOKEN: "test-admin-token",
+} as const;
+
+/** Timing in tests: a long poll interval so real alarms never race the ones a test fires itself. */
+export const TEST_TIMING = {
+	POLL_INTERVAL_MS: "10000",
+	EXECUTION_TIMEOUT_MS: "60000",
+} as const;
