@@ -52,6 +52,8 @@ export type OutboxRecord =
 	  };
 
 const BATCH_SIZE = 50;
+/** How long a flush in progress may take before the alarm tries again on its own. */
+const FLUSH_LEASE_MS = 5_000;
 
 export class Outbox {
 	readonly #sql: SqlStorage;
@@ -71,10 +73,14 @@ export class Outbox {
 		return this.#sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM ml_outbox").one().n;
 	}
 
-	/** When the alarm should retry a failed flush, or null when nothing waits. */
-	retryAt(): number | null {
+	/**
+	 * When the alarm should next try to flush, or null when nothing waits. Rows pending with no
+	 * failure recorded belong to a flush about to run; the alarm still covers them a little later
+	 * in case the object is evicted before that flush finishes.
+	 */
+	retryAt(now = Date.now()): number | null {
 		if (this.pending() === 0) return null;
-		return this.#meta.getNumber("outbox_retry_at") ?? Date.now();
+		return this.#meta.getNumber("outbox_retry_at") ?? now + FLUSH_LEASE_MS;
 	}
 
 	/**

@@ -216,7 +216,6 @@ export class SessionDO extends DurableObject<Env> {
 				at: now,
 			});
 		}
-		this.#arm();
 		await this.#flush();
 		return ok({ outcome });
 	}
@@ -233,14 +232,14 @@ export class SessionDO extends DurableObject<Env> {
 		const now = Math.max(Date.now(), this.#meta.getNumber("alarm_at") ?? 0);
 		const { pollIntervalMs } = timing(this.env);
 
-		for (const mandate of this.#mandates.running()) {
-			if (mandate.deadline_at !== null && mandate.deadline_at <= now) this.#timeOut(mandate, now);
-		}
+		// Poll first: at the deadline, one last look at ObeGee lets a finished run end as a success.
 		const due = this.#mandates
 			.running()
 			.filter((mandate) => mandate.execution_id !== null && (mandate.next_poll_at ?? 0) <= now);
 		await Promise.all(due.map((mandate) => this.#poll(mandate, now, pollIntervalMs)));
-		this.#arm();
+		for (const mandate of this.#mandates.running()) {
+			if (mandate.deadline_at !== null && mandate.deadline_at <= now) this.#timeOut(mandate, now);
+		}
 		await this.#flush();
 	}
 
@@ -318,7 +317,6 @@ export class SessionDO extends DurableObject<Env> {
 		this.#progress(running, "Mandate queued", PROGRESS.queued, at);
 		this.#audit("dispatched", running, { status }, at);
 		this.#recordExecution(running, at);
-		this.#arm();
 		await this.#flush();
 		return ok({ execution_id, status });
 	}
@@ -543,11 +541,16 @@ export class SessionDO extends DurableObject<Env> {
 		void this.ctx.storage.setAlarm(at);
 	}
 
+	/**
+	 * Copies the outbox to D1. The alarm is armed before and after: before, so a state change is
+	 * covered even if the object dies mid-flush; after, to drop that cover or schedule a retry.
+	 */
 	async #flush(): Promise<void> {
 		const sessionId = this.#meta.get("session_id");
 		if (!sessionId) return;
-		const drained = await this.#outbox.flush(this.env.DB, sessionId);
-		if (!drained) this.#arm();
+		this.#arm();
+		await this.#outbox.flush(this.env.DB, sessionId);
+		this.#arm();
 	}
 
 	#bindSession(sessionId: string): void {

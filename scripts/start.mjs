@@ -1,0 +1,459 @@
+// `npm start`: the whole stack on this machine, then a live demo of one mandate.
+//   1. `.dev.vars` with fresh random dev secrets (kept when it exists),
+//   2. local D1 migrations,
+//   3. the ObeGee simulator on 127.0.0.1:8788 (SIM_PORT),
+//   4. `wrangler dev` on 127.0.0.1:8787 (PORT), pointed at the simulator,
+//   5. a demo: a phone's WebSocket, stages 1–3 from the pipeline, one execute, every frame printed.
+// It keeps running until Ctrl-C, then stops wrangler and the simulator.
+// Runs under Node 24 (npm puts the project's node first on PATH), which imports the simulator's
+// TypeScript directly.
+
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { dirname, join } from "node:path";
+import { createInterface } from "node:readline";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+import { SignJWT } from "jose";
+import { SCENARIOS, startObeGeeSim } from "../sim/obegee.ts";
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+const DEV_VARS = join(ROOT, ".dev.vars");
+const PERSIST_DIR = ".wrangler/state";
+const HOST = "127.0.0.1";
+const WORKER_PORT = portFromEnv("PORT", 8787);
+const SIM_PORT = portFromEnv("SIM_PORT", 8788);
+const WORKER_URL = `http://${HOST}:${WORKER_PORT}`;
+const SIM_URL = `http://${HOST}:${SIM_PORT}`;
+const HEALTH_TIMEOUT_MS = 60_000;
+const DEMO_TIMEOUT_MS = 90_000;
+const TOOL_ENV = { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" };
+
+/** Dev secrets and how to make each one when `.dev.vars` lacks it. */
+const SECRET_FACTORIES = {
+	OBEGEE_API_TOKEN: () => `dev_obegee_${randomBytes(24).toString("hex")}`,
+	WEBHOOK_SECRET: () => `whsec_${randomBytes(32).toString("base64")}`,
+	SESSION_TOKEN_SECRET: () => randomBytes(32).toString("base64url"),
+	SERVICE_TOKEN: () => `dev_service_${randomBytes(24).toString("hex")}`,
+	ADMIN_TOKEN: () => `dev_admin_${randomBytes(24).toString("hex")}`,
+};
+
+/** A failure the user can act on: printed without a stack trace. */
+class StartError extends Error {}
+
+function portFromEnv(name, fallback) {
+	const raw = process.env[name];
+	if (raw === undefined || raw === "") return fallback;
+	const port = Number(raw);
+	if (!Number.isInteger(port) || port < 1 || port > 65535) {
+		console.error(`start: ${name}=${raw} is not a valid port`);
+		process.exit(1);
+	}
+	return port;
+}
+
+function say(line) {
+	console.log(`[start] ${line}`);
+}
+
+// ---- .dev.vars ----
+
+/** Reads `KEY=value` and `KEY="value"` lines; comments and blank lines are skipped. */
+function parseDevVars(text) {
+	const vars = {};
+	for (const line of text.split(/\r?\n/)) {
+		const match = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$/.exec(line);
+		if (!match || line.trimStart().startsWith("#")) continue;
+		const [, key, raw] = match;
+		const quoted = /^"(.*)"$/.exec(raw) ?? /^'(.*)'$/.exec(raw);
+		vars[key] = quoted ? quoted[1] : raw;
+	}
+	return vars;
+}
+
+/** Loads `.dev.vars`, adding any missing secret (so an older file keeps working). */
+function ensureDevVars() {
+	const exists = existsSync(DEV_VARS);
+	const text = exists ? readFileSync(DEV_VARS, "utf8") : "";
+	const vars = parseDevVars(text);
+	const missing = Object.keys(SECRET_FACTORIES).filter((key) => !vars[key]);
+	if (missing.length > 0) {
+		const header = exists
+			? ""
+			: "# Local dev secrets for wrangler dev and the ObeGee simulator (made by npm start).\n";
+		const lines = missing.map((key) => {
+			vars[key] = SECRET_FACTORIES[key]();
+			return `${key}=${vars[key]}\n`;
+		});
+		const separator = text === "" || text.endsWith("\n") ? "" : "\n";
+		writeFileSync(DEV_VARS, text + separator + header + lines.join(""), { mode: 0o600 });
+	}
+	if (!exists) say("created .dev.vars with fresh random dev secrets");
+	else if (missing.length > 0) say(`added ${missing.join(", ")} to .dev.vars`);
+	else say("using the secrets in .dev.vars");
+	if (!vars.WEBHOOK_SECRET.startsWith("whsec_")) {
+		throw new StartError("WEBHOOK_SECRET in .dev.vars must be a Standard Webhooks secret (whsec_<base64>)");
+	}
+	return vars;
+}
+
+// ---- processes ----
+
+function assertPortFree(port, what, envName) {
+	return new Promise((resolve, reject) => {
+		const probe = createServer();
+		probe.once("error", (error) => {
+			const taken = error.code === "EADDRINUSE" || error.code === "EACCES";
+			const hint = `stop whatever uses it, or set ${envName}=<another port>`;
+			reject(taken ? new StartError(`port ${port} (${what}) on ${HOST} is already in use: ${hint}`) : error);
+		});
+		probe.listen(port, HOST, () => probe.close(() => resolve()));
+	});
+}
+
+/** The project's wrangler, run by this same Node (the one npm chose), or npx as a fallback. */
+function wranglerCommand(args) {
+	const local = join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js");
+	if (existsSync(local)) return [process.execPath, [local, ...args]];
+	return ["npx", ["--no-install", "wrangler", ...args]];
+}
+
+function prefixLines(stream, prefix) {
+	createInterface({ input: stream }).on("line", (line) => console.log(`${prefix} ${line}`));
+}
+
+function spawnWrangler(args, prefix) {
+	const [command, commandArgs] = wranglerCommand(args);
+	// Its own process group, so stopping it also stops the workerd processes it starts.
+	const child = spawn(command, commandArgs, {
+		cwd: ROOT,
+		env: TOOL_ENV,
+		stdio: ["ignore", "pipe", "pipe"],
+		detached: true,
+	});
+	prefixLines(child.stdout, prefix);
+	prefixLines(child.stderr, prefix);
+	return child;
+}
+
+function exitCodeOf(child) {
+	return new Promise((resolve) => {
+		if (child.exitCode !== null) resolve(child.exitCode);
+		else child.once("exit", (code, signal) => resolve(code ?? signal));
+	});
+}
+
+async function applyMigrations() {
+	say("applying local D1 migrations");
+	const child = spawnWrangler(
+		["d1", "migrations", "apply", "DB", "--local", "--persist-to", PERSIST_DIR],
+		"[d1]",
+	);
+	const code = await exitCodeOf(child);
+	if (code !== 0)
+		throw new StartError(`wrangler d1 migrations apply failed (exit ${code}); see the [d1] lines above`);
+}
+
+function startWorker() {
+	say(`starting wrangler dev on ${WORKER_URL}`);
+	return spawnWrangler(
+		[
+			"dev",
+			"--ip",
+			HOST,
+			"--port",
+			String(WORKER_PORT),
+			"--persist-to",
+			PERSIST_DIR,
+			"--var",
+			`OBEGEE_BASE_URL:${SIM_URL}`,
+			"--var",
+			"POLL_INTERVAL_MS:2000",
+		],
+		"[worker]",
+	);
+}
+
+async function waitForHealth(worker) {
+	const deadline = Date.now() + HEALTH_TIMEOUT_MS;
+	while (Date.now() < deadline) {
+		if (worker.exitCode !== null || worker.signalCode !== null) {
+			throw new StartError(
+				"wrangler dev exited before the Worker became healthy; see the [worker] lines above",
+			);
+		}
+		try {
+			const response = await fetch(`${WORKER_URL}/health`, { signal: AbortSignal.timeout(2000) });
+			await response.body?.cancel();
+			if (response.status === 200) return;
+		} catch {
+			// not listening yet
+		}
+		await sleep(500);
+	}
+	throw new StartError(`the Worker did not answer GET /health with 200 within ${HEALTH_TIMEOUT_MS / 1000} s`);
+}
+
+/** Stops a process group started with `detached`: politely, then for good after a grace period. */
+async function stopGroup(child) {
+	if (child.exitCode !== null || child.signalCode !== null) return;
+	const signalGroup = (signal) => {
+		try {
+			process.kill(-child.pid, signal);
+		} catch {
+			// already gone
+		}
+	};
+	signalGroup("SIGINT");
+	const exited = await Promise.race([exitCodeOf(child).then(() => true), sleep(5000).then(() => false)]);
+	if (!exited) signalGroup("SIGKILL");
+}
+
+// ---- demo ----
+
+function hex(bytes) {
+	return randomBytes(bytes).toString("hex");
+}
+
+async function callWorker(method, path, { token, body } = {}) {
+	const response = await fetch(WORKER_URL + path, {
+		method,
+		headers: { authorization: `Bearer ${token}`, ...(body ? { "content-type": "application/json" } : {}) },
+		body: body ? JSON.stringify(body) : undefined,
+		signal: AbortSignal.timeout(15_000),
+	});
+	const text = await response.text();
+	let json;
+	try {
+		json = JSON.parse(text);
+	} catch {
+		json = undefined;
+	}
+	if (!response.ok) {
+		const error = json?.error;
+		const detail = error?.message ? `${error.code ?? "error"}: ${error.message}` : text.slice(0, 300);
+		throw new StartError(`${method} ${path} answered ${response.status} (${detail})`);
+	}
+	return json;
+}
+
+function describeStage(data) {
+	let line = `stage ${data.stage} ${data.stage_name}: ${data.status}`;
+	if (data.message) line += ` (${data.message})`;
+	if (data.summary) line += ` "${data.summary}"`;
+	if (data.delivered_to) line += ` delivered to ${data.delivered_to.join(", ")}`;
+	return line;
+}
+
+function describeSnapshot(frame) {
+	const mandates = frame.mandates ?? [];
+	const states = mandates.map((m) => `${m.mandate_id} ${m.state} ${m.progress ?? 0}%`);
+	return `snapshot: ${mandates.length} mandate(s)${states.length ? ` [${states.join("; ")}]` : ""}`;
+}
+
+/** One readable line per frame the phone receives. */
+function describeFrame(frame) {
+	if (frame.event === "pipeline_stage") return describeStage(frame.data ?? {});
+	switch (frame.type) {
+		case "progress":
+			return `progress ${frame.progress}% ${frame.status}`;
+		case "response_chunk":
+			return `chunk ${JSON.stringify(frame.chunk)}`;
+		case "snapshot":
+			return describeSnapshot(frame);
+		case "error":
+			return `error frame ${frame.code}: ${frame.message}`;
+		default:
+			return JSON.stringify(frame).slice(0, 300);
+	}
+}
+
+function isFinalFrame(frame, mandateId) {
+	if (frame.event !== "pipeline_stage" || frame.data?.mandate_id !== mandateId) return false;
+	return frame.data.status === "failed" || (frame.data.stage === 10 && frame.data.status === "completed");
+}
+
+/** Opens the phone's socket; resolves once open, with a promise that settles on the mandate's last stage. */
+function watchSession(url, mandateId) {
+	return new Promise((resolveOpen, rejectOpen) => {
+		const ws = new WebSocket(url);
+		let settleFinal;
+		const final = new Promise((resolve) => {
+			settleFinal = resolve;
+		});
+		const fail = (why) => {
+			rejectOpen(new StartError(`the demo WebSocket ${why} (is SESSION_TOKEN_SECRET the Worker's?)`));
+			ws.close();
+		};
+		const openTimer = setTimeout(() => fail("did not open within 10 s"), 10_000);
+		ws.addEventListener("open", () => {
+			clearTimeout(openTimer);
+			resolveOpen({ ws, final });
+		});
+		ws.addEventListener("error", () => {
+			clearTimeout(openTimer);
+			fail("could not connect");
+		});
+		ws.addEventListener("close", (event) => {
+			if (event.code !== 1000) console.log(`[phone] socket closed (${event.code} ${event.reason})`);
+			settleFinal(null);
+		});
+		ws.addEventListener("message", (event) => {
+			let frame;
+			try {
+				frame = JSON.parse(String(event.data));
+			} catch {
+				console.log(`[phone] (not JSON) ${String(event.data).slice(0, 200)}`);
+				return;
+			}
+			console.log(`[phone] #${frame.seq ?? "-"} ${describeFrame(frame)}`);
+			if (isFinalFrame(frame, mandateId)) settleFinal(frame);
+		});
+	});
+}
+
+async function runDemo(vars) {
+	const sessionId = `demo-${hex(4)}`;
+	const mandateId = `mio_demo_${hex(4)}`;
+	const mobileToken = await new SignJWT({ sid: sessionId, sub: "demo-user" })
+		.setProtectedHeader({ alg: "HS256" })
+		.setExpirationTime("2h")
+		.sign(new TextEncoder().encode(vars.SESSION_TOKEN_SECRET));
+	const wsUrl = `ws://${HOST}:${WORKER_PORT}/api/sessions/${sessionId}/ws?token=${mobileToken}`;
+	const context = { sessionId, mandateId, mobileToken, wsUrl, executionId: null };
+	say(`demo: session ${sessionId}, mandate ${mandateId}`);
+	let socket = null;
+	try {
+		const { ws, final } = await watchSession(wsUrl, mandateId);
+		socket = ws;
+		for (const stage of [1, 2, 3]) {
+			await callWorker("POST", `/api/sessions/${sessionId}/stages`, {
+				token: vars.SERVICE_TOKEN,
+				body: { mandate_id: mandateId, stage, status: "completed" },
+			});
+		}
+		const executed = await callWorker("POST", "/api/mandate/execute", {
+			token: vars.SERVICE_TOKEN,
+			body: {
+				session_id: sessionId,
+				mandate_id: mandateId,
+				tenant_id: "tenant_demo",
+				intent: "Send weekly report to team",
+				dimensions: {},
+				generated_skills: [],
+				delivery_channels: ["email"],
+			},
+		});
+		context.executionId = executed?.execution_id ?? null;
+		say(`demo: execute answered ${JSON.stringify(executed)}`);
+		const last = await Promise.race([final, sleep(DEMO_TIMEOUT_MS).then(() => "timeout")]);
+		if (last === "timeout") throw new StartError(`no final stage within ${DEMO_TIMEOUT_MS / 1000} s`);
+		if (last === null) throw new StartError("the WebSocket closed before the mandate finished");
+		say(`demo: mandate ${last.data.status === "failed" ? "failed" : "completed"}`);
+	} catch (error) {
+		console.error(`[start] DEMO FAILED: ${error instanceof Error ? error.message : String(error)}`);
+		console.error("[start] the stack keeps running; the lines below let you try by hand");
+	} finally {
+		socket?.close(1000, "demo done");
+	}
+	return context;
+}
+
+function printTryIt({ sessionId, mobileToken, wsUrl, executionId }) {
+	const sample = JSON.stringify({
+		session_id: sessionId,
+		mandate_id: `mio_try_${hex(3)}`,
+		tenant_id: "tenant_demo",
+		intent: "Summarise my inbox",
+		dimensions: { sim_scenario: "happy" },
+		delivery_channels: ["app"],
+	});
+	const lines = [
+		"",
+		`Worker ${WORKER_URL}   ObeGee simulator ${SIM_URL}   (Ctrl-C stops both)`,
+		"",
+		"# Watch the demo session live like a phone does (the token is valid for 2 h):",
+		`npx node -e 'const ws = new WebSocket(process.argv[1]); ws.onmessage = (e) => console.log(e.data)' '${wsUrl}'`,
+		"",
+		"# The session's current state:",
+		`curl -s ${WORKER_URL}/api/sessions/${sessionId}/progress -H 'Authorization: Bearer ${mobileToken}'`,
+		"",
+		"# Load the dev secrets into this shell, then run another mandate in the same session:",
+		"set -a; . ./.dev.vars; set +a",
+		`curl -s -X POST ${WORKER_URL}/api/mandate/execute -H "Authorization: Bearer $SERVICE_TOKEN" -H 'content-type: application/json' -d '${sample}'`,
+		"",
+		"# An execution's record and timeline:",
+		`curl -s ${WORKER_URL}/api/executions/${executionId ?? "<execution_id>"} -H "Authorization: Bearer $SERVICE_TOKEN"`,
+		"",
+		`# Simulator scenarios (dimensions.sim_scenario, or the default for every mandate): ${SCENARIOS.join(" ")}`,
+		`curl -s -X POST ${SIM_URL}/__sim/default-scenario -d '{"scenario":"slow"}'`,
+		`curl -s ${SIM_URL}/__sim/calls`,
+		"",
+	];
+	console.log(lines.join("\n"));
+}
+
+// ---- main ----
+
+async function main() {
+	const vars = ensureDevVars();
+	await assertPortFree(WORKER_PORT, "Worker", "PORT");
+	await assertPortFree(SIM_PORT, "ObeGee simulator", "SIM_PORT");
+	await applyMigrations();
+
+	const sim = await startObeGeeSim({
+		host: HOST,
+		port: SIM_PORT,
+		apiToken: vars.OBEGEE_API_TOKEN,
+		webhookSecret: vars.WEBHOOK_SECRET,
+		webhookUrl: `${WORKER_URL}/api/dispatch/delivery-webhook`,
+		log: (line) => console.log(`[sim] ${line}`),
+	});
+	say(`ObeGee simulator on ${sim.url}`);
+
+	const worker = startWorker();
+	let stopping = false;
+	const stopAll = async (code) => {
+		if (stopping) return;
+		stopping = true;
+		say("stopping wrangler and the simulator");
+		await stopGroup(worker);
+		await sim.close();
+		process.exit(code);
+	};
+	// A crash of this script must not leave wrangler running without its parent.
+	process.on("exit", () => {
+		if (worker.exitCode === null && worker.signalCode === null) {
+			try {
+				process.kill(-worker.pid, "SIGKILL");
+			} catch {
+				// already gone
+			}
+		}
+	});
+	process.once("SIGINT", () => void stopAll(0));
+	process.once("SIGTERM", () => void stopAll(0));
+
+	try {
+		await waitForHealth(worker);
+	} catch (error) {
+		console.error(`[start] ${error instanceof StartError ? error.message : String(error)}`);
+		await stopAll(1);
+	}
+	worker.once("exit", (code, signal) => {
+		if (stopping) return;
+		console.error(`[start] wrangler dev exited unexpectedly (${code ?? signal})`);
+		void stopAll(1);
+	});
+	say(`Worker healthy on ${WORKER_URL}`);
+
+	printTryIt(await runDemo(vars));
+}
+
+main().catch((error) => {
+	const message = error instanceof StartError ? error.message : (error?.stack ?? String(error));
+	console.error(`[start] ${message}`);
+	process.exit(1);
+});

@@ -1,0 +1,354 @@
+import assert from "node:assert/strict";
+import { createServer, type IncomingHttpHeaders } from "node:http";
+import type { AddressInfo } from "node:net";
+import { Webhook } from "standardwebhooks";
+import { DeliveryWebhook, DispatchResponse, ExecutionStatus } from "../src/protocol/obegee.ts";
+import { type ObeGeeSim, startObeGeeSim } from "./obegee.ts";
+
+/**
+ * Self-test of the ObeGee simulator, runnable without the Worker: `node sim/selftest.ts`.
+ * It drives the sim over HTTP, receives its webhooks on a local server and checks every answer
+ * against the shared protocol schemas, so the sim cannot drift from the formats the Worker parses.
+ */
+
+const API_TOKEN = "selftest-token";
+const SECRET = `whsec_${Buffer.from("selftest-secret-of-32-bytes-long").toString("base64")}`;
+const AUTH = { authorization: `Bearer ${API_TOKEN}`, "content-type": "application/json" };
+
+interface Received {
+	headers: IncomingHttpHeaders;
+	body: string;
+}
+
+/** A webhook receiver that records what arrives and answers with queued status codes (then 200). */
+function startReceiver() {
+	const received: Received[] = [];
+	const answers: number[] = [];
+	const server = createServer(async (req, res) => {
+		const chunks: Uint8Array[] = [];
+		for await (const chunk of req) chunks.push(chunk as Uint8Array);
+		received.push({ headers: req.headers, body: Buffer.concat(chunks).toString("utf8") });
+		res.writeHead(answers.shift() ?? 200).end();
+	});
+	return new Promise<{ url: string; received: Received[]; answers: number[]; close: () => void }>(
+		(resolve) => {
+			server.listen(0, "127.0.0.1", () => {
+				const { port } = server.address() as AddressInfo;
+				resolve({
+					url: `http://127.0.0.1:${port}/webhook`,
+					received,
+					answers,
+					close: () => {
+						server.close();
+						server.closeAllConnections();
+					},
+				});
+			});
+		},
+	);
+}
+
+async function waitFor(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
+	const deadline = Date.now() + timeoutMs;
+	while (!check()) {
+		if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+		await new Promise((resolve) => setTimeout(resolve, 20));
+	}
+}
+
+function verify(message: { id: string; timestamp: string; signature: string; body: string }): unknown {
+	return new Webhook(SECRET).verify(message.body, {
+		"webhook-id": message.id,
+		"webhook-timestamp": message.timestamp,
+		"webhook-signature": message.signature,
+	});
+}
+
+function headerMessage(received: Received) {
+	return {
+		id: String(received.headers["webhook-id"]),
+		timestamp: String(received.headers["webhook-timestamp"]),
+		signature: String(received.headers["webhook-signature"]),
+		body: received.body,
+	};
+}
+
+async function main(): Promise<void> {
+	const receiver = await startReceiver();
+	const sim: ObeGeeSim = await startObeGeeSim({
+		apiToken: API_TOKEN,
+		webhookSecret: SECRET,
+		webhookUrl: receiver.url,
+	});
+	let mandateCounter = 0;
+
+	const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+		fetch(sim.url + path, { method: "POST", headers: { ...AUTH, ...headers }, body: JSON.stringify(body) });
+	const getJson = async (path: string) => (await fetch(sim.url + path, { headers: AUTH })).json();
+	const status = (id: string, signal?: AbortSignal) =>
+		fetch(`${sim.url}/api/myndlens/dispatch/status/${id}`, { headers: AUTH, signal });
+	const dispatch = async (dimensions: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) => {
+		const mandate_id = `mio_selftest_${++mandateCounter}`;
+		const body = { mandate_id, tenant_id: "tenant_a", intent: "Send report", dimensions, ...extra };
+		const response = await post("/api/myndlens/dispatch/mandate", body);
+		assert.equal(response.status, 202, await response.clone().text());
+		return DispatchResponse.parse(await response.json()).execution_id;
+	};
+	const statusBody = async (id: string) => {
+		const response = await status(id);
+		assert.equal(response.status, 200);
+		return ExecutionStatus.parse(await response.json());
+	};
+	const expectError = async (response: Response, httpStatus: number, code?: string) => {
+		assert.equal(response.status, httpStatus);
+		const body = (await response.json()) as { error: { code: string; message: string } };
+		assert.equal(typeof body.error.message, "string");
+		if (code) assert.equal(body.error.code, code);
+	};
+
+	const tests: [string, () => Promise<void>][] = [
+		[
+			"health answers ok",
+			async () => {
+				assert.deepEqual(await (await fetch(`${sim.url}/health`)).json(), { ok: true });
+			},
+		],
+		[
+			"ObeGee endpoints need the bearer token; bad bodies get 400",
+			async () => {
+				const noAuth = await fetch(`${sim.url}/api/myndlens/dispatch/mandate`, {
+					method: "POST",
+					body: "{}",
+				});
+				await expectError(noAuth, 401, "unauthorized");
+				await expectError(await fetch(`${sim.url}/api/myndlens/dispatch/status/exec_x`), 401, "unauthorized");
+				await expectError(
+					await post("/api/myndlens/dispatch/mandate", { mandate_id: "m" }),
+					400,
+					"invalid_request",
+				);
+				const badJson = await fetch(`${sim.url}/api/myndlens/dispatch/mandate`, {
+					method: "POST",
+					headers: AUTH,
+					body: "{",
+				});
+				await expectError(badJson, 400, "invalid_json");
+				await expectError(await status("exec_unknown"), 404, "not_found");
+			},
+		],
+		[
+			"dispatch is idempotent by Idempotency-Key and by mandate_id",
+			async () => {
+				const body = { mandate_id: "mio_idem", tenant_id: "tenant_a", intent: "x" };
+				const first = await post("/api/myndlens/dispatch/mandate", body, { "idempotency-key": "k1" });
+				assert.equal(first.status, 202);
+				const { execution_id } = DispatchResponse.parse(await first.json());
+				assert.match(execution_id, /^exec_[0-9a-f]{12}$/);
+				const again = await post("/api/myndlens/dispatch/mandate", body, { "idempotency-key": "k1" });
+				assert.equal(again.status, 200);
+				assert.deepEqual(await again.json(), { execution_id, status: "QUEUED" });
+				const other = { ...body, mandate_id: "mio_other" };
+				const sameKey = await post("/api/myndlens/dispatch/mandate", other, { "idempotency-key": "k1" });
+				assert.equal(DispatchResponse.parse(await sameKey.json()).execution_id, execution_id);
+				const sameMandate = await post("/api/myndlens/dispatch/mandate", body);
+				assert.equal(DispatchResponse.parse(await sameMandate.json()).execution_id, execution_id);
+				assert.equal(((await getJson("/__sim/calls")) as { dispatch: number }).dispatch, 4);
+			},
+		],
+		[
+			"happy: QUEUED, EXECUTING, COMPLETED with a signed webhook",
+			async () => {
+				const id = await dispatch({ sim_duration_ms: 1300 }, { delivery_channels: ["email"] });
+				assert.equal((await statusBody(id)).status, "QUEUED");
+				await new Promise((resolve) => setTimeout(resolve, 1050));
+				assert.equal((await statusBody(id)).status, "EXECUTING");
+				await waitFor(() => receiver.received.length === 1, 2000, "the webhook");
+				const done = await statusBody(id);
+				assert.equal(done.status, "COMPLETED");
+				assert.equal(done.summary, "Done: Send report");
+				assert.deepEqual(done.delivered_to, ["email"]);
+				const hook = receiver.received[0];
+				assert.ok(hook);
+				assert.match(String(hook.headers["webhook-id"]), /^msg_/);
+				const payload = DeliveryWebhook.parse(verify(headerMessage(hook)));
+				assert.equal(payload.execution_id, id);
+				assert.equal(payload.status, "COMPLETED");
+				assert.deepEqual(payload.delivered_to, ["email"]);
+				assert.ok(payload.completed_at);
+			},
+		],
+		[
+			"invalid tenant answers 422 invalid_tenant and creates nothing",
+			async () => {
+				const body = { mandate_id: "mio_bad", tenant_id: "tenant_invalid_9", intent: "x" };
+				const response = await post("/api/myndlens/dispatch/mandate", body);
+				assert.equal(response.status, 422);
+				assert.deepEqual(await response.json(), {
+					error: { code: "invalid_tenant", message: "Tenant tenant_invalid_9 does not exist" },
+				});
+				const byScenario = {
+					...body,
+					tenant_id: "tenant_ok",
+					dimensions: { sim_scenario: "invalid_tenant" },
+				};
+				await expectError(await post("/api/myndlens/dispatch/mandate", byScenario), 422, "invalid_tenant");
+				const unknown = { ...body, tenant_id: "tenant_ok", dimensions: { sim_scenario: "nope" } };
+				await expectError(await post("/api/myndlens/dispatch/mandate", unknown), 400, "invalid_request");
+			},
+		],
+		[
+			"fail: ends FAILED with an error and a FAILED webhook",
+			async () => {
+				const id = await dispatch({ sim_scenario: "fail", sim_duration_ms: 50 });
+				await waitFor(() => receiver.received.length === 1, 2000, "the webhook");
+				const failed = await statusBody(id);
+				assert.equal(failed.status, "FAILED");
+				assert.equal(failed.error, "The agent could not finish the task");
+				const payload = DeliveryWebhook.parse(JSON.parse(receiver.received[0]?.body ?? ""));
+				assert.equal(payload.status, "FAILED");
+			},
+		],
+		[
+			"injected faults: status and dispatch errors, then recovery",
+			async () => {
+				const id = await dispatch({ sim_scenario: "manual" });
+				await post("/__sim/faults", { status_errors: 2, dispatch_errors: 1, dispatch_error_code: 500 });
+				await expectError(await status(id), 503, "injected_fault");
+				await expectError(await status(id), 503, "injected_fault");
+				assert.equal((await statusBody(id)).status, "EXECUTING");
+				const body = { mandate_id: "mio_fault", tenant_id: "tenant_a", intent: "x" };
+				await expectError(await post("/api/myndlens/dispatch/mandate", body), 500, "injected_fault");
+				assert.equal((await post("/api/myndlens/dispatch/mandate", body)).status, 202);
+				await post("/__sim/faults", { status_delay_ms: 300 });
+				const started = Date.now();
+				await statusBody(id);
+				assert.ok(Date.now() - started >= 280, "status answered without the injected delay");
+				const calls = (await getJson("/__sim/calls")) as { status: Record<string, number> };
+				assert.equal(calls.status[id], 4);
+				await expectError(await post("/__sim/faults", { status_errors: -1 }), 400, "invalid_request");
+			},
+		],
+		[
+			"control complete returns a verifiable webhook and can skip delivery",
+			async () => {
+				const id = await dispatch({ sim_scenario: "manual" });
+				assert.equal((await statusBody(id)).status, "EXECUTING");
+				const response = await post(`/__sim/executions/${id}/complete`, {
+					status: "COMPLETED",
+					summary: "All sent",
+					send_webhook: false,
+				});
+				assert.equal(response.status, 200);
+				const { execution_id, webhook } = (await response.json()) as {
+					execution_id: string;
+					webhook: { id: string; timestamp: string; signature: string; body: string };
+				};
+				assert.equal(execution_id, id);
+				const payload = DeliveryWebhook.parse(verify(webhook));
+				assert.equal(payload.summary, "All sent");
+				assert.equal((await statusBody(id)).status, "COMPLETED");
+				await new Promise((resolve) => setTimeout(resolve, 150));
+				assert.equal(receiver.received.length, 0);
+				await post(`/__sim/executions/${id}/complete`, { status: "FAILED" });
+				await waitFor(() => receiver.received.length === 1, 2000, "the webhook");
+				assert.equal(
+					DeliveryWebhook.parse(verify(headerMessage(receiver.received[0] as Received))).status,
+					"FAILED",
+				);
+				await expectError(await post("/__sim/executions/exec_nope/complete", { status: "COMPLETED" }), 404);
+				await expectError(await post(`/__sim/executions/${id}/complete`, { status: "DONE" }), 400);
+			},
+		],
+		[
+			"duplicate_webhook delivers the same id and body twice; early_webhook comes first",
+			async () => {
+				await dispatch({ sim_scenario: "duplicate_webhook", sim_duration_ms: 50 });
+				await waitFor(() => receiver.received.length === 2, 2000, "two webhooks");
+				const [first, second] = receiver.received as [Received, Received];
+				assert.equal(first.headers["webhook-id"], second.headers["webhook-id"]);
+				assert.equal(first.body, second.body);
+				receiver.received.length = 0;
+				const early = await dispatch({ sim_scenario: "early_webhook" });
+				await waitFor(() => receiver.received.length === 1, 1000, "the early webhook");
+				assert.equal(DeliveryWebhook.parse(JSON.parse(receiver.received[0]?.body ?? "")).execution_id, early);
+				assert.equal((await statusBody(early)).status, "COMPLETED");
+			},
+		],
+		[
+			"no_webhook completes silently; failed deliveries are retried, 400 is not",
+			async () => {
+				const silent = await dispatch({ sim_scenario: "no_webhook", sim_duration_ms: 30 });
+				await new Promise((resolve) => setTimeout(resolve, 200));
+				assert.equal((await statusBody(silent)).status, "COMPLETED");
+				assert.equal(receiver.received.length, 0);
+				receiver.answers.push(500, 200);
+				const retried = await dispatch({ sim_duration_ms: 10 });
+				await waitFor(() => receiver.received.length === 2, 3000, "the retried webhook");
+				receiver.answers.push(400);
+				const rejected = await dispatch({ sim_duration_ms: 10 });
+				await waitFor(() => receiver.received.length === 3, 1000, "the rejected webhook");
+				await new Promise((resolve) => setTimeout(resolve, 1200));
+				assert.equal(receiver.received.length, 3, "a 400 answer must not be retried");
+				const calls = (await getJson("/__sim/calls")) as {
+					webhooks: { execution_id: string; status: string; http_status: number | null }[];
+				};
+				const summary = calls.webhooks.map((w) => [w.execution_id, w.http_status]);
+				assert.deepEqual(summary, [
+					[retried, 500],
+					[retried, 200],
+					[rejected, 400],
+				]);
+			},
+		],
+		[
+			"flaky: status calls 2-4 answer 503 and call 5 hangs",
+			async () => {
+				const id = await dispatch({ sim_scenario: "flaky", sim_duration_ms: 60_000 });
+				assert.equal((await status(id)).status, 200);
+				for (let call = 2; call <= 4; call++) await expectError(await status(id), 503);
+				await assert.rejects(status(id, AbortSignal.timeout(300)), /abort|timeout/i);
+				assert.equal((await status(id)).status, 200);
+			},
+		],
+		[
+			"default scenario and reset",
+			async () => {
+				await expectError(
+					await post("/__sim/default-scenario", { scenario: "bogus" }),
+					400,
+					"invalid_request",
+				);
+				assert.equal((await post("/__sim/default-scenario", { scenario: "manual" })).status, 200);
+				const id = await dispatch();
+				assert.equal((await statusBody(id)).status, "EXECUTING");
+				assert.equal((await post("/__sim/reset", {})).status, 200);
+				await expectError(await status(id), 404, "not_found");
+				assert.deepEqual(await getJson("/__sim/calls"), { dispatch: 0, status: { [id]: 1 }, webhooks: [] });
+				const fresh = await dispatch({ sim_duration_ms: 5000 });
+				assert.equal((await statusBody(fresh)).status, "QUEUED", "reset must restore the happy default");
+			},
+		],
+	];
+
+	let passed = 0;
+	let failed = 0;
+	for (const [name, run] of tests) {
+		await post("/__sim/reset", {});
+		receiver.received.length = 0;
+		receiver.answers.length = 0;
+		try {
+			await run();
+			passed++;
+			console.log(`ok - ${name}`);
+		} catch (error) {
+			failed++;
+			console.log(`FAIL - ${name}\n  ${error instanceof Error ? error.message : String(error)}`);
+		}
+	}
+	await sim.close();
+	receiver.close();
+	console.log(`${passed} passed, ${failed} failed`);
+	process.exitCode = failed === 0 ? 0 : 1;
+}
+
+await main();
