@@ -136,8 +136,9 @@ function noFaults(): Faults {
 	};
 }
 
-function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
-	const result = schema.safeParse(body);
+/** Takes the project's own `zod/mini` wire schemas as well as the simulator's classic ones. */
+function parseBody<T>(schema: z.core.$ZodType<T>, body: unknown): T {
+	const result = z.safeParse(schema, body);
 	if (!result.success) throw new SimError(400, "invalid_request", z.prettifyError(result.error));
 	return result.data;
 }

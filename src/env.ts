@@ -25,5 +25,9 @@ export interface Env {
 declare global {
 	namespace Cloudflare {
 		interface Env extends WorkerEnv {}
+		interface GlobalProps {
+			mainModule: typeof import("./index.ts");
+			durableNamespaces: "SessionDO";
+		}
 	}
 }

@@ -1,7 +1,7 @@
 import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import type { z } from "zod";
+import type * as z from "zod/mini";
 import type { Env } from "./env.ts";
 
 /** The Hono environment every route shares. */
@@ -9,7 +9,12 @@ export type AppEnv = { Bindings: Env };
 export type AppContext = Context<AppEnv>;
 
 /** Every error the API returns: `{"error":{"code","message"}}` (DESIGN.md, "External contract"). */
-export function apiError(c: AppContext, status: ContentfulStatusCode, code: string, message: string): Response {
+export function apiError(
+	c: AppContext,
+	status: ContentfulStatusCode,
+	code: string,
+	message: string,
+): Response {
 	return c.json({ error: { code, message } }, status);
 }
 
@@ -17,14 +22,18 @@ export function apiError(c: AppContext, status: ContentfulStatusCode, code: stri
 export function limitBody(maxSize: number) {
 	return bodyLimit({
 		maxSize,
-		onError: (c) => c.json({ error: { code: "body_too_large", message: `The body may be at most ${maxSize} bytes.` } }, 413),
+		onError: (c) =>
+			c.json(
+				{ error: { code: "body_too_large", message: `The body may be at most ${maxSize} bytes.` } },
+				413,
+			),
 	});
 }
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; response: Response };
 
 /** Parses a JSON body with a zod schema; a bad one gets a 400 that says what is wrong. */
-export async function readJson<T>(c: AppContext, schema: z.ZodType<T>): Promise<Parsed<T>> {
+export async function readJson<T>(c: AppContext, schema: z.ZodMiniType<T>): Promise<Parsed<T>> {
 	let raw: unknown;
 	try {
 		raw = JSON.parse(await c.req.text());
@@ -34,7 +43,7 @@ export async function readJson<T>(c: AppContext, schema: z.ZodType<T>): Promise<
 	return validate(c, schema, raw);
 }
 
-export function validate<T>(c: AppContext, schema: z.ZodType<T>, raw: unknown): Parsed<T> {
+export function validate<T>(c: AppContext, schema: z.ZodMiniType<T>, raw: unknown): Parsed<T> {
 	const result = schema.safeParse(raw);
 	if (result.success) return { ok: true, value: result.data };
 	const problems = result.error.issues

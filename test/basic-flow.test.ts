@@ -42,24 +42,36 @@ describe("basic flow", () => {
 			expect(stage9).toMatchObject({ stage_name: "OpenClaw executing", execution_id: json.execution_id });
 		}
 
-		const webhook = await simComplete(json.execution_id, { status: "COMPLETED", summary: "Weekly report sent" });
+		const webhook = await simComplete(json.execution_id, {
+			status: "COMPLETED",
+			summary: "Weekly report sent",
+		});
 		const delivered = await deliverWebhook(webhook);
 		expect(delivered.status).toBe(200);
 		expect(await delivered.json()).toEqual({ outcome: "applied" });
 
 		for (const phone of [phoneA, phoneB]) {
 			const done = await phone.waitForStage(body.mandate_id, 10, "completed");
-			expect(done.data).toMatchObject({ stage_name: "Results delivered", summary: "Weekly report sent", delivered_to: ["email"] });
+			expect(done.data).toMatchObject({
+				stage_name: "Results delivered",
+				summary: "Weekly report sent",
+				delivered_to: ["email"],
+			});
 			// Every stage name is the seed's, and each stage only ever moved forward.
 			const moves = phone.stages(body.mandate_id);
-			for (const move of moves) expect((move as { stage_name?: string }).stage_name).toBe(STAGE_NAMES[move.stage as 1]);
-			expect(moves.filter((m) => m.status === "completed").map((m) => m.stage)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+			for (const move of moves)
+				expect((move as { stage_name?: string }).stage_name).toBe(STAGE_NAMES[move.stage as 1]);
+			expect(moves.filter((m) => m.status === "completed").map((m) => m.stage)).toEqual([
+				1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+			]);
 			const seqs = phone.seqs();
 			expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
 			expect(new Set(seqs).size).toBe(seqs.length);
 		}
 		// Both phones saw the same frames.
-		expect(phoneA.frames.slice(1)).toEqual(phoneB.frames.slice(phoneB.frames.length - (phoneA.frames.length - 1)));
+		expect(phoneA.frames.slice(1)).toEqual(
+			phoneB.frames.slice(phoneB.frames.length - (phoneA.frames.length - 1)),
+		);
 
 		const progress = await progressOf(sessionId);
 		const mandate = progress.mandates.find((m) => m.mandate_id === body.mandate_id);

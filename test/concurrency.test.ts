@@ -30,7 +30,9 @@ describe("concurrent mandates", () => {
 		expect(a.json.execution_id).not.toBe(b.json.execution_id);
 
 		// The first completes by webhook, the second fails by poll.
-		await deliverWebhook(await simComplete(a.json.execution_id, { status: "COMPLETED", summary: "Report sent" }));
+		await deliverWebhook(
+			await simComplete(a.json.execution_id, { status: "COMPLETED", summary: "Report sent" }),
+		);
 		await simComplete(b.json.execution_id, { status: "FAILED", error: "No table available" });
 		await runAlarm(sessionId);
 
@@ -80,7 +82,15 @@ describe("concurrent mandates", () => {
 		expect((await progressOf(sessionB)).mandates).toEqual([]);
 
 		// A mandate id reported to session B does not touch session A's mandate of the same id.
-		expect((await postJson(`/api/sessions/${sessionB}/stages`, { mandate_id: body.mandate_id, stage: 1, status: "active" })).status).toBe(200);
+		expect(
+			(
+				await postJson(`/api/sessions/${sessionB}/stages`, {
+					mandate_id: body.mandate_id,
+					stage: 1,
+					status: "active",
+				})
+			).status,
+		).toBe(200);
 		const [inA] = (await progressOf(sessionA)).mandates;
 		expect(inA?.state).toBe("completed");
 		expect((await simCalls()).status[json.execution_id] ?? 0).toBe(0);

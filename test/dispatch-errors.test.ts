@@ -1,13 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import {
-	connectPhone,
-	execute,
-	mandateBody,
-	type Phone,
-	progressOf,
-	simCalls,
-	uniqueId,
-} from "./helpers.ts";
+import { connectPhone, execute, mandateBody, type Phone, progressOf, simCalls, uniqueId } from "./helpers.ts";
 
 // Seed-spec Test 3: ObeGee refusing or failing a dispatch gives a clear error to the caller and a
 // failed stage with the same user-friendly message on the phone.

@@ -18,7 +18,11 @@ export function api(path: string, init: RequestInit = {}): Promise<Response> {
 	return exports.default.fetch(new Request(`https://progress.test${path}`, init));
 }
 
-export function postJson(path: string, body: unknown, headers: Record<string, string> = SERVICE): Promise<Response> {
+export function postJson(
+	path: string,
+	body: unknown,
+	headers: Record<string, string> = SERVICE,
+): Promise<Response> {
 	return api(path, {
 		method: "POST",
 		headers: { "Content-Type": "application/json", ...headers },
@@ -91,7 +95,10 @@ export async function simComplete(
 	executionId: string,
 	outcome: { status: "COMPLETED" | "FAILED"; summary?: string; error?: string } = { status: "COMPLETED" },
 ): Promise<SignedWebhook> {
-	const response = await sim(`/__sim/executions/${executionId}/complete`, { ...outcome, send_webhook: false });
+	const response = await sim(`/__sim/executions/${executionId}/complete`, {
+		...outcome,
+		send_webhook: false,
+	});
 	expect(response.status).toBe(200);
 	return ((await response.json()) as { webhook: SignedWebhook }).webhook;
 }
@@ -124,7 +131,10 @@ export class Phone {
 	closed: { code: number; reason: string } | null = null;
 	#waiters: Array<() => void> = [];
 
-	constructor(readonly socket: WebSocket) {
+	readonly socket: WebSocket;
+
+	constructor(socket: WebSocket) {
+		this.socket = socket;
 		socket.addEventListener("message", (event) => {
 			const frame = JSON.parse(String(event.data)) as Frame;
 			expect(ServerFrame.safeParse(frame).success, `frame matches the wire schema: ${event.data}`).toBe(true);
@@ -177,7 +187,9 @@ export class Phone {
 
 	stages(mandateId: string): Array<{ stage: number; status: string; message?: string }> {
 		return this.frames
-			.filter((f) => f.event === "pipeline_stage" && (f.data as { mandate_id: string }).mandate_id === mandateId)
+			.filter(
+				(f) => f.event === "pipeline_stage" && (f.data as { mandate_id: string }).mandate_id === mandateId,
+			)
 			.map((f) => f.data as { stage: number; status: string; message?: string });
 	}
 
@@ -205,7 +217,10 @@ export async function connectResponse(sessionId: string, query = "", headers: Re
 	return api(`/api/sessions/${sessionId}/ws${query}`, { headers: { Upgrade: "websocket", ...headers } });
 }
 
-export async function connectPhone(sessionId: string, options: { since?: number; token?: string } = {}): Promise<Phone> {
+export async function connectPhone(
+	sessionId: string,
+	options: { since?: number; token?: string } = {},
+): Promise<Phone> {
 	const token = options.token ?? (await mobileToken(sessionId));
 	const query = options.since === undefined ? "" : `?since=${options.since}`;
 	const response = await connectResponse(sessionId, query, { Authorization: `Bearer ${token}` });

@@ -1,6 +1,5 @@
 import { runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
-import { TEST_TIMING } from "./secrets.ts";
 import {
 	connectPhone,
 	execute,
@@ -12,6 +11,7 @@ import {
 	simComplete,
 	uniqueId,
 } from "./helpers.ts";
+import { TEST_TIMING } from "./secrets.ts";
 
 const POLL_INTERVAL_MS = Number(TEST_TIMING.POLL_INTERVAL_MS);
 
@@ -34,7 +34,10 @@ describe("long execution", () => {
 			runInDurableObject(sessionStub(sessionId), async (_instance, state) => ({
 				alarm: await state.storage.getAlarm(),
 				nextPoll: state.storage.sql
-					.exec<{ next_poll_at: number }>("SELECT next_poll_at FROM ml_mandates WHERE mandate_id = ?", body.mandate_id)
+					.exec<{ next_poll_at: number }>(
+						"SELECT next_poll_at FROM ml_mandates WHERE mandate_id = ?",
+						body.mandate_id,
+					)
 					.one().next_poll_at,
 			}));
 		const first = await scheduled();
@@ -52,7 +55,10 @@ describe("long execution", () => {
 		expect((await simCalls()).status[json.execution_id]).toBe(polls);
 
 		await phone.waitFor((f) => f.type === "progress" && f.status === "Agent started", "agent started");
-		await phone.waitFor((f) => f.type === "progress" && String(f.status).startsWith("Still working"), "heartbeat");
+		await phone.waitFor(
+			(f) => f.type === "progress" && String(f.status).startsWith("Still working"),
+			"heartbeat",
+		);
 		const progress = phone.frames.filter((f) => f.type === "progress");
 		// At least one sign of life per 10 s of run, and the percentage never went down.
 		expect(progress.length).toBeGreaterThanOrEqual(5);

@@ -2,7 +2,6 @@ import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { POLL_BACKOFF_CAP_MS } from "../src/pipeline/backoff.ts";
-import { TEST_TIMING } from "./secrets.ts";
 import {
 	connectPhone,
 	deliverWebhook,
@@ -16,6 +15,7 @@ import {
 	simComplete,
 	uniqueId,
 } from "./helpers.ts";
+import { TEST_TIMING } from "./secrets.ts";
 
 const POLL_INTERVAL_MS = Number(TEST_TIMING.POLL_INTERVAL_MS);
 const TIMEOUT_MS = Number(TEST_TIMING.EXECUTION_TIMEOUT_MS);
@@ -82,7 +82,10 @@ describe("resilience", () => {
 			expect(gap).toBeLessThanOrEqual(ceiling);
 		});
 		expect(phone.stages(body.mandate_id).find((s) => s.stage === 9)?.status).toBe("active");
-		await phone.waitFor((f) => f.type === "progress" && String(f.status).startsWith("Still working"), "heartbeat");
+		await phone.waitFor(
+			(f) => f.type === "progress" && String(f.status).startsWith("Still working"),
+			"heartbeat",
+		);
 
 		await runAlarm(sessionId);
 		const recovered = await pollState(sessionId, body.mandate_id);
@@ -112,7 +115,9 @@ describe("resilience", () => {
 		expect(await runAlarm(sessionId)).toBe(false);
 
 		// A late success beats a stale "timed out".
-		const late = await deliverWebhook(await simComplete(json.execution_id, { status: "COMPLETED", summary: "Sent" }));
+		const late = await deliverWebhook(
+			await simComplete(json.execution_id, { status: "COMPLETED", summary: "Sent" }),
+		);
 		expect(await late.json()).toEqual({ outcome: "late_success" });
 		await phone.waitForStage(body.mandate_id, 9, "completed");
 		await phone.waitForStage(body.mandate_id, 10, "completed");
@@ -124,7 +129,9 @@ describe("resilience", () => {
 		const sessionId = uniqueId("sess");
 		const mandateId = uniqueId("mio");
 		const count = () =>
-			env.DB.prepare("SELECT COUNT(*) AS n FROM pipeline_progress WHERE session_id = ?").bind(sessionId).first<{ n: number }>();
+			env.DB.prepare("SELECT COUNT(*) AS n FROM pipeline_progress WHERE session_id = ?")
+				.bind(sessionId)
+				.first<{ n: number }>();
 		// A D1 outage, made real but confined to this session: D1 itself refuses its rows for a while.
 		const trigger = `fail_${sessionId}`;
 		await env.DB.exec(
@@ -148,7 +155,9 @@ describe("resilience", () => {
 
 		expect(await runAlarm(sessionId)).toBe(true);
 		expect((await count())?.n).toBe(2);
-		const audit = await env.DB.prepare("SELECT COUNT(*) AS n FROM audit_log WHERE session_id = ?").bind(sessionId).first<{ n: number }>();
+		const audit = await env.DB.prepare("SELECT COUNT(*) AS n FROM audit_log WHERE session_id = ?")
+			.bind(sessionId)
+			.first<{ n: number }>();
 		expect(audit?.n).toBe(2);
 	});
 });

@@ -46,7 +46,10 @@ describe("stage machine", () => {
 		const failed = applyChanges(emptyBoard(), [{ stage: 6, status: "failed" }]);
 		expect(isFinished(failed)).toBe(true);
 		expect(planStageMove(failed, 9, "active")).toMatchObject({ ok: false, code: "mandate_finished" });
-		const delivered = applyChanges(emptyBoard(), STAGES.map((stage) => ({ stage, status: "completed" as const })));
+		const delivered = applyChanges(
+			emptyBoard(),
+			STAGES.map((stage) => ({ stage, status: "completed" as const })),
+		);
 		expect(planStageMove(delivered, 10, "failed")).toMatchObject({ ok: false, code: "mandate_finished" });
 	});
 

@@ -1,7 +1,6 @@
 import { env } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { afterEach, describe, expect, it } from "vitest";
-import { TEST_SECRETS } from "./secrets.ts";
 import {
 	connectPhone,
 	deliverWebhook,
@@ -13,6 +12,7 @@ import {
 	simComplete,
 	uniqueId,
 } from "./helpers.ts";
+import { TEST_SECRETS } from "./secrets.ts";
 
 function signed(body: object, id = uniqueId("msg"), at = new Date()) {
 	const text = JSON.stringify(body);
@@ -54,7 +54,9 @@ describe("delivery webhook", () => {
 		await phone.settle();
 		expect(phone.frames.length).toBe(seen);
 		expect(await progressOf(sessionId)).toEqual(state);
-		const deliveries = await env.DB.prepare("SELECT COUNT(*) AS n FROM delivery_events WHERE execution_id = ?")
+		const deliveries = await env.DB.prepare(
+			"SELECT COUNT(*) AS n FROM delivery_events WHERE execution_id = ?",
+		)
 			.bind(executionId)
 			.first<{ n: number }>();
 		expect(deliveries?.n).toBe(1);
@@ -118,7 +120,15 @@ describe("delivery webhook", () => {
 		const malformed = await deliverWebhook(signed({ execution: 1 }));
 		expect(malformed.status).toBe(400);
 		const notJson = signed({});
-		const badJson = await deliverWebhook({ ...notJson, body: "{", signature: new Webhook(TEST_SECRETS.WEBHOOK_SECRET).sign(notJson.id, new Date(Number(notJson.timestamp) * 1000), "{") });
+		const badJson = await deliverWebhook({
+			...notJson,
+			body: "{",
+			signature: new Webhook(TEST_SECRETS.WEBHOOK_SECRET).sign(
+				notJson.id,
+				new Date(Number(notJson.timestamp) * 1000),
+				"{",
+			),
+		});
 		expect(badJson.status).toBe(400);
 	});
 });

@@ -1,6 +1,6 @@
 import { errors, jwtVerify } from "jose";
-import { z } from "zod";
-import { Identifier } from "../protocol/common.ts";
+import * as z from "zod/mini";
+import { Identifier, text } from "../protocol/common.ts";
 
 /**
  * Mobile tokens (DESIGN.md): HS256 JWTs signed with SESSION_TOKEN_SECRET, scoped to one session
@@ -10,9 +10,9 @@ import { Identifier } from "../protocol/common.ts";
 
 export const MobileClaims = z.object({
 	sid: Identifier,
-	sub: z.string().min(1).max(256),
+	sub: text(256, 1),
 	exp: z.number(),
-	tenant_id: Identifier.optional(),
+	tenant_id: z.optional(Identifier),
 });
 export type MobileClaims = z.infer<typeof MobileClaims>;
 

@@ -18,7 +18,10 @@ export async function identify(c: AppContext, token: string | null): Promise<Ide
 		return { ok: false, response: notConfigured(c, "authentication") };
 	}
 	if (!token) {
-		return { ok: false, response: apiError(c, 401, "unauthorized", "Send a bearer token in the Authorization header.") };
+		return {
+			ok: false,
+			response: apiError(c, 401, "unauthorized", "Send a bearer token in the Authorization header."),
+		};
 	}
 	// Both static tokens are always compared, so timing does not tell which one (if any) matched.
 	const [isService, isAdmin] = await Promise.all([

@@ -1,11 +1,11 @@
-import type { z } from "zod";
+import type * as z from "zod/mini";
 import type { Mandate } from "../protocol/api.ts";
 import {
 	DispatchResponse,
-	ExecutionStatus,
-	ObeGeeErrorBody,
 	type DispatchResponse as DispatchResponseT,
+	ExecutionStatus,
 	type ExecutionStatus as ExecutionStatusT,
+	ObeGeeErrorBody,
 } from "../protocol/obegee.ts";
 
 /**
@@ -58,7 +58,7 @@ export class ObeGeeClient {
 
 	async #call<T>(
 		path: string,
-		schema: z.ZodType<T>,
+		schema: z.ZodMiniType<T>,
 		timeoutMs: number,
 		init: RequestInit & { headers?: Record<string, string> },
 	): Promise<ObeGeeResult<T>> {
@@ -70,7 +70,8 @@ export class ObeGeeClient {
 				signal: AbortSignal.timeout(timeoutMs),
 			});
 		} catch (error) {
-			const timedOut = error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError");
+			const timedOut =
+				error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError");
 			return {
 				ok: false,
 				error: { kind: "unavailable", httpStatus: null, detail: timedOut ? "timeout" : "network error" },

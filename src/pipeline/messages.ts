@@ -40,14 +40,16 @@ export function dispatchFailure(error: ObeGeeError): UserFacingError {
 			return {
 				httpStatus: 502,
 				code: "obegee_unavailable",
-				message: "The service that runs your request isn't reachable right now. Please try again in a moment.",
+				message:
+					"The service that runs your request isn't reachable right now. Please try again in a moment.",
 			};
 	}
 }
 
 export function timeoutMessage(timeoutMs: number): string {
 	const minutes = Math.round(timeoutMs / 60_000);
-	const span = minutes >= 1 ? `${minutes} minute${minutes === 1 ? "" : "s"}` : `${Math.round(timeoutMs / 1000)} seconds`;
+	const span =
+		minutes >= 1 ? `${minutes} minute${minutes === 1 ? "" : "s"}` : `${Math.round(timeoutMs / 1000)} seconds`;
 	return `This is taking longer than expected, so we stopped waiting after ${span}. If it still finishes, the result will appear here.`;
 }
 

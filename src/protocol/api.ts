@@ -1,14 +1,14 @@
-import { z } from "zod";
+import * as z from "zod/mini";
 import { STAGE_STATUSES } from "../pipeline/stages.ts";
-import { Identifier } from "./common.ts";
+import { Identifier, text } from "./common.ts";
 
 /** Bodies accepted by the HTTP API (DESIGN.md, "External contract"). Every string and array is bounded. */
 
 export const StageReport = z.strictObject({
 	mandate_id: Identifier,
-	stage: z.number().int().min(1).max(5),
+	stage: z.int().check(z.gte(1), z.lte(5)),
 	status: z.enum(STAGE_STATUSES),
-	message: z.string().max(500).optional(),
+	message: z.optional(text(500)),
 });
 export type StageReport = z.infer<typeof StageReport>;
 
@@ -16,20 +16,20 @@ export type StageReport = z.infer<typeof StageReport>;
 export const Mandate = z.object({
 	mandate_id: Identifier,
 	tenant_id: Identifier,
-	intent: z.string().min(1).max(2000),
-	dimensions: z.record(z.string().max(128), z.unknown()).optional(),
-	generated_skills: z.array(z.unknown()).max(50).optional(),
-	delivery_channels: z.array(z.string().min(1).max(64)).max(10).optional(),
+	intent: text(2000, 1),
+	dimensions: z.optional(z.record(text(128), z.unknown())),
+	generated_skills: z.optional(z.array(z.unknown()).check(z.maxLength(50))),
+	delivery_channels: z.optional(z.array(text(64, 1)).check(z.maxLength(10))),
 });
 export type Mandate = z.infer<typeof Mandate>;
 
 /** `POST /api/mandate/execute`: the seed's mandate plus the session whose phones watch it. */
-export const ExecuteRequest = Mandate.extend({ session_id: Identifier });
+export const ExecuteRequest = z.extend(Mandate, { session_id: Identifier });
 export type ExecuteRequest = z.infer<typeof ExecuteRequest>;
 
 export const ExecuteResponse = z.object({ execution_id: z.string(), status: z.string() });
 export type ExecuteResponse = z.infer<typeof ExecuteResponse>;
 
 export const ResumeQuery = z.object({
-	since: z.coerce.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
+	since: z.optional(z.coerce.number().check(z.int(), z.gte(0), z.lte(Number.MAX_SAFE_INTEGER))),
 });

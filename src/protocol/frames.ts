@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod/mini";
 import { STAGE_STATUSES } from "../pipeline/stages.ts";
 import { IsoTimestamp } from "./common.ts";
 
@@ -9,8 +9,8 @@ import { IsoTimestamp } from "./common.ts";
  * Shared by the Worker, the client SDK, the simulator and the tests.
  */
 
-const Seq = z.number().int().nonnegative();
-const StageNumberSchema = z.number().int().min(1).max(10);
+const Seq = z.int().check(z.gte(0));
+const StageNumberSchema = z.int().check(z.gte(1), z.lte(10));
 const StageStatusSchema = z.enum(STAGE_STATUSES);
 
 export const PipelineStageFrame = z.object({
@@ -22,12 +22,12 @@ export const PipelineStageFrame = z.object({
 		timestamp: IsoTimestamp,
 		stage_name: z.string(),
 		mandate_id: z.string(),
-		execution_id: z.string().optional(),
+		execution_id: z.optional(z.string()),
 		/** User-facing explanation, set when a stage fails. */
-		message: z.string().optional(),
+		message: z.optional(z.string()),
 		/** On stage 10: what ObeGee reported as delivered. */
-		summary: z.string().optional(),
-		delivered_to: z.array(z.string()).optional(),
+		summary: z.optional(z.string()),
+		delivered_to: z.optional(z.array(z.string())),
 	}),
 });
 
@@ -38,10 +38,10 @@ export const ProgressFrame = z.object({
 	mandate_id: z.string(),
 	/** The sub-status line under stage 9 ("Agent started", "Using browser tool..."). */
 	status: z.string(),
-	progress: z.number().min(0).max(100),
+	progress: z.number().check(z.gte(0), z.lte(100)),
 	timestamp: IsoTimestamp,
 	/** Milliseconds since dispatch; lets a long run show it is alive. */
-	elapsed_ms: z.number().int().nonnegative().optional(),
+	elapsed_ms: z.optional(z.int().check(z.gte(0))),
 });
 
 export const ResponseChunkFrame = z.object({
@@ -56,29 +56,29 @@ export const MandateStageState = z.object({
 	stage: StageNumberSchema,
 	stage_name: z.string(),
 	status: StageStatusSchema,
-	timestamp: IsoTimestamp.nullable(),
-	message: z.string().optional(),
+	timestamp: z.nullable(IsoTimestamp),
+	message: z.optional(z.string()),
 });
 
 export const MandateState = z.object({
 	mandate_id: z.string(),
-	execution_id: z.string().nullable(),
-	tenant_id: z.string().nullable(),
-	intent: z.string().nullable(),
+	execution_id: z.nullable(z.string()),
+	tenant_id: z.nullable(z.string()),
+	intent: z.nullable(z.string()),
 	/** reporting → dispatching → running → completed | failed | timed_out */
 	state: z.enum(["reporting", "dispatching", "running", "completed", "failed", "timed_out"]),
 	stages: z.array(MandateStageState),
-	sub_status: z.string().nullable(),
-	progress: z.number().min(0).max(100),
+	sub_status: z.nullable(z.string()),
+	progress: z.number().check(z.gte(0), z.lte(100)),
 	answer: z.string(),
-	error: z.string().nullable(),
-	result: z
-		.object({
-			summary: z.string().nullable(),
+	error: z.nullable(z.string()),
+	result: z.nullable(
+		z.object({
+			summary: z.nullable(z.string()),
 			delivered_to: z.array(z.string()),
-			completed_at: z.string().nullable(),
-		})
-		.nullable(),
+			completed_at: z.nullable(z.string()),
+		}),
+	),
 	updated_at: IsoTimestamp,
 });
 export type MandateState = z.infer<typeof MandateState>;

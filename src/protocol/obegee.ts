@@ -1,5 +1,5 @@
-import { z } from "zod";
-import { Identifier, IsoTimestamp } from "./common.ts";
+import * as z from "zod/mini";
+import { Identifier, IsoTimestamp, text } from "./common.ts";
 
 /**
  * ObeGee's wire formats (seed-spec.md): the dispatch response, the status response and the
@@ -8,7 +8,7 @@ import { Identifier, IsoTimestamp } from "./common.ts";
 
 export const DispatchResponse = z.object({
 	execution_id: Identifier,
-	status: z.string().min(1).max(32),
+	status: text(32, 1),
 });
 export type DispatchResponse = z.infer<typeof DispatchResponse>;
 
@@ -19,32 +19,34 @@ export function isTerminalStatus(status: string): status is TerminalStatus {
 	return (TERMINAL_STATUSES as readonly string[]).includes(status);
 }
 
+const DeliveredTo = z.array(text(64)).check(z.maxLength(20));
+
 export const ExecutionStatus = z.object({
-	execution_id: Identifier.optional(),
-	status: z.string().min(1).max(32),
-	summary: z.string().max(4000).nullish(),
-	error: z.string().max(2000).nullish(),
-	delivered_to: z.array(z.string().max(64)).max(20).nullish(),
-	completed_at: IsoTimestamp.nullish(),
+	execution_id: z.optional(Identifier),
+	status: text(32, 1),
+	summary: z.nullish(text(4000)),
+	error: z.nullish(text(2000)),
+	delivered_to: z.nullish(DeliveredTo),
+	completed_at: z.nullish(IsoTimestamp),
 });
 export type ExecutionStatus = z.infer<typeof ExecutionStatus>;
 
 /** `POST /api/dispatch/delivery-webhook` body, signed with Standard Webhooks. */
 export const DeliveryWebhook = z.object({
 	execution_id: Identifier,
-	status: z.string().min(1).max(32),
-	delivered_to: z.array(z.string().max(64)).max(20).optional(),
-	summary: z.string().max(4000).optional(),
-	error: z.string().max(2000).optional(),
-	completed_at: IsoTimestamp.optional(),
+	status: text(32, 1),
+	delivered_to: z.optional(DeliveredTo),
+	summary: z.optional(text(4000)),
+	error: z.optional(text(2000)),
+	completed_at: z.optional(IsoTimestamp),
 });
 export type DeliveryWebhook = z.infer<typeof DeliveryWebhook>;
 
 /** What ObeGee says when it rejects a request (best effort: any JSON shape is tolerated). */
-export const ObeGeeErrorBody = z
-	.object({
-		error: z.union([z.string(), z.object({ code: z.string().optional(), message: z.string().optional() })]),
-		detail: z.string().optional(),
-		message: z.string().optional(),
-	})
-	.partial();
+export const ObeGeeErrorBody = z.partial(
+	z.object({
+		error: z.union([z.string(), z.object({ code: z.optional(z.string()), message: z.optional(z.string()) })]),
+		detail: z.string(),
+		message: z.string(),
+	}),
+);

@@ -1,5 +1,5 @@
 import { Hono } from "hono";
-import { fromHeader, forbidden, identify } from "../auth/principal.ts";
+import { forbidden, fromHeader, identify } from "../auth/principal.ts";
 import { type AppEnv, apiError, validate } from "../http.ts";
 import { Identifier } from "../protocol/common.ts";
 
@@ -26,7 +26,8 @@ executions.get("/:executionId", async (c) => {
 	if (!executionId.ok) return executionId.response;
 	const who = await identify(c, fromHeader(c));
 	if (!who.ok) return who.response;
-	if (who.principal.kind !== "service") return forbidden(c, "Only the pipeline and operators read executions.");
+	if (who.principal.kind !== "service")
+		return forbidden(c, "Only the pipeline and operators read executions.");
 
 	const execution = await c.env.DB.prepare(
 		`SELECT execution_id, session_id, mandate_id, tenant_id, intent, state, summary, delivered_to, error,
@@ -49,7 +50,10 @@ executions.get("/:executionId", async (c) => {
 		).bind(execution.execution_id),
 	]);
 	return c.json({
-		execution: { ...execution, delivered_to: execution.delivered_to ? JSON.parse(execution.delivered_to) : null },
+		execution: {
+			...execution,
+			delivered_to: execution.delivered_to ? JSON.parse(execution.delivered_to) : null,
+		},
 		stages: stages?.results ?? [],
 		timeline: (timeline?.results ?? []).map((row) => {
 			const { detail, ...rest } = row as { detail: string; event: string; at: string };

@@ -1,5 +1,5 @@
 import { Hono } from "hono";
-import { fromHeader, forbidden, identify, notConfigured } from "../auth/principal.ts";
+import { forbidden, fromHeader, identify, notConfigured } from "../auth/principal.ts";
 import { type AppEnv, limitBody, readJson } from "../http.ts";
 import { ExecuteRequest } from "../protocol/api.ts";
 import { rpcResponse, sessionStub } from "./rpc.ts";

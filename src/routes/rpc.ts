@@ -9,7 +9,11 @@ export function sessionStub(c: AppContext, sessionId: string) {
 }
 
 /** Turns a Session DO answer into the HTTP answer: the value as JSON, or its error as is. */
-export function rpcResponse<T>(c: AppContext, result: RpcResult<T>, successStatus: ContentfulStatusCode = 200): Response {
+export function rpcResponse<T>(
+	c: AppContext,
+	result: RpcResult<T>,
+	successStatus: ContentfulStatusCode = 200,
+): Response {
 	if (result.ok) return c.json(result.value as object, successStatus);
 	return apiError(c, result.error.status as ContentfulStatusCode, result.error.code, result.error.message);
 }

@@ -1,8 +1,8 @@
 import { Hono } from "hono";
-import { fromHeader, forbidden, identify, mobileMaySee } from "../auth/principal.ts";
+import { forbidden, fromHeader, identify, mobileMaySee } from "../auth/principal.ts";
 import { bearerToken } from "../auth/secrets.ts";
 import { type AppEnv, apiError, limitBody, readJson, validate } from "../http.ts";
-import { StageReport, ResumeQuery } from "../protocol/api.ts";
+import { ResumeQuery, StageReport } from "../protocol/api.ts";
 import { Identifier } from "../protocol/common.ts";
 import { rpcResponse, sessionStub } from "./rpc.ts";
 
@@ -22,7 +22,8 @@ sessions.get("/:sessionId/ws", async (c) => {
 	// Refused here, before any Durable Object is woken (issue 4).
 	const who = await identify(c, token);
 	if (!who.ok) return who.response;
-	if (!mobileMaySee(who.principal, sessionId.value)) return forbidden(c, "This token is not for this session.");
+	if (!mobileMaySee(who.principal, sessionId.value))
+		return forbidden(c, "This token is not for this session.");
 
 	const headers = new Headers({
 		Upgrade: "websocket",

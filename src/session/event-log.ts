@@ -2,7 +2,11 @@ import type { LoggedFrame } from "../protocol/frames.ts";
 import type { Meta } from "./schema.ts";
 
 /** A logged frame before it has a seq: the log assigns it. */
-export type UnsequencedFrame = LoggedFrame extends infer F ? (F extends LoggedFrame ? Omit<F, "seq"> : never) : never;
+export type UnsequencedFrame = LoggedFrame extends infer F
+	? F extends LoggedFrame
+		? Omit<F, "seq">
+		: never
+	: never;
 
 /**
  * The session's seq-numbered event log (DESIGN.md, "Rules that keep it correct"): every frame is

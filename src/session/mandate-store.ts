@@ -1,6 +1,6 @@
-import type { MandateState } from "../protocol/frames.ts";
 import { emptyBoard, type StageBoard } from "../pipeline/stage-machine.ts";
 import { STAGES, type StageNumber, type StageStatus, stageName } from "../pipeline/stages.ts";
+import type { MandateState } from "../protocol/frames.ts";
 
 /** One mandate as the Session DO stores it (table `ml_mandates`). Times are epoch milliseconds. */
 export interface MandateRecord {
@@ -70,8 +70,9 @@ export class MandateStore {
 	}
 
 	byExecution(executionId: string): MandateRecord | null {
-		return (this.#sql.exec<Row>("SELECT * FROM ml_mandates WHERE execution_id = ?", executionId).toArray()[0] ??
-			null) as MandateRecord | null;
+		return (this.#sql
+			.exec<Row>("SELECT * FROM ml_mandates WHERE execution_id = ?", executionId)
+			.toArray()[0] ?? null) as MandateRecord | null;
 	}
 
 	/** Mandates whose execution ObeGee is still running (polled by the alarm). */
@@ -120,7 +121,13 @@ export class MandateStore {
 		return board;
 	}
 
-	setStage(mandateId: string, stage: StageNumber, status: StageStatus, message: string | null, now: number): void {
+	setStage(
+		mandateId: string,
+		stage: StageNumber,
+		status: StageStatus,
+		message: string | null,
+		now: number,
+	): void {
 		this.#sql.exec(
 			`INSERT INTO ml_stages (mandate_id, stage, status, message, updated_at) VALUES (?, ?, ?, ?, ?)
 			 ON CONFLICT(mandate_id, stage) DO UPDATE SET status = excluded.status, message = excluded.message,
@@ -136,12 +143,18 @@ export class MandateStore {
 	/** The full current state of every mandate, as a snapshot frame and the progress API show it. */
 	states(): MandateState[] {
 		const stageRows = this.#sql
-			.exec<{ mandate_id: string; stage: number; status: string; message: string | null; updated_at: number }>(
-				"SELECT mandate_id, stage, status, message, updated_at FROM ml_stages",
-			)
+			.exec<{
+				mandate_id: string;
+				stage: number;
+				status: string;
+				message: string | null;
+				updated_at: number;
+			}>("SELECT mandate_id, stage, status, message, updated_at FROM ml_stages")
 			.toArray();
 		return this.all().map((mandate) => {
-			const own = new Map(stageRows.filter((row) => row.mandate_id === mandate.mandate_id).map((row) => [row.stage, row]));
+			const own = new Map(
+				stageRows.filter((row) => row.mandate_id === mandate.mandate_id).map((row) => [row.stage, row]),
+			);
 			return {
 				mandate_id: mandate.mandate_id,
 				execution_id: mandate.execution_id,

@@ -66,7 +66,11 @@ export class Outbox {
 	}
 
 	add(record: OutboxRecord): void {
-		this.#sql.exec("INSERT INTO ml_outbox (kind, payload) VALUES (?, ?)", record.kind, JSON.stringify(record));
+		this.#sql.exec(
+			"INSERT INTO ml_outbox (kind, payload) VALUES (?, ?)",
+			record.kind,
+			JSON.stringify(record),
+		);
 	}
 
 	pending(): number {
@@ -99,7 +103,10 @@ export class Outbox {
 	async #drain(db: D1Database, sessionId: string): Promise<boolean> {
 		for (;;) {
 			const rows = this.#sql
-				.exec<{ id: number; payload: string }>("SELECT id, payload FROM ml_outbox ORDER BY id LIMIT ?", BATCH_SIZE)
+				.exec<{ id: number; payload: string }>(
+					"SELECT id, payload FROM ml_outbox ORDER BY id LIMIT ?",
+					BATCH_SIZE,
+				)
 				.toArray();
 			if (rows.length === 0) {
 				this.#meta.delete("outbox_failures");
@@ -115,7 +122,12 @@ export class Outbox {
 				this.#meta.set("outbox_failures", failures);
 				this.#meta.set("outbox_retry_at", Date.now() + backoffDelay(failures, 1_000, OUTBOX_BACKOFF_CAP_MS));
 				console.warn(
-					JSON.stringify({ msg: "d1 outbox flush failed", failures, pending: rows.length, error: String(error) }),
+					JSON.stringify({
+						msg: "d1 outbox flush failed",
+						failures,
+						pending: rows.length,
+						error: String(error),
+					}),
 				);
 				return false;
 			}
@@ -127,7 +139,12 @@ export class Outbox {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-function toStatement(db: D1Database, sessionId: string, id: number, record: OutboxRecord): D1PreparedStatement {
+function toStatement(
+	db: D1Database,
+	sessionId: string,
+	id: number,
+	record: OutboxRecord,
+): D1PreparedStatement {
 	switch (record.kind) {
 		case "audit":
 			return db

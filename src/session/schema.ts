@@ -58,7 +58,10 @@ export class Meta {
 		this.#sql = sql;
 	}
 	get(key: string): string | null {
-		return this.#sql.exec<{ value: string }>("SELECT value FROM ml_meta WHERE key = ?", key).toArray()[0]?.value ?? null;
+		return (
+			this.#sql.exec<{ value: string }>("SELECT value FROM ml_meta WHERE key = ?", key).toArray()[0]?.value ??
+			null
+		);
 	}
 	getNumber(key: string): number | null {
 		const value = this.get(key);

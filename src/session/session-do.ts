@@ -95,7 +95,10 @@ export class SessionDO extends DurableObject<Env> {
 	 */
 	override async fetch(request: Request): Promise<Response> {
 		if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
-			return Response.json({ error: { code: "upgrade_required", message: "Expected a WebSocket upgrade." } }, { status: 426 });
+			return Response.json(
+				{ error: { code: "upgrade_required", message: "Expected a WebSocket upgrade." } },
+				{ status: 426 },
+			);
 		}
 		const sessionId = request.headers.get("X-Session-Id") ?? "";
 		const sinceHeader = request.headers.get("X-Resume-Since");
@@ -124,7 +127,13 @@ export class SessionDO extends DurableObject<Env> {
 		}
 		const frame = ClientFrame.safeParse(parsed);
 		if (!frame.success) {
-			ws.send(JSON.stringify({ type: "error", code: "bad_frame", message: "Unrecognised frame; send {\"type\":\"ping\"}." }));
+			ws.send(
+				JSON.stringify({
+					type: "error",
+					code: "bad_frame",
+					message: 'Unrecognised frame; send {"type":"ping"}.',
+				}),
+			);
 			return;
 		}
 		ws.send(JSON.stringify({ type: "pong" }));
@@ -155,7 +164,12 @@ export class SessionDO extends DurableObject<Env> {
 		const stage = report.stage as StageNumber;
 		const plan = planStageMove(board, stage, report.status);
 		if (!plan.ok) return fail(409, plan.code, plan.message);
-		const result = { mandate_id: report.mandate_id, stage, status: report.status, changed: plan.changes.length > 0 };
+		const result = {
+			mandate_id: report.mandate_id,
+			stage,
+			status: report.status,
+			changed: plan.changes.length > 0,
+		};
 		if (!result.changed) return ok(result);
 
 		const mandate = existing ?? this.#mandates.create(report.mandate_id, now);
@@ -202,10 +216,19 @@ export class SessionDO extends DurableObject<Env> {
 			outcome = "duplicate";
 			this.#audit("webhook_duplicate", mandate, { webhook_id: webhookId, status: payload.status }, now);
 		} else {
-			this.ctx.storage.sql.exec("INSERT INTO ml_webhooks (webhook_id, received_at) VALUES (?, ?)", webhookId, now);
-			this.ctx.storage.sql.exec("DELETE FROM ml_webhooks WHERE received_at < ?", now - WEBHOOK_DEDUP_RETENTION_MS);
+			this.ctx.storage.sql.exec(
+				"INSERT INTO ml_webhooks (webhook_id, received_at) VALUES (?, ?)",
+				webhookId,
+				now,
+			);
+			this.ctx.storage.sql.exec(
+				"DELETE FROM ml_webhooks WHERE received_at < ?",
+				now - WEBHOOK_DEDUP_RETENTION_MS,
+			);
 			this.#audit("webhook", mandate, { webhook_id: webhookId, status: payload.status }, now);
-			outcome = isTerminalStatus(payload.status) ? this.#finish(mandate, payload, "webhook", now) : "recorded";
+			outcome = isTerminalStatus(payload.status)
+				? this.#finish(mandate, payload, "webhook", now)
+				: "recorded";
 			this.#outbox.add({
 				kind: "delivery",
 				webhook_id: webhookId,
@@ -327,7 +350,7 @@ export class SessionDO extends DurableObject<Env> {
 		const result = await new ObeGeeClient(this.env.OBEGEE_BASE_URL, token).status(executionId);
 		// A webhook or a timeout may have finished the execution while we waited.
 		const current = this.#mandates.get(mandate.mandate_id);
-		if (!current || current.state !== "running" || current.execution_id !== executionId) {
+		if (current?.state !== "running" || current.execution_id !== executionId) {
 			this.#audit("poll_ignored", mandate, { reason: "execution already finished" }, now);
 			return;
 		}
