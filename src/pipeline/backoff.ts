@@ -20,3 +20,14 @@ export const POLL_BACKOFF_CAP_MS = 30_000;
 export const OUTBOX_BACKOFF_CAP_MS = 60_000;
 /** A running execution shows a sign of life at least this often, so nothing looks frozen. */
 export const HEARTBEAT_INTERVAL_MS = 10_000;
+
+/**
+ * While the tenant's OpenClaw gateway streams an execution's events, ObeGee is polled this much
+ * less often (it stays the safety net for the outcome); after STREAM_QUIET_MS of silence, or when
+ * the stream drops, polling returns to the base interval.
+ */
+export const STREAMING_POLL_FACTOR = 5;
+export const STREAM_QUIET_MS = 10_000;
+export function streamingPollInterval(pollIntervalMs: number): number {
+	return pollIntervalMs * STREAMING_POLL_FACTOR;
+}

@@ -22,6 +22,7 @@ export interface MandateRecord {
 	next_poll_at: number | null;
 	poll_failures: number;
 	heartbeat_at: number | null;
+	agent_event_at: number | null;
 	created_at: number;
 	updated_at: number;
 }
@@ -53,6 +54,7 @@ const COLUMNS = new Set<string>([
 	"next_poll_at",
 	"poll_failures",
 	"heartbeat_at",
+	"agent_event_at",
 	"updated_at",
 ]);
 

@@ -39,6 +39,8 @@ const MIGRATIONS: readonly string[] = [
 	 );
 	 CREATE TABLE ml_webhooks (webhook_id TEXT PRIMARY KEY, received_at INTEGER NOT NULL);
 	 CREATE TABLE ml_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, payload TEXT NOT NULL);`,
+	// Issue 3: when the agent's gateway stream last spoke for this execution (slows ObeGee polling).
+	"ALTER TABLE ml_mandates ADD COLUMN agent_event_at INTEGER;",
 ];
 
 export function migrate(sql: SqlStorage): void {

@@ -2,7 +2,14 @@ import { DurableObject } from "cloudflare:workers";
 import { timing } from "../config.ts";
 import type { Env } from "../env.ts";
 import { ObeGeeClient } from "../obegee/client.ts";
-import { backoffDelay, HEARTBEAT_INTERVAL_MS, POLL_BACKOFF_CAP_MS } from "../pipeline/backoff.ts";
+import type { AgentUpdate, AgentUpdateSink, GatewayWatcher } from "../openclaw/contract.ts";
+import {
+	backoffDelay,
+	HEARTBEAT_INTERVAL_MS,
+	POLL_BACKOFF_CAP_MS,
+	STREAM_QUIET_MS,
+	streamingPollInterval,
+} from "../pipeline/backoff.ts";
 import { dispatchFailure, executionFailedMessage, timeoutMessage } from "../pipeline/messages.ts";
 import { nextProgress, PROGRESS, stillWorkingStatus, subStatusForRemote } from "../pipeline/progress.ts";
 import {
@@ -65,7 +72,7 @@ const fail = (status: number, code: string, message: string): RpcResult<never> =
  * D1 outbox (DESIGN.md, "Parts and their rooms"). All state lives in SQLite, so the object can be
  * evicted at any moment between two events and lose nothing; there are no timers, only the alarm.
  */
-export class SessionDO extends DurableObject<Env> {
+export class SessionDO extends DurableObject<Env> implements AgentUpdateSink {
 	readonly #meta: Meta;
 	readonly #log: EventLog;
 	readonly #mandates: MandateStore;
@@ -243,6 +250,63 @@ export class SessionDO extends DurableObject<Env> {
 		return ok({ outcome });
 	}
 
+	/**
+	 * What the tenant's OpenClaw agent is doing for one of our executions, in order (issue 3). The
+	 * answer's chunks are always kept (the last one may arrive after ObeGee's outcome); sub-statuses
+	 * and the lifecycle only count while the execution runs.
+	 */
+	async applyAgentUpdates(sessionId: string, executionId: string, updates: AgentUpdate[]): Promise<void> {
+		this.#bindSession(sessionId);
+		const now = Date.now();
+		const mandate = this.#mandates.byExecution(executionId);
+		if (!mandate) return;
+		if (mandate.agent_event_at === null) this.#audit("agent_stream", mandate, { event: "started" }, now);
+		this.#mandates.update(mandate.mandate_id, { agent_event_at: now });
+		for (const update of coalesceChunks(updates)) {
+			if (update.kind === "chunk") {
+				this.#chunk(mandate, update.text, now);
+				continue;
+			}
+			if (this.#mandates.get(mandate.mandate_id)?.state !== "running") continue;
+			switch (update.kind) {
+				case "status":
+					this.#progress(mandate, update.status, update.progress, now);
+					break;
+				case "error":
+					this.#progress(mandate, update.message, 0, now);
+					this.#audit("agent_error", mandate, { message: update.message }, now);
+					break;
+				case "end":
+					this.#progress(mandate, "Execution complete", PROGRESS.done, now);
+					this.#moveStages(
+						mandate,
+						stageChanges(this.#mandates.board(mandate.mandate_id), 9, "completed"),
+						now,
+					);
+					this.#audit("agent_end", mandate, {}, now);
+					break;
+			}
+		}
+		await this.#flush();
+	}
+
+	/** The gateway stream of these executions dropped: ObeGee polling returns to its base pace now. */
+	async agentStreamLost(sessionId: string, executionIds: string[]): Promise<void> {
+		this.#bindSession(sessionId);
+		const now = Date.now();
+		const { pollIntervalMs } = timing(this.env);
+		for (const executionId of executionIds) {
+			const mandate = this.#mandates.byExecution(executionId);
+			if (mandate?.state !== "running") continue;
+			this.#mandates.update(mandate.mandate_id, {
+				agent_event_at: null,
+				next_poll_at: Math.min(mandate.next_poll_at ?? now, now + pollIntervalMs),
+			});
+			this.#audit("agent_stream", mandate, { event: "lost" }, now);
+		}
+		await this.#flush();
+	}
+
 	// ── The alarm: polling, timeouts, outbox retries ────────────────────────────────────────────
 
 	/**
@@ -341,6 +405,7 @@ export class SessionDO extends DurableObject<Env> {
 		this.#audit("dispatched", running, { status }, at);
 		this.#recordExecution(running, at);
 		await this.#flush();
+		this.#watchAgent(running, true);
 		return ok({ execution_id, status });
 	}
 
@@ -364,9 +429,11 @@ export class SessionDO extends DurableObject<Env> {
 		}
 		const status = result.value.status;
 		this.#audit("poll", current, { status }, now);
+		// While the agent's own stream is speaking, ObeGee polling is only the safety net (issue 3).
+		const streaming = current.agent_event_at !== null && now - current.agent_event_at < STREAM_QUIET_MS;
 		this.#mandates.update(current.mandate_id, {
 			poll_failures: 0,
-			next_poll_at: now + pollIntervalMs,
+			next_poll_at: now + (streaming ? streamingPollInterval(pollIntervalMs) : pollIntervalMs),
 			remote_status: status,
 		});
 		if (isTerminalStatus(status)) {
@@ -418,20 +485,71 @@ export class SessionDO extends DurableObject<Env> {
 				remote_status: outcome.status,
 				updated_at: now,
 			});
-			this.#moveStages(current, stageChanges(board, 9, "failed"), now, { 9: { message } });
+			this.#failOpenStage(current, board, message, now);
 		}
 		this.#audit(lateSuccess ? "late_success" : "outcome", current, { source, status: outcome.status }, now);
 		this.#recordExecution(this.#mandates.get(current.mandate_id) as MandateRecord, now);
+		this.#watchAgent(current, false);
 		return lateSuccess ? "late_success" : "applied";
 	}
 
 	#timeOut(mandate: MandateRecord, now: number): void {
 		const message = timeoutMessage(timing(this.env).executionTimeoutMs);
 		this.#mandates.update(mandate.mandate_id, { state: "timed_out", error: message, updated_at: now });
-		const board = this.#mandates.board(mandate.mandate_id);
-		this.#moveStages(mandate, stageChanges(board, 9, "failed"), now, { 9: { message } });
+		this.#failOpenStage(mandate, this.#mandates.board(mandate.mandate_id), message, now);
 		this.#audit("timeout", mandate, { deadline_at: mandate.deadline_at }, now);
 		this.#recordExecution(this.#mandates.get(mandate.mandate_id) as MandateRecord, now);
+		this.#watchAgent(mandate, false);
+	}
+
+	/**
+	 * A failure lands on the first stage of ObeGee's part that is still open: stage 9, or stage 10
+	 * when the agent had already finished (lifecycle end) but ObeGee reports the delivery failed.
+	 */
+	#failOpenStage(mandate: MandateRecord, board: StageBoard, message: string, now: number): void {
+		const stage = board[9] === "completed" ? 10 : 9;
+		this.#moveStages(mandate, stageChanges(board, stage, "failed"), now, { [stage]: { message } });
+	}
+
+	/** The next piece of the agent's answer: kept with the mandate and streamed to the phones. */
+	#chunk(mandate: MandateRecord, text: string, now: number): void {
+		const executionId = mandate.execution_id;
+		if (!executionId || text.length === 0) return;
+		const current = this.#mandates.get(mandate.mandate_id) as MandateRecord;
+		this.#mandates.update(mandate.mandate_id, { answer: current.answer + text, heartbeat_at: now });
+		this.#emit({
+			type: "response_chunk",
+			execution_id: executionId,
+			mandate_id: mandate.mandate_id,
+			chunk: text,
+		});
+	}
+
+	/**
+	 * Asks the tenant's Gateway DO to stream this execution's agent events to us (or to stop). Best
+	 * effort and off the caller's path: ObeGee polling remains the safety net if it fails.
+	 */
+	#watchAgent(mandate: MandateRecord, watch: boolean): void {
+		const gateway = this.#gateway(mandate.tenant_id);
+		const sessionId = this.#meta.get("session_id");
+		const executionId = mandate.execution_id;
+		if (!gateway || !sessionId || !executionId || !mandate.tenant_id) return;
+		const call = watch
+			? gateway.watch(mandate.tenant_id, { executionId, sessionId, mandateId: mandate.mandate_id })
+			: gateway.unwatch(mandate.tenant_id, executionId);
+		this.ctx.waitUntil(
+			call.catch((error: unknown) =>
+				console.warn(
+					JSON.stringify({ msg: "gateway watch failed", watch, executionId, error: String(error) }),
+				),
+			),
+		);
+	}
+
+	#gateway(tenantId: string | null): GatewayWatcher | null {
+		const namespace = (this.env as { GATEWAY?: DurableObjectNamespace }).GATEWAY;
+		if (!namespace || !tenantId) return null;
+		return namespace.getByName(tenantId) as unknown as GatewayWatcher;
 	}
 
 	/** A long run shows it is alive at least every HEARTBEAT_INTERVAL_MS (seed-spec.md, Test 2). */
@@ -588,4 +706,16 @@ function stageChanges(board: StageBoard, stage: StageNumber, status: "completed"
 	if (isFinished(board)) return [];
 	const plan = planStageMove(board, stage, status);
 	return plan.ok ? plan.changes : [];
+}
+
+/** Consecutive chunks become one, so a burst of deltas costs one frame (issue 6: coalescing). */
+function coalesceChunks(updates: readonly AgentUpdate[]): AgentUpdate[] {
+	const merged: AgentUpdate[] = [];
+	for (const update of updates) {
+		const last = merged[merged.length - 1];
+		if (update.kind === "chunk" && last?.kind === "chunk")
+			merged[merged.length - 1] = { kind: "chunk", text: last.text + update.text };
+		else merged.push(update);
+	}
+	return merged;
 }

@@ -1,0 +1,135 @@
+import { runInDurableObject } from "cloudflare:test";
+import { afterEach, describe, expect, it } from "vitest";
+import { STREAMING_POLL_FACTOR } from "../src/pipeline/backoff.ts";
+import {
+	connectPhone,
+	deliverWebhook,
+	execute,
+	mandateBody,
+	type Phone,
+	progressOf,
+	runAlarm,
+	sessionStub,
+	simComplete,
+	uniqueId,
+} from "./helpers.ts";
+import { TEST_TIMING } from "./secrets.ts";
+
+const POLL_INTERVAL_MS = Number(TEST_TIMING.POLL_INTERVAL_MS);
+
+// The Session DO's side of issue 3: what it does with the agent updates the Gateway DO hands it.
+describe("agent updates from the gateway", () => {
+	const phones: Phone[] = [];
+	afterEach(() => {
+		for (const phone of phones.splice(0)) phone.close();
+	});
+
+	async function running() {
+		const sessionId = uniqueId("sess");
+		const phone = await connectPhone(sessionId);
+		phones.push(phone);
+		const body = mandateBody(sessionId);
+		const { json } = await execute(body);
+		await phone.waitForStage(body.mandate_id, 9, "active");
+		return { sessionId, phone, body, executionId: json.execution_id, stub: sessionStub(sessionId) };
+	}
+
+	const nextPoll = (sessionId: string, mandateId: string) =>
+		runInDurableObject(
+			sessionStub(sessionId),
+			(_i, state) =>
+				state.storage.sql
+					.exec<{ next_poll_at: number }>(
+						"SELECT next_poll_at FROM ml_mandates WHERE mandate_id = ?",
+						mandateId,
+					)
+					.one().next_poll_at,
+		);
+
+	it("shows sub-statuses, a rising progress and the answer typing out; lifecycle end completes stage 9", async () => {
+		const { sessionId, phone, body, executionId, stub } = await running();
+		await stub.applyAgentUpdates(sessionId, executionId, [
+			{ kind: "status", status: "Agent started", progress: 10 },
+			{ kind: "status", status: "Using read tool...", progress: 20 },
+		]);
+		await stub.applyAgentUpdates(sessionId, executionId, [
+			{ kind: "status", status: "Generating response...", progress: 90 },
+			{ kind: "chunk", text: "The answer " },
+			{ kind: "chunk", text: "is " },
+		]);
+		await stub.applyAgentUpdates(sessionId, executionId, [{ kind: "chunk", text: "42" }, { kind: "end" }]);
+		await phone.waitForStage(body.mandate_id, 9, "completed");
+
+		const progress = phone.frames.filter((f) => f.type === "progress");
+		expect(progress.map((f) => f.status)).toEqual([
+			"Mandate queued",
+			"Agent started",
+			"Using read tool...",
+			"Generating response...",
+			"Execution complete",
+		]);
+		const percents = progress.map((f) => f.progress as number);
+		expect(percents).toEqual([5, 10, 20, 90, 100]);
+		const chunks = phone.frames.filter((f) => f.type === "response_chunk");
+		// Consecutive chunks of one batch travel as one frame.
+		expect(chunks.map((f) => f.chunk)).toEqual(["The answer is ", "42"]);
+		expect(chunks.every((f) => f.execution_id === executionId && f.mandate_id === body.mandate_id)).toBe(
+			true,
+		);
+		// Stage 10 still waits for ObeGee.
+		expect(phone.stages(body.mandate_id).some((s) => s.stage === 10)).toBe(false);
+
+		await deliverWebhook(await simComplete(executionId, { status: "COMPLETED", summary: "Answered" }));
+		await phone.waitForStage(body.mandate_id, 10, "completed");
+		// A chat delta that arrives after the outcome still completes the answer.
+		await stub.applyAgentUpdates(sessionId, executionId, [{ kind: "chunk", text: "!" }]);
+		const [mandate] = (await progressOf(sessionId)).mandates;
+		expect(mandate).toMatchObject({ state: "completed", answer: "The answer is 42!", progress: 100 });
+	});
+
+	it("shows a lifecycle error as a sub-status only; ObeGee's FAILED after the agent ended fails stage 10", async () => {
+		const { sessionId, phone, body, executionId, stub } = await running();
+		await stub.applyAgentUpdates(sessionId, executionId, [
+			{ kind: "status", status: "Agent started", progress: 10 },
+			{ kind: "error", message: "The model timed out; retrying..." },
+		]);
+		await phone.waitFor(
+			(f) => f.type === "progress" && f.status === "The model timed out; retrying...",
+			"error sub-status",
+		);
+		expect(phone.stages(body.mandate_id).find((s) => s.stage === 9)?.status).toBe("active");
+
+		await stub.applyAgentUpdates(sessionId, executionId, [{ kind: "end" }]);
+		await phone.waitForStage(body.mandate_id, 9, "completed");
+		await deliverWebhook(await simComplete(executionId, { status: "FAILED", error: "Email bounced" }));
+		const failed = await phone.waitForStage(body.mandate_id, 10, "failed");
+		expect((failed.data as { message: string }).message).toBe("Email bounced");
+	});
+
+	it("slows ObeGee polling while the stream speaks and returns to the base pace when it drops", async () => {
+		const { sessionId, body, executionId, stub } = await running();
+		await stub.applyAgentUpdates(sessionId, executionId, [
+			{ kind: "status", status: "Agent started", progress: 10 },
+		]);
+		const before = await nextPoll(sessionId, body.mandate_id);
+		await runAlarm(sessionId);
+		const slowed = await nextPoll(sessionId, body.mandate_id);
+		expect(slowed - before).toBe(POLL_INTERVAL_MS * STREAMING_POLL_FACTOR);
+
+		await stub.agentStreamLost(sessionId, [executionId]);
+		const restored = await nextPoll(sessionId, body.mandate_id);
+		expect(restored).toBeLessThanOrEqual(Date.now() + POLL_INTERVAL_MS);
+		await runAlarm(sessionId);
+		const after = await nextPoll(sessionId, body.mandate_id);
+		expect(after - restored).toBe(POLL_INTERVAL_MS);
+	});
+
+	it("ignores updates for executions it does not own", async () => {
+		const { sessionId, phone, stub } = await running();
+		await phone.settle();
+		const seen = phone.frames.length;
+		await stub.applyAgentUpdates(sessionId, "exec_someone_else", [{ kind: "chunk", text: "leak" }]);
+		await phone.settle();
+		expect(phone.frames.length).toBe(seen);
+	});
+});
