@@ -20,6 +20,8 @@ export interface Env {
 	EXECUTION_TIMEOUT_MS?: string;
 	OPENCLAW_GATEWAY_URL?: string;
 	OPENCLAW_GATEWAY_TOKEN?: string;
+	/** Web origins (comma-separated) allowed to call the API from a browser; same-origin needs none. */
+	ALLOWED_ORIGINS?: string;
 }
 
 declare global {

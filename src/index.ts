@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import { type AppEnv, apiError } from "./http.ts";
+import { corsPolicy, securityHeaders } from "./http-policy.ts";
 import { executions } from "./routes/executions.ts";
 import { mandates } from "./routes/mandates.ts";
 import { sessions } from "./routes/sessions.ts";
@@ -12,6 +13,9 @@ export { SessionDO } from "./session/session-do.ts";
  * everything stateful happens in the Session Durable Object.
  */
 const app = new Hono<AppEnv>();
+
+app.use(securityHeaders());
+app.use("/api/*", corsPolicy());
 
 app.get("/health", (c) => c.json({ ok: true }));
 app.route("/api/sessions", sessions);

@@ -57,7 +57,19 @@ interface StageDetails {
 /** An ObeGee outcome, whether it came from a poll or a webhook. */
 type Outcome = Pick<ExecutionStatus, "status" | "summary" | "error" | "delivered_to" | "completed_at">;
 
+/** Phones only ever send pings; these limits leave ample room for that and none for abuse (issue 4). */
 const MAX_CLIENT_FRAME_BYTES = 4_096;
+const MAX_FRAMES_PER_WINDOW = 20;
+const RATE_WINDOW_MS = 10_000;
+const MAX_SOCKETS_PER_SESSION = 20;
+
+/** Kept on each socket across hibernation (small by design: the runtime caps attachments at 16 KiB). */
+interface SocketAttachment {
+	sub: string;
+	connected_at: number;
+	window_start: number;
+	frames: number;
+}
 const WEBHOOK_DEDUP_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
 
 const ok = <T>(value: T): RpcResult<T> => ({ ok: true, value });
@@ -110,10 +122,22 @@ export class SessionDO extends DurableObject<Env> implements AgentUpdateSink {
 		const sessionId = request.headers.get("X-Session-Id") ?? "";
 		const sinceHeader = request.headers.get("X-Resume-Since");
 		this.#bindSession(sessionId);
+		if (this.ctx.getWebSockets().length >= MAX_SOCKETS_PER_SESSION) {
+			return Response.json(
+				{ error: { code: "too_many_connections", message: "Too many devices are watching this session." } },
+				{ status: 429 },
+			);
+		}
 
 		const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
 		this.ctx.acceptWebSocket(server);
-		server.serializeAttachment({ sub: request.headers.get("X-Subject") ?? "", connected_at: Date.now() });
+		const attachment: SocketAttachment = {
+			sub: request.headers.get("X-Subject") ?? "",
+			connected_at: Date.now(),
+			window_start: Date.now(),
+			frames: 0,
+		};
+		server.serializeAttachment(attachment);
 		const backlog = sinceHeader === null ? null : this.#log.after(Number(sinceHeader));
 		if (backlog === null) server.send(JSON.stringify(this.#snapshot()));
 		else for (const frame of backlog) server.send(frame);
@@ -124,6 +148,11 @@ export class SessionDO extends DurableObject<Env> implements AgentUpdateSink {
 		const size = typeof message === "string" ? message.length : message.byteLength;
 		if (size > MAX_CLIENT_FRAME_BYTES) {
 			ws.close(1009, "frame too large");
+			return;
+		}
+		if (!withinRate(ws)) {
+			// A flooding client is cut off with a policy close; the session's other phones are untouched.
+			ws.close(1008, "too many frames");
 			return;
 		}
 		let parsed: unknown;
@@ -718,4 +747,18 @@ function coalesceChunks(updates: readonly AgentUpdate[]): AgentUpdate[] {
 		else merged.push(update);
 	}
 	return merged;
+}
+
+/** A fixed-window frame counter kept in the socket's attachment, so it survives hibernation. */
+function withinRate(ws: WebSocket): boolean {
+	const now = Date.now();
+	const attachment = (ws.deserializeAttachment() ?? {}) as Partial<SocketAttachment>;
+	const fresh = now - (attachment.window_start ?? 0) >= RATE_WINDOW_MS;
+	const next = {
+		...attachment,
+		window_start: fresh ? now : (attachment.window_start ?? now),
+		frames: (fresh ? 0 : (attachment.frames ?? 0)) + 1,
+	};
+	ws.serializeAttachment(next);
+	return next.frames <= MAX_FRAMES_PER_WINDOW;
 }
