@@ -153,10 +153,14 @@ export class MandateStore {
 				updated_at: number;
 			}>("SELECT mandate_id, stage, status, message, updated_at FROM ml_stages")
 			.toArray();
+		const byMandate = new Map<string, Map<number, (typeof stageRows)[number]>>();
+		for (const row of stageRows) {
+			const own = byMandate.get(row.mandate_id) ?? new Map();
+			own.set(row.stage, row);
+			byMandate.set(row.mandate_id, own);
+		}
 		return this.all().map((mandate) => {
-			const own = new Map(
-				stageRows.filter((row) => row.mandate_id === mandate.mandate_id).map((row) => [row.stage, row]),
-			);
+			const own = byMandate.get(mandate.mandate_id) ?? new Map();
 			return {
 				mandate_id: mandate.mandate_id,
 				execution_id: mandate.execution_id,
