@@ -1,6 +1,7 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 import { startObeGeeSim } from "./sim/obegee.ts";
+import { startGatewaySim } from "./sim/openclaw.ts";
 import { TEST_SECRETS, TEST_TIMING } from "./test/secrets.ts";
 
 /**
@@ -15,6 +16,12 @@ export default defineConfig(async () => {
 		webhookSecret: TEST_SECRETS.WEBHOOK_SECRET,
 		log: () => {},
 	});
+	// A tenant's OpenClaw Gateway (issue 3), reached over a real WebSocket as in production.
+	const gateway = await startGatewaySim({ port: 0, token: TEST_SECRETS.OPENCLAW_GATEWAY_TOKEN, log: () => {} });
+	const closeObeGee = sim.close.bind(sim);
+	sim.close = async () => {
+		await Promise.all([closeObeGee(), gateway.close()]);
+	};
 	// Closed by test/global-setup.ts when the run ends, so the process exits promptly.
 	(globalThis as { __obegeeSim?: typeof sim }).__obegeeSim = sim;
 	return {
@@ -27,6 +34,8 @@ export default defineConfig(async () => {
 						...TEST_TIMING,
 						OBEGEE_BASE_URL: sim.url,
 						SIM_URL: sim.url,
+						OPENCLAW_GATEWAY_URL: gateway.url,
+						GATEWAY_SIM_URL: gateway.httpUrl,
 						TEST_MIGRATIONS: await readD1Migrations("./migrations"),
 					},
 				},

@@ -1,3 +1,4 @@
+import type { GatewayDO } from "./openclaw/gateway-do.ts";
 import type { SessionDO } from "./session/session-do.ts";
 
 type WorkerEnv = Env;
@@ -9,6 +10,7 @@ type WorkerEnv = Env;
  */
 export interface Env {
 	SESSION: DurableObjectNamespace<SessionDO>;
+	GATEWAY: DurableObjectNamespace<GatewayDO>;
 	DB: D1Database;
 	OBEGEE_BASE_URL: string;
 	OBEGEE_API_TOKEN?: string;
@@ -22,6 +24,8 @@ export interface Env {
 	OPENCLAW_GATEWAY_TOKEN?: string;
 	/** Web origins (comma-separated) allowed to call the API from a browser; same-origin needs none. */
 	ALLOWED_ORIGINS?: string;
+	/** "true" logs per-session work counters (one JSON line per flush and alarm); the benchmark reads them. */
+	METRICS_LOG?: string;
 }
 
 declare global {
@@ -29,7 +33,7 @@ declare global {
 		interface Env extends WorkerEnv {}
 		interface GlobalProps {
 			mainModule: typeof import("./index.ts");
-			durableNamespaces: "SessionDO";
+			durableNamespaces: "SessionDO" | "GatewayDO";
 		}
 	}
 }

@@ -1,11 +1,13 @@
 import { Hono } from "hono";
 import { type AppEnv, apiError } from "./http.ts";
 import { corsPolicy, securityHeaders } from "./http-policy.ts";
+import { admin } from "./routes/admin.ts";
 import { executions } from "./routes/executions.ts";
 import { mandates } from "./routes/mandates.ts";
 import { sessions } from "./routes/sessions.ts";
 import { webhooks } from "./routes/webhooks.ts";
 
+export { GatewayDO } from "./openclaw/gateway-do.ts";
 export { SessionDO } from "./session/session-do.ts";
 
 /**
@@ -22,6 +24,7 @@ app.route("/api/sessions", sessions);
 app.route("/api/mandate", mandates);
 app.route("/api/dispatch", webhooks);
 app.route("/api/executions", executions);
+app.route("/api/admin", admin);
 
 app.notFound((c) => apiError(c, 404, "not_found", "No such route."));
 app.onError((error, c) => {

@@ -9,6 +9,7 @@ export const TEST_SECRETS = {
 	SESSION_TOKEN_SECRET: "test-session-token-secret-0123456789abcdef",
 	SERVICE_TOKEN: "test-service-token",
 	ADMIN_TOKEN: "test-admin-token",
+	OPENCLAW_GATEWAY_TOKEN: "test-openclaw-gateway-token",
 } as const;
 
 /**

@@ -58,11 +58,17 @@ const FLUSH_LEASE_MS = 5_000;
 export class Outbox {
 	readonly #sql: SqlStorage;
 	readonly #meta: Meta;
+	readonly #onBatch: (statements: number, rowsWritten: number) => void;
 	#flushing: Promise<boolean> | null = null;
 
-	constructor(sql: SqlStorage, meta: Meta) {
+	constructor(
+		sql: SqlStorage,
+		meta: Meta,
+		onBatch: (statements: number, rowsWritten: number) => void = () => {},
+	) {
 		this.#sql = sql;
 		this.#meta = meta;
+		this.#onBatch = onBatch;
 	}
 
 	add(record: OutboxRecord): void {
@@ -114,8 +120,12 @@ export class Outbox {
 				return true;
 			}
 			try {
-				await db.batch(
+				const results = await db.batch(
 					rows.map((row) => toStatement(db, sessionId, row.id, JSON.parse(row.payload) as OutboxRecord)),
+				);
+				this.#onBatch(
+					rows.length,
+					results.reduce((sum, result) => sum + (result.meta.rows_written ?? 0), 0),
 				);
 			} catch (error) {
 				const failures = (this.#meta.getNumber("outbox_failures") ?? 0) + 1;

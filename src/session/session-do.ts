@@ -26,6 +26,7 @@ import { ClientFrame, type SnapshotFrame } from "../protocol/frames.ts";
 import { type DeliveryWebhook, type ExecutionStatus, isTerminalStatus } from "../protocol/obegee.ts";
 import { EventLog, type UnsequencedFrame } from "./event-log.ts";
 import { type ExecutionResult, type MandateRecord, MandateStore } from "./mandate-store.ts";
+import { SessionMetrics } from "./metrics.ts";
 import { Outbox, type OutboxRecord } from "./outbox.ts";
 import { Meta, migrate } from "./schema.ts";
 
@@ -89,17 +90,18 @@ export class SessionDO extends DurableObject<Env> implements AgentUpdateSink {
 	readonly #log: EventLog;
 	readonly #mandates: MandateStore;
 	readonly #outbox: Outbox;
+	readonly #metrics = new SessionMetrics();
 	/** Dispatches in flight, so a concurrent duplicate `execute` waits for the first instead of racing it. */
 	readonly #dispatches = new Map<string, Promise<RpcResult<ExecuteResponse>>>();
 
 	constructor(ctx: DurableObjectState, env: Env) {
 		super(ctx, env);
-		const sql = ctx.storage.sql;
+		const sql = this.#metrics.counting(ctx.storage.sql);
 		migrate(sql);
 		this.#meta = new Meta(sql);
 		this.#log = new EventLog(sql, this.#meta);
 		this.#mandates = new MandateStore(sql);
-		this.#outbox = new Outbox(sql, this.#meta);
+		this.#outbox = new Outbox(sql, this.#meta, (statements, rows) => this.#metrics.d1Batch(statements, rows));
 		// Answered by the runtime without waking the object (DESIGN.md: ping/pong by auto-response).
 		ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
 	}
@@ -345,6 +347,8 @@ export class SessionDO extends DurableObject<Env> implements AgentUpdateSink {
 	override async alarm(): Promise<void> {
 		const sessionId = this.#meta.get("session_id");
 		if (!sessionId) return;
+		if (this.env.METRICS_LOG === "true")
+			console.log(JSON.stringify({ metric: "alarm", session_id: sessionId }));
 		const now = Math.max(Date.now(), this.#meta.getNumber("alarm_at") ?? 0);
 		const { pollIntervalMs } = timing(this.env);
 
@@ -575,10 +579,8 @@ export class SessionDO extends DurableObject<Env> implements AgentUpdateSink {
 		);
 	}
 
-	#gateway(tenantId: string | null): GatewayWatcher | null {
-		const namespace = (this.env as { GATEWAY?: DurableObjectNamespace }).GATEWAY;
-		if (!namespace || !tenantId) return null;
-		return namespace.getByName(tenantId) as unknown as GatewayWatcher;
+	#gateway(tenantId: string | null): Pick<GatewayWatcher, "watch" | "unwatch"> | null {
+		return tenantId ? this.env.GATEWAY.getByName(tenantId) : null;
 	}
 
 	/** A long run shows it is alive at least every HEARTBEAT_INTERVAL_MS (seed-spec.md, Test 2). */
@@ -638,7 +640,9 @@ export class SessionDO extends DurableObject<Env> implements AgentUpdateSink {
 	/** Write to the log first, then send: the log is the truth, the send is best effort. */
 	#emit(frame: UnsequencedFrame): void {
 		const { text } = this.#log.append(frame);
-		for (const socket of this.ctx.getWebSockets()) {
+		const sockets = this.ctx.getWebSockets();
+		this.#metrics.event(sockets.length);
+		for (const socket of sockets) {
 			try {
 				socket.send(text);
 			} catch {
@@ -721,6 +725,11 @@ export class SessionDO extends DurableObject<Env> implements AgentUpdateSink {
 		this.#arm();
 		await this.#outbox.flush(this.env.DB, sessionId);
 		this.#arm();
+		if (this.env.METRICS_LOG === "true") {
+			console.log(
+				JSON.stringify({ metric: "session_flush", session_id: sessionId, ...this.#metrics.take() }),
+			);
+		}
 	}
 
 	#bindSession(sessionId: string): void {

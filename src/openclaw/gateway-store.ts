@@ -1,0 +1,142 @@
+import type { IdentityStore } from "./device-identity.ts";
+import { newRunState, type RunState } from "./mapping.ts";
+
+/*
+ * The Gateway DO's SQLite: a few key/value rows (device key, device token, schedule) and one row
+ * per watched execution with its mapping state, so a reconnect or an eviction never forwards an
+ * answer twice or lowers progress. Tables share the `gw_` prefix (STYLE.md).
+ */
+
+const SCHEMA_VERSION = 1;
+
+export interface WatchedExecution {
+	executionId: string;
+	sessionId: string;
+	mandateId: string;
+	expiresAt: number;
+	run: RunState;
+}
+
+interface WatchRow extends Record<string, SqlStorageValue> {
+	execution_id: string;
+	session_id: string;
+	mandate_id: string;
+	expires_at: number;
+	run_state: string;
+}
+
+export function migrateGatewayStore(sql: SqlStorage): void {
+	sql.exec("CREATE TABLE IF NOT EXISTS gw_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+	const row = sql
+		.exec<{ value: string }>("SELECT value FROM gw_meta WHERE key = 'schema_version'")
+		.toArray()[0];
+	if (Number(row?.value ?? 0) >= SCHEMA_VERSION) return;
+	sql.exec(`CREATE TABLE IF NOT EXISTS gw_watch (
+		execution_id TEXT PRIMARY KEY,
+		session_id   TEXT NOT NULL,
+		mandate_id   TEXT NOT NULL,
+		expires_at   INTEGER NOT NULL,
+		run_state    TEXT NOT NULL
+	)`);
+	sql.exec(
+		"INSERT OR REPLACE INTO gw_meta (key, value) VALUES ('schema_version', ?)",
+		String(SCHEMA_VERSION),
+	);
+}
+
+export class GatewayMeta implements IdentityStore {
+	readonly #sql: SqlStorage;
+	constructor(sql: SqlStorage) {
+		this.#sql = sql;
+	}
+	get(key: string): string | null {
+		return (
+			this.#sql.exec<{ value: string }>("SELECT value FROM gw_meta WHERE key = ?", key).toArray()[0]?.value ??
+			null
+		);
+	}
+	set(key: string, value: string): void {
+		this.#sql.exec("INSERT OR REPLACE INTO gw_meta (key, value) VALUES (?, ?)", key, value);
+	}
+	delete(key: string): void {
+		this.#sql.exec("DELETE FROM gw_meta WHERE key = ?", key);
+	}
+	getNumber(key: string): number | null {
+		const value = this.get(key);
+		return value === null ? null : Number(value);
+	}
+	setNumber(key: string, value: number): void {
+		this.set(key, String(value));
+	}
+}
+
+export class WatchStore {
+	readonly #sql: SqlStorage;
+	constructor(sql: SqlStorage) {
+		this.#sql = sql;
+	}
+
+	/** Watching again (a retried stage 9) keeps the run's mapping state and extends the TTL. */
+	upsert(executionId: string, sessionId: string, mandateId: string, expiresAt: number): void {
+		this.#sql.exec(
+			`INSERT INTO gw_watch (execution_id, session_id, mandate_id, expires_at, run_state) VALUES (?, ?, ?, ?, ?)
+			 ON CONFLICT (execution_id) DO UPDATE SET session_id = excluded.session_id,
+			   mandate_id = excluded.mandate_id, expires_at = excluded.expires_at`,
+			executionId,
+			sessionId,
+			mandateId,
+			expiresAt,
+			JSON.stringify(newRunState()),
+		);
+	}
+
+	remove(executionId: string): boolean {
+		return this.#sql.exec("DELETE FROM gw_watch WHERE execution_id = ?", executionId).rowsWritten > 0;
+	}
+
+	/** Drops watches whose TTL passed (unwatch never came); returns their ids. */
+	expire(now: number): string[] {
+		const gone = this.#sql
+			.exec<{ execution_id: string }>("SELECT execution_id FROM gw_watch WHERE expires_at <= ?", now)
+			.toArray()
+			.map((row) => row.execution_id);
+		if (gone.length > 0) this.#sql.exec("DELETE FROM gw_watch WHERE expires_at <= ?", now);
+		return gone;
+	}
+
+	all(): WatchedExecution[] {
+		return this.#sql.exec<WatchRow>("SELECT * FROM gw_watch ORDER BY execution_id").toArray().map(fromRow);
+	}
+
+	count(): number {
+		return this.#sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM gw_watch").one().n;
+	}
+
+	earliestExpiry(): number | null {
+		return this.#sql.exec<{ at: number | null }>("SELECT MIN(expires_at) AS at FROM gw_watch").one().at;
+	}
+
+	saveRun(executionId: string, run: RunState): void {
+		this.#sql.exec(
+			"UPDATE gw_watch SET run_state = ? WHERE execution_id = ?",
+			JSON.stringify(run),
+			executionId,
+		);
+	}
+}
+
+function fromRow(row: WatchRow): WatchedExecution {
+	let run: RunState;
+	try {
+		run = { ...newRunState(), ...(JSON.parse(row.run_state) as Partial<RunState>) };
+	} catch {
+		run = newRunState();
+	}
+	return {
+		executionId: row.execution_id,
+		sessionId: row.session_id,
+		mandateId: row.mandate_id,
+		expiresAt: row.expires_at,
+		run,
+	};
+}
