@@ -17,13 +17,13 @@ export default defineConfig(async () => {
 		log: () => {},
 	});
 	// A tenant's OpenClaw Gateway (issue 3), reached over a real WebSocket as in production.
-	const gateway = await startGatewaySim({ port: 0, token: TEST_SECRETS.OPENCLAW_GATEWAY_TOKEN, log: () => {} });
-	const closeObeGee = sim.close.bind(sim);
-	sim.close = async () => {
-		await Promise.all([closeObeGee(), gateway.close()]);
-	};
+	const gateway = await startGatewaySim({
+		port: 0,
+		token: TEST_SECRETS.OPENCLAW_GATEWAY_TOKEN,
+		log: () => {},
+	});
 	// Closed by test/global-setup.ts when the run ends, so the process exits promptly.
-	(globalThis as { __obegeeSim?: typeof sim }).__obegeeSim = sim;
+	(globalThis as { __simulators?: Array<{ close(): Promise<void> }> }).__simulators = [sim, gateway];
 	return {
 		plugins: [
 			cloudflareTest({

@@ -1,6 +1,8 @@
-/** Runs in Node around the whole test run: closes the simulated ObeGee that vitest.config.ts started. */
+/** Runs in Node around the whole test run: closes the simulators that vitest.config.ts started. */
 export default function setup() {
 	return async () => {
-		await (globalThis as { __obegeeSim?: { close(): Promise<void> } }).__obegeeSim?.close();
+		const simulators =
+			(globalThis as { __simulators?: Array<{ close(): Promise<void> }> }).__simulators ?? [];
+		await Promise.all(simulators.map((simulator) => simulator.close()));
 	};
 }
