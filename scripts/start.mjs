@@ -171,6 +171,8 @@ function startWorker() {
 			`OBEGEE_BASE_URL:${SIM_URL}`,
 			"--var",
 			"POLL_INTERVAL_MS:2000",
+			"--var",
+			"DEMO_ROUTES:true",
 		],
 		"[worker]",
 	);
@@ -374,6 +376,9 @@ function printTryIt({ sessionId, mobileToken, wsUrl, executionId }) {
 		"",
 		`Worker ${WORKER_URL}   ObeGee simulator ${SIM_URL}   (Ctrl-C stops both)`,
 		"",
+		`# The pipeline card page (start mandates in any simulator scenario): ${WORKER_URL}/`,
+		"# Or drive one from this terminal: npm run demo -- --scenario slow",
+		"",
 		"# Watch the demo session live like a phone does (the token is valid for 2 h):",
 		`npx node -e 'const ws = new WebSocket(process.argv[1]); ws.onmessage = (e) => console.log(e.data)' '${wsUrl}'`,
 		"",
@@ -448,6 +453,7 @@ async function main() {
 		void stopAll(1);
 	});
 	say(`Worker healthy on ${WORKER_URL}`);
+	say(`pipeline card page: ${WORKER_URL}/  (npm run demo drives a mandate from this terminal)`);
 
 	printTryIt(await runDemo(vars));
 }

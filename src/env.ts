@@ -26,6 +26,8 @@ export interface Env {
 	ALLOWED_ORIGINS?: string;
 	/** "true" logs per-session work counters (one JSON line per flush and alarm); the benchmark reads them. */
 	METRICS_LOG?: string;
+	/** "true" only in local configs (npm start, the browser test): enables src/routes/demo.ts. */
+	DEMO_ROUTES?: string;
 }
 
 declare global {

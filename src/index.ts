@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import { type AppEnv, apiError } from "./http.ts";
 import { corsPolicy, securityHeaders } from "./http-policy.ts";
 import { admin } from "./routes/admin.ts";
+import { demo } from "./routes/demo.ts";
 import { executions } from "./routes/executions.ts";
 import { mandates } from "./routes/mandates.ts";
 import { sessions } from "./routes/sessions.ts";
@@ -25,6 +26,8 @@ app.route("/api/mandate", mandates);
 app.route("/api/dispatch", webhooks);
 app.route("/api/executions", executions);
 app.route("/api/admin", admin);
+// Demo-only (issue 5): 404 unless DEMO_ROUTES === "true", checked per request inside the module.
+app.route("/api/demo", demo);
 
 app.notFound((c) => apiError(c, 404, "not_found", "No such route."));
 app.onError((error, c) => {

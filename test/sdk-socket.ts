@@ -1,0 +1,104 @@
+import { exports } from "cloudflare:workers";
+
+/**
+ * A WebSocket class for the SDK under test that opens its sockets through the real Worker
+ * (`exports.default.fetch` with an Upgrade header), plus a switch that plays a lost network:
+ * while `offline`, every connection attempt fails, and `drop()` cuts the open sockets.
+ */
+export interface TestNetwork {
+	WebSocket: new (url: string) => WebSocket;
+	/** Every URL the SDK connected to, in order (to see its `since`). */
+	readonly urls: string[];
+	offline: boolean;
+	/** Closes every open socket from the phone's side, as a dead network would. */
+	drop(): void;
+}
+
+export function testNetwork(): TestNetwork {
+	const open = new Set<WorkerSocket>();
+	const network: TestNetwork = {
+		urls: [],
+		offline: false,
+		drop() {
+			for (const socket of open) socket.close(4001, "network lost");
+		},
+		WebSocket: undefined as unknown as TestNetwork["WebSocket"],
+	};
+
+	class WorkerSocket extends EventTarget {
+		static readonly CONNECTING = 0;
+		static readonly OPEN = 1;
+		static readonly CLOSING = 2;
+		static readonly CLOSED = 3;
+		readonly url: string;
+		readyState = 0;
+		binaryType = "blob";
+		readonly bufferedAmount = 0;
+		readonly extensions = "";
+		readonly protocol = "";
+		#socket: WebSocket | null = null;
+
+		constructor(url: string) {
+			super();
+			this.url = url;
+			network.urls.push(url);
+			void this.#connect();
+		}
+
+		async #connect(): Promise<void> {
+			if (network.offline) return this.#fail("offline");
+			const response = await exports.default.fetch(
+				new Request(this.url.replace(/^ws/, "http"), { headers: { Upgrade: "websocket" } }),
+			);
+			const socket = response.webSocket;
+			if (response.status !== 101 || !socket) return this.#fail(`upgrade answered ${response.status}`);
+			if (this.readyState !== 0) {
+				// closed by the SDK while the upgrade was in flight
+				socket.accept();
+				socket.close(1000, "abandoned");
+				return;
+			}
+			this.#socket = socket;
+			socket.addEventListener("message", (event) => {
+				this.dispatchEvent(new MessageEvent("message", { data: event.data }));
+			});
+			socket.addEventListener("close", (event) => this.#closed(event.code, event.reason));
+			socket.accept();
+			open.add(this);
+			this.readyState = 1;
+			this.dispatchEvent(new Event("open"));
+		}
+
+		send(data: string): void {
+			this.#socket?.send(data);
+		}
+
+		close(code = 1000, reason = ""): void {
+			if (this.readyState >= 2) return;
+			try {
+				this.#socket?.close(code, reason);
+			} catch {
+				// already closing
+			}
+			this.#closed(code, reason);
+		}
+
+		#fail(reason: string): void {
+			setTimeout(() => {
+				if (this.readyState >= 2) return;
+				this.dispatchEvent(new Event("error"));
+				this.#closed(1006, reason);
+			}, 0);
+		}
+
+		#closed(code: number, reason: string): void {
+			if (this.readyState === 3) return;
+			this.readyState = 3;
+			open.delete(this);
+			this.dispatchEvent(new CloseEvent("close", { code, reason }));
+		}
+	}
+
+	network.WebSocket = WorkerSocket as unknown as TestNetwork["WebSocket"];
+	return network;
+}
