@@ -1,0 +1,126 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Distribution } from "./stats.ts";
+
+/** The benchmark's results as JSON, a markdown table and an SVG latency chart (bench/results/). */
+
+export interface BenchReport {
+	generated_at: string;
+	machine: string;
+	duration_s: number;
+	latency: Array<{ sessions: number; service: Distribution; floor: Distribution; ratio_p99: number }>;
+	streaming?: Record<string, unknown>;
+	correctness: { lost: number; duplicated: number; out_of_order: number; reconnects: number; events: number };
+	costs: Array<Record<string, number | string>>;
+	bundle: { bytes: number; gzip: number };
+}
+
+export function writeReport(root: string, report: BenchReport): void {
+	const dir = join(root, "bench", "results");
+	mkdirSync(dir, { recursive: true });
+	writeFileSync(join(dir, "latest.json"), `${JSON.stringify(report, null, 2)}\n`);
+	writeFileSync(join(dir, "latest.md"), markdown(report));
+	writeFileSync(join(dir, "latency.svg"), chart(report));
+}
+
+function markdown(report: BenchReport): string {
+	const lines = [
+		`# Benchmark results (${report.generated_at})`,
+		"",
+		`${report.machine}; the run took ${report.duration_s} s.`,
+		"",
+		"## Signal → phone latency (ms): signed webhook received → stage-10 frame on every phone",
+		"",
+		"| sessions × phones | service p50 | p95 | p99 | max | floor p50 | p95 | p99 | max | p99 ratio |",
+		"|---|---|---|---|---|---|---|---|---|---|",
+		...report.latency.map(
+			({ sessions, service: s, floor: f, ratio_p99 }) =>
+				`| ${sessions} × 2 (n=${s.n}) | ${s.p50} | ${s.p95} | ${s.p99} | ${s.max} | ${f.p50} | ${f.p95} | ${f.p99} | ${f.max} | ${ratio_p99}× |`,
+		),
+		"",
+	];
+	if (report.streaming) {
+		lines.push("## Streaming", "", "```json", JSON.stringify(report.streaming, null, 2), "```", "");
+	}
+	const c = report.correctness;
+	lines.push(
+		"## Correctness under load (largest size, phones dropping and resuming during every round)",
+		"",
+		`${c.events} events received over ${c.reconnects} reconnects: **${c.lost} lost, ${c.duplicated} duplicated, ${c.out_of_order} out of order**.`,
+		"",
+		"## Per execution",
+		"",
+		`| execution | frames per phone | ObeGee calls | alarm wake-ups | SQLite rows written | events logged | D1 statements | D1 rows written | D1 batches |`,
+		"|---|---|---|---|---|---|---|---|---|",
+		...report.costs.map(
+			(row) =>
+				`| ${row.label} (n=${row.executions}) | ${row.frames_per_phone} | ${row.obegee_calls} | ${row.alarm_wakeups} | ${row.sqlite_rows_written} | ${row.events_logged} | ${row.d1_statements} | ${row.d1_rows_written} | ${row.d1_batches} |`,
+		),
+		"",
+		`Bundle: ${(report.bundle.bytes / 1024).toFixed(1)} KiB, ${(report.bundle.gzip / 1024).toFixed(1)} KiB gzip.`,
+		"",
+	);
+	return lines.join("\n");
+}
+
+/** Grouped bars: p50 and p99 of the service beside the floor, per load size (log scale). */
+function chart(report: BenchReport): string {
+	const width = 640;
+	const height = 300;
+	const left = 56;
+	const bottom = 40;
+	const top = 40;
+	const plotHeight = height - top - bottom;
+	const values = report.latency.flatMap(({ service, floor }) => [
+		service.p50,
+		service.p99,
+		floor.p50,
+		floor.p99,
+	]);
+	const maxLog = Math.ceil(Math.log10(Math.max(...values, 1) * 1.2));
+	const minLog = -1;
+	const y = (ms: number) =>
+		top + plotHeight - ((Math.log10(Math.max(ms, 0.1)) - minLog) / (maxLog - minLog)) * plotHeight;
+	const groupWidth = (width - left - 20) / report.latency.length;
+	const bars = [
+		{ key: "service p50", color: "#2563eb", pick: (r: BenchReport["latency"][number]) => r.service.p50 },
+		{ key: "service p99", color: "#1e3a8a", pick: (r: BenchReport["latency"][number]) => r.service.p99 },
+		{ key: "floor p50", color: "#9ca3af", pick: (r: BenchReport["latency"][number]) => r.floor.p50 },
+		{ key: "floor p99", color: "#4b5563", pick: (r: BenchReport["latency"][number]) => r.floor.p99 },
+	];
+	const barWidth = (groupWidth - 24) / bars.length;
+	const parts: string[] = [
+		`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`,
+		`<rect width="${width}" height="${height}" fill="white"/>`,
+		`<text x="${width / 2}" y="18" text-anchor="middle" font-size="13">Signal → phone latency (ms, log scale): service vs floor</text>`,
+	];
+	for (let exponent = minLog; exponent <= maxLog; exponent++) {
+		const value = 10 ** exponent;
+		parts.push(
+			`<line x1="${left}" x2="${width - 10}" y1="${y(value)}" y2="${y(value)}" stroke="#e5e7eb"/>`,
+			`<text x="${left - 6}" y="${y(value) + 4}" text-anchor="end">${value}</text>`,
+		);
+	}
+	report.latency.forEach((row, group) => {
+		const x0 = left + group * groupWidth + 12;
+		bars.forEach((bar, i) => {
+			const value = bar.pick(row);
+			const x = x0 + i * barWidth;
+			parts.push(
+				`<rect x="${x.toFixed(1)}" y="${y(value).toFixed(1)}" width="${(barWidth - 2).toFixed(1)}" height="${(top + plotHeight - y(value)).toFixed(1)}" fill="${bar.color}"><title>${bar.key}: ${value} ms</title></rect>`,
+			);
+		});
+		parts.push(
+			`<text x="${x0 + (groupWidth - 24) / 2}" y="${height - bottom + 16}" text-anchor="middle">${row.sessions} session${row.sessions === 1 ? "" : "s"} × 2 phones</text>`,
+		);
+	});
+	bars.forEach((bar, i) => {
+		const x = left + i * 130;
+		parts.push(
+			`<rect x="${x}" y="${height - 14}" width="10" height="10" fill="${bar.color}"/>`,
+			`<text x="${x + 14}" y="${height - 5}">${bar.key}</text>`,
+		);
+	});
+	parts.push("</svg>");
+	return `${parts.join("\n")}\n`;
+}

@@ -1,0 +1,140 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { setTimeout as sleep } from "node:timers/promises";
+
+/**
+ * Starting and stopping what the benchmark measures, all on loopback: `wrangler dev` (workerd)
+ * for the Worker and for the floor, each with its own throwaway state directory.
+ */
+
+export const HOST = "127.0.0.1";
+const WRANGLER = ["node_modules/wrangler/bin/wrangler.js"];
+const TOOL_ENV = { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true", NO_COLOR: "1" };
+
+export function randomSecrets() {
+	return {
+		OBEGEE_API_TOKEN: `bench_obegee_${randomBytes(16).toString("hex")}`,
+		WEBHOOK_SECRET: `whsec_${randomBytes(32).toString("base64")}`,
+		SESSION_TOKEN_SECRET: randomBytes(32).toString("base64url"),
+		SERVICE_TOKEN: `bench_service_${randomBytes(16).toString("hex")}`,
+		ADMIN_TOKEN: `bench_admin_${randomBytes(16).toString("hex")}`,
+	};
+}
+
+export async function freePort(): Promise<number> {
+	return new Promise((resolve, reject) => {
+		const server = createServer();
+		server.unref();
+		server.on("error", reject);
+		server.listen(0, HOST, () => {
+			const address = server.address();
+			const port = typeof address === "object" && address ? address.port : 0;
+			server.close(() => resolve(port));
+		});
+	});
+}
+
+export interface RunningWorker {
+	url: string;
+	/** Every line the Worker printed (its console.log lines included), as they come. */
+	onLine(listener: (line: string) => void): void;
+	stop(): Promise<void>;
+}
+
+function run(args: string[], cwd: string): Promise<void> {
+	return new Promise((resolve, reject) => {
+		const child = spawn(process.execPath, [...WRANGLER, ...args], { cwd, env: TOOL_ENV, stdio: "pipe" });
+		let output = "";
+		child.stdout?.on("data", (chunk) => {
+			output += chunk;
+		});
+		child.stderr?.on("data", (chunk) => {
+			output += chunk;
+		});
+		child.on("exit", (code) =>
+			code === 0 ? resolve() : reject(new Error(`wrangler ${args[0]} failed:\n${output}`)),
+		);
+	});
+}
+
+/** `wrangler dev` for a config, with vars, on a free port; resolves once `/health` (or `path`) answers. */
+export async function startWrangler(options: {
+	root: string;
+	config: string;
+	vars: Record<string, string>;
+	migrations?: boolean;
+	readyPath: string;
+	port?: number;
+}): Promise<RunningWorker> {
+	const port = options.port ?? (await freePort());
+	const persist = mkdtempSync(join(tmpdir(), "myndlens-bench-"));
+	if (options.migrations) {
+		await run(
+			["d1", "migrations", "apply", "DB", "--local", "--config", options.config, "--persist-to", persist],
+			options.root,
+		);
+	}
+	const args = [
+		"dev",
+		"--config",
+		options.config,
+		"--ip",
+		HOST,
+		"--port",
+		String(port),
+		"--persist-to",
+		persist,
+		"--inspector-port",
+		String(await freePort()),
+		"--log-level",
+		"log",
+		...Object.entries(options.vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
+	];
+	const child: ChildProcess = spawn(process.execPath, [...WRANGLER, ...args], {
+		cwd: options.root,
+		env: TOOL_ENV,
+		stdio: ["ignore", "pipe", "pipe"],
+		detached: true,
+	});
+	const listeners: Array<(line: string) => void> = [];
+	for (const stream of [child.stdout, child.stderr]) {
+		if (!stream) continue;
+		createInterface({ input: stream }).on("line", (line) => {
+			for (const listener of listeners) listener(line);
+		});
+	}
+	const url = `http://${HOST}:${port}`;
+	const deadline = Date.now() + 60_000;
+	for (;;) {
+		if (child.exitCode !== null) throw new Error(`wrangler dev for ${options.config} exited early`);
+		try {
+			const response = await fetch(`${url}${options.readyPath}`);
+			await response.body?.cancel();
+			if (response.status < 500) break;
+		} catch {
+			// not listening yet
+		}
+		if (Date.now() > deadline) throw new Error(`wrangler dev for ${options.config} did not start in 60 s`);
+		await sleep(250);
+	}
+	return {
+		url,
+		onLine: (listener) => listeners.push(listener),
+		stop: async () => {
+			if (child.exitCode === null && child.pid) {
+				try {
+					process.kill(-child.pid, "SIGTERM");
+				} catch {
+					// already gone
+				}
+				await Promise.race([new Promise((resolve) => child.once("exit", resolve)), sleep(5_000)]);
+			}
+			rmSync(persist, { recursive: true, force: true });
+		},
+	};
+}
