@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { AgentUpdate } from "../src/openclaw/contract.ts";
-import { coalesceChunks } from "../src/openclaw/delivery.ts";
+import { coalesceChunks } from "../src/openclaw/contract.ts";
 import type { AgentEvent, ChatEvent } from "../src/openclaw/frames.ts";
 import {
 	type MappingNote,

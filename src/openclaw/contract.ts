@@ -34,3 +34,15 @@ export interface AgentUpdateSink {
 	/** The gateway connection dropped (or could not be opened) while these executions were watched. */
 	agentStreamLost(sessionId: string, executionIds: string[]): Promise<void>;
 }
+
+/** Joins runs of consecutive chunks into one; every other update keeps its place. */
+export function coalesceChunks(updates: readonly AgentUpdate[]): AgentUpdate[] {
+	const out: AgentUpdate[] = [];
+	for (const update of updates) {
+		const last = out.at(-1);
+		if (update.kind === "chunk" && last?.kind === "chunk")
+			out[out.length - 1] = { kind: "chunk", text: last.text + update.text };
+		else out.push(update);
+	}
+	return out;
+}

@@ -2,7 +2,12 @@ import { DurableObject } from "cloudflare:workers";
 import { timing } from "../config.ts";
 import type { Env } from "../env.ts";
 import { ObeGeeClient } from "../obegee/client.ts";
-import type { AgentUpdate, AgentUpdateSink, GatewayWatcher } from "../openclaw/contract.ts";
+import {
+	type AgentUpdate,
+	type AgentUpdateSink,
+	coalesceChunks,
+	type GatewayWatcher,
+} from "../openclaw/contract.ts";
 import {
 	backoffDelay,
 	HEARTBEAT_INTERVAL_MS,
@@ -744,18 +749,6 @@ function stageChanges(board: StageBoard, stage: StageNumber, status: "completed"
 	if (isFinished(board)) return [];
 	const plan = planStageMove(board, stage, status);
 	return plan.ok ? plan.changes : [];
-}
-
-/** Consecutive chunks become one, so a burst of deltas costs one frame (issue 6: coalescing). */
-function coalesceChunks(updates: readonly AgentUpdate[]): AgentUpdate[] {
-	const merged: AgentUpdate[] = [];
-	for (const update of updates) {
-		const last = merged[merged.length - 1];
-		if (update.kind === "chunk" && last?.kind === "chunk")
-			merged[merged.length - 1] = { kind: "chunk", text: last.text + update.text };
-		else merged.push(update);
-	}
-	return merged;
 }
 
 /** A fixed-window frame counter kept in the socket's attachment, so it survives hibernation. */
