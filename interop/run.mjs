@@ -25,6 +25,8 @@ const ROOT = join(HERE, "..");
 const HOST = "127.0.0.1";
 const ANSWER = "The weekly report was sent to the team. Revenue is up 4%.";
 const REPORT = "# Weekly report\nRevenue up 4%.\n";
+// biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI escape sequences are what it strips.
+const ANSI = /\x1b\[[0-9;?]*[ -/]*[@-~]/g;
 const children = [];
 const cleanups = [];
 const results = [];
@@ -50,7 +52,10 @@ function ensureInstalled() {
 	if (existsSync(join(HERE, "node_modules", "openclaw", "openclaw.mjs"))) return;
 	say("installing openclaw@2026.9.6 into interop/node_modules (~90 s)");
 	const bin = join(ROOT, "node_modules", ".bin");
-	const result = spawnSync("npm", ["install", "--no-audit", "--no-fund"], {
+	// Exactly what interop/package-lock.json says. Its install scripts are reviewed and denied in
+	// package.json "allowScripts" (npm 11 skips unlisted ones anyway): none is needed here — koffi and
+	// fs-safe ship prebuilds, openclaw's postinstall only prunes stale dist files after an upgrade.
+	const result = spawnSync("npm", ["ci", "--no-audit", "--no-fund"], {
 		cwd: HERE,
 		stdio: "inherit",
 		env: { ...process.env, PATH: `${bin}:${process.env.PATH}` },
@@ -112,28 +117,49 @@ async function startMockModel() {
 	return server.address().port;
 }
 
-function spawnLogged(command, args, options, prefix, readyPattern, timeoutMs) {
+/**
+ * Starts a process in its own process group (stopAll kills the group) and returns a `waitFor(pattern,
+ * timeoutMs)` that resolves on the first matching output line, past or future.
+ */
+function spawnLogged(command, args, options, prefix) {
 	const child = spawn(command, args, { ...options, stdio: ["ignore", "pipe", "pipe"], detached: true });
 	children.push(child);
-	return new Promise((resolve, reject) => {
-		const timer = setTimeout(
-			() => reject(new Error(`${prefix} not ready within ${timeoutMs / 1000} s`)),
-			timeoutMs,
-		);
-		const onLine = (line) => {
-			if (process.env.INTEROP_VERBOSE) console.log(`${prefix} ${line}`);
-			if (readyPattern.test(line)) {
-				clearTimeout(timer);
-				resolve(child);
-			}
-		};
-		createInterface({ input: child.stdout }).on("line", onLine);
-		createInterface({ input: child.stderr }).on("line", onLine);
-		child.once("exit", (code) => {
-			clearTimeout(timer);
-			reject(new Error(`${prefix} exited early (${code}); rerun with INTEROP_VERBOSE=1`));
-		});
+	const lines = [];
+	const waiters = new Set();
+	let exited = null;
+	const onLine = (raw) => {
+		// The gateway colours its log lines even into a pipe ("\x1b[36m[gateway]\x1b[39m \x1b[36mready").
+		const line = raw.replace(ANSI, "");
+		if (process.env.INTEROP_VERBOSE) console.log(`${prefix} ${line}`);
+		lines.push(line);
+		for (const waiter of waiters) waiter.onLine(line);
+	};
+	createInterface({ input: child.stdout }).on("line", onLine);
+	createInterface({ input: child.stderr }).on("line", onLine);
+	child.once("exit", (code, signal) => {
+		exited = new Error(`${prefix} exited early (${code ?? signal}); rerun with INTEROP_VERBOSE=1`);
+		for (const waiter of waiters) waiter.onExit();
 	});
+	const waitFor = (pattern, timeoutMs, what = String(pattern)) =>
+		new Promise((resolve, reject) => {
+			if (lines.some((line) => pattern.test(line))) return resolve();
+			if (exited) return reject(exited);
+			const waiter = {
+				onLine: (line) => pattern.test(line) && done(resolve),
+				onExit: () => done(() => reject(exited)),
+			};
+			const timer = setTimeout(
+				() => done(() => reject(new Error(`${prefix} ${what}: not within ${timeoutMs / 1000} s`))),
+				timeoutMs,
+			);
+			function done(settle) {
+				clearTimeout(timer);
+				waiters.delete(waiter);
+				settle();
+			}
+			waiters.add(waiter);
+		});
+	return { child, waitFor };
 }
 
 async function startGateway(temp, modelPort, token) {
@@ -167,6 +193,8 @@ async function startGateway(temp, modelPort, token) {
 		},
 		agents: { defaults: { model: { primary: "mock/mock-1" }, workspace } },
 		gateway: { mode: "local", bind: "loopback", port, auth: { mode: "token", token } },
+		// Its file log defaults to /tmp/openclaw/; keep it in the temp dir that is removed afterwards.
+		logging: { file: join(temp, "openclaw.log") },
 	};
 	const configPath = join(temp, "openclaw.json");
 	writeFileSync(configPath, JSON.stringify(config));
@@ -181,6 +209,7 @@ async function startGateway(temp, modelPort, token) {
 		OPENCLAW_SKIP_CRON: "1",
 		OPENCLAW_SKIP_CANVAS_HOST: "1",
 		OPENCLAW_SKIP_BROWSER_CONTROL_SERVER: "1",
+		NO_COLOR: "1",
 	};
 	const args = [
 		join(HERE, "node_modules", "openclaw", "openclaw.mjs"),
@@ -196,7 +225,9 @@ async function startGateway(temp, modelPort, token) {
 		token,
 		"--allow-unconfigured",
 	];
-	await spawnLogged(process.execPath, args, { cwd: temp, env }, "[gateway]", /\[gateway\] ready/, 90_000);
+	const gateway = spawnLogged(process.execPath, args, { cwd: temp, env }, "[gateway]");
+	// Not the earlier "spawn broker ready" line (OPENCLAW-NOTES.md).
+	await gateway.waitFor(/\[gateway\] ready\b/, 90_000, "never logged `[gateway] ready`");
 	return `ws://${HOST}:${port}`;
 }
 
@@ -204,7 +235,7 @@ async function startWorker(temp, vars) {
 	const port = await freePort();
 	const wrangler = join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js");
 	const persist = join(temp, "wrangler");
-	const env = { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" };
+	const env = { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true", NO_COLOR: "1" };
 	const migrate = spawnSync(
 		process.execPath,
 		[wrangler, "d1", "migrations", "apply", "DB", "--local", "--persist-to", persist],
@@ -216,16 +247,38 @@ async function startWorker(temp, vars) {
 	);
 	if (migrate.status !== 0) throw new Error(`d1 migrations failed: ${migrate.stderr}`);
 	const varArgs = Object.entries(vars).flatMap(([key, value]) => ["--var", `${key}:${value}`]);
-	const args = [wrangler, "dev", "--ip", HOST, "--port", String(port), "--persist-to", persist, ...varArgs];
-	await spawnLogged(process.execPath, args, { cwd: ROOT, env }, "[worker]", /Ready on/, 90_000);
-	return `http://${HOST}:${port}`;
+	const args = [
+		wrangler,
+		"dev",
+		"--ip",
+		HOST,
+		"--port",
+		String(port),
+		// Not the default 9229: another wrangler dev on this machine must not collide with this one.
+		"--inspector-port",
+		String(await freePort()),
+		"--persist-to",
+		persist,
+		...varArgs,
+	];
+	const worker = spawnLogged(process.execPath, args, { cwd: ROOT, env }, "[worker]");
+	await worker.waitFor(/Ready on http/, 90_000, "never logged `Ready on`");
+	return { url: `http://${HOST}:${port}`, waitFor: worker.waitFor };
 }
 
-/** The MyndLens service's part: its own gateway client starts the agent run for the execution. */
+/**
+ * The MyndLens service's part: its own gateway client starts the agent run for the execution. A plain
+ * token client, no device identity: on loopback the real gateway keeps its requested scopes.
+ */
 async function startAgentRun(gatewayUrl, token, executionId) {
 	const ws = new WebSocket(gatewayUrl);
 	const outcome = new Promise((resolve, reject) => {
 		const timer = setTimeout(() => reject(new Error("agent run did not finish within 120 s")), 120_000);
+		const fail = (error) => {
+			clearTimeout(timer);
+			reject(error);
+		};
+		let hello = null;
 		ws.on("message", (data) => {
 			const frame = JSON.parse(String(data));
 			if (frame.type === "event" && frame.event === "connect.challenge") {
@@ -246,7 +299,8 @@ async function startAgentRun(gatewayUrl, token, executionId) {
 					}),
 				);
 			} else if (frame.type === "res" && frame.id === "c1") {
-				if (!frame.ok) return reject(new Error(`service connect refused: ${JSON.stringify(frame.error)}`));
+				if (!frame.ok) return fail(new Error(`service connect refused: ${JSON.stringify(frame.error)}`));
+				hello = frame.payload;
 				ws.send(
 					JSON.stringify({
 						type: "req",
@@ -262,10 +316,11 @@ async function startAgentRun(gatewayUrl, token, executionId) {
 				);
 			} else if (frame.type === "res" && frame.id === "r1" && frame.payload?.status !== "accepted") {
 				clearTimeout(timer);
-				resolve(frame);
+				resolve({ hello, result: frame });
 			}
 		});
-		ws.on("error", reject);
+		ws.on("error", fail);
+		ws.on("close", (code) => fail(new Error(`gateway closed the service connection (${code})`)));
 	});
 	try {
 		return await outcome;
@@ -274,7 +329,20 @@ async function startAgentRun(gatewayUrl, token, executionId) {
 	}
 }
 
+async function until(condition, timeoutMs) {
+	for (const deadline = Date.now() + timeoutMs; !condition() && Date.now() < deadline; ) await sleep(100);
+	return condition();
+}
+
+function describe(frame) {
+	if (frame.event === "pipeline_stage") return `stage ${frame.data.stage} ${frame.data.status}`;
+	if (frame.type === "progress") return `progress ${frame.progress}% ${frame.status}`;
+	if (frame.type === "response_chunk") return `chunk ${JSON.stringify(frame.chunk)}`;
+	return frame.type ?? frame.event ?? "?";
+}
+
 async function main() {
+	const started = Date.now();
 	ensureInstalled();
 	const temp = mkdtempSync(join(tmpdir(), "myndlens-interop-"));
 	cleanups.push(() => rmSync(temp, { recursive: true, force: true }));
@@ -299,13 +367,16 @@ async function main() {
 		log: () => {},
 	});
 	cleanups.push(() => obegee.close());
-	const workerUrl = await startWorker(temp, {
+	const worker = await startWorker(temp, {
 		...secrets,
 		OBEGEE_BASE_URL: obegee.url,
 		OPENCLAW_GATEWAY_URL: gatewayUrl,
 		OPENCLAW_GATEWAY_TOKEN: gatewayToken,
+		// No ObeGee poll during the ~10 s run: its EXECUTING status would also show "Agent started" at
+		// 10 %, so every sub-status the phone sees after "Mandate queued" comes from the real gateway.
+		POLL_INTERVAL_MS: "60000",
 	});
-	say(`worker ready at ${workerUrl}`);
+	say(`worker ready at ${worker.url}`);
 
 	const sessionId = `interop-${randomBytes(4).toString("hex")}`;
 	const mandateId = `mio_interop_${randomBytes(4).toString("hex")}`;
@@ -316,7 +387,7 @@ async function main() {
 		.sign(new TextEncoder().encode(secrets.SESSION_TOKEN_SECRET));
 	const frames = [];
 	const phone = new WebSocket(
-		`${workerUrl.replace("http", "ws")}/api/sessions/${sessionId}/ws?token=${mobile}`,
+		`${worker.url.replace("http", "ws")}/api/sessions/${sessionId}/ws?token=${mobile}`,
 	);
 	phone.on("message", (data) => frames.push(JSON.parse(String(data))));
 	await new Promise((resolve, reject) => {
@@ -325,7 +396,8 @@ async function main() {
 	});
 	cleanups.push(() => phone.close());
 
-	const execute = await fetch(`${workerUrl}/api/mandate/execute`, {
+	// ObeGee's "manual" scenario keeps the execution running, so only the gateway can complete stage 9.
+	const execute = await fetch(`${worker.url}/api/mandate/execute`, {
 		method: "POST",
 		headers: { authorization: `Bearer ${secrets.SERVICE_TOKEN}`, "content-type": "application/json" },
 		body: JSON.stringify({
@@ -338,42 +410,86 @@ async function main() {
 			delivery_channels: ["app"],
 		}),
 	});
-	const { execution_id: executionId } = await execute.json();
-	check("execute answers with an execution id", typeof executionId === "string", `status ${execute.status}`);
+	const executeBody = await execute.json();
+	const executionId = executeBody.execution_id;
+	if (typeof executionId !== "string") {
+		throw new Error(`execute answered ${execute.status} ${JSON.stringify(executeBody)}`);
+	}
 	const stage9 = (status) =>
-		frames.some((f) => f.event === "pipeline_stage" && f.data?.stage === 9 && f.data?.status === status);
-	for (let i = 0; i < 100 && !stage9("active"); i++) await sleep(100);
-	// Give the Gateway DO a moment to open its socket before the run starts (it would still get the answer).
-	await sleep(1000);
+		frames.some(
+			(f) =>
+				f.event === "pipeline_stage" &&
+				f.data?.mandate_id === mandateId &&
+				f.data?.stage === 9 &&
+				f.data?.status === status,
+		);
+	if (!(await until(() => stage9("active"), 10_000))) throw new Error("stage 9 never became active");
 
-	const result = await startAgentRun(gatewayUrl, gatewayToken, executionId);
-	check(
-		"the real gateway ran the agent",
-		result.ok === true && result.payload?.status === "ok",
-		JSON.stringify(result.error ?? result.payload?.status),
+	// Stage 9 makes the Session DO ask the tenant's Gateway DO to watch the execution; it then dials
+	// the real gateway. Start the run only once that socket is up, so no event can be missed.
+	let connected = true;
+	try {
+		await worker.waitFor(/"openclaw: gateway connected".*"protocol":4/, 30_000, "Gateway DO handshake");
+	} catch (error) {
+		connected = false;
+		say(error.message);
+	}
+	check("the Gateway DO completes the protocol-4 handshake with the real gateway", connected);
+
+	const { hello, result } = await startAgentRun(gatewayUrl, gatewayToken, executionId);
+	say(
+		`service client on loopback without a device identity got scopes ${JSON.stringify(hello?.auth?.scopes)}`,
 	);
-	for (let i = 0; i < 100 && !stage9("completed"); i++) await sleep(100);
-	await sleep(1000);
-
-	const mine = frames.filter((f) => f.execution_id === executionId);
-	const statuses = mine.filter((f) => f.type === "progress").map((f) => f.status);
-	const progress = mine.filter((f) => f.type === "progress").map((f) => f.progress);
-	const answer = mine
-		.filter((f) => f.type === "response_chunk")
-		.map((f) => f.chunk)
-		.join("");
 	check(
-		"the phone sees the agent start and its tool",
-		statuses.includes("Agent started") && statuses.some((s) => /REPORT\.md|read tool/.test(s)),
+		"the real gateway ran the agent with runId = execution id",
+		result.ok === true && result.payload?.status === "ok" && result.payload?.runId === executionId,
+		JSON.stringify(result.error ?? { status: result.payload?.status, runId: result.payload?.runId }),
+	);
+
+	const mine = () => frames.filter((f) => f.execution_id === executionId);
+	const answerOf = () =>
+		mine()
+			.filter((f) => f.type === "response_chunk")
+			.map((f) => f.chunk)
+			.join("");
+	// The last chat delta may come after the lifecycle end (OPENCLAW-NOTES.md): wait for the whole answer,
+	// then a little longer so that a chunk sent twice would show.
+	await until(() => stage9("completed") && answerOf().length >= ANSWER.length, 15_000);
+	await sleep(750);
+
+	const progressFrames = mine().filter((f) => f.type === "progress");
+	const statuses = progressFrames.map((f) => f.status);
+	const progress = progressFrames.map((f) => f.progress);
+	const answer = answerOf();
+	const toolStep = statuses.findIndex((s) => /REPORT\.md|read tool/i.test(s));
+	check(
+		"the phone sees the sub-statuses: agent started, the read tool, generating, complete",
+		statuses.indexOf("Agent started") >= 0 &&
+			toolStep > statuses.indexOf("Agent started") &&
+			statuses.indexOf("Generating response...") > toolStep &&
+			statuses.at(-1) === "Execution complete",
 		JSON.stringify(statuses),
 	);
 	check(
-		"progress only rises and reaches 100",
-		progress.every((p, i) => i === 0 || p >= progress[i - 1]) && progress.at(-1) === 100,
+		"progress only rises, from 10 through the tool step to 100",
+		progress.every((p, i) => i === 0 || p >= progress[i - 1]) &&
+			progress.includes(10) &&
+			progress[toolStep] > 10 &&
+			progress.at(-1) === 100,
 		JSON.stringify(progress),
 	);
 	check("the response chunks join to exactly the model's answer", answer === ANSWER, JSON.stringify(answer));
-	check("lifecycle end completes stage 9", stage9("completed"));
+	check("the lifecycle end completes stage 9 (ObeGee still running)", stage9("completed"));
+
+	const failedNow = results.some((r) => !r.ok);
+	if (failedNow || process.env.INTEROP_VERBOSE) {
+		say(`what the phone received for ${executionId}:`);
+		for (const frame of frames) {
+			if (frame.execution_id === executionId || frame.data?.mandate_id === mandateId)
+				console.log(`  #${frame.seq} ${describe(frame)}`);
+		}
+	}
+	say(`done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
 
 async function stopAll() {
@@ -399,6 +515,14 @@ async function stopAll() {
 			// best effort
 		}
 	}
+}
+
+// Ctrl-C or a cancelled CI job: the gateway and wrangler run in their own process groups and would outlive us.
+for (const signal of ["SIGINT", "SIGTERM"]) {
+	process.once(signal, () => {
+		say(`${signal}: stopping everything`);
+		stopAll().finally(() => process.exit(130));
+	});
 }
 
 let crashed = null;
