@@ -53,6 +53,12 @@ describe("gateway connection", () => {
 			"drop noticed",
 		);
 		expect(lost.reconnectAt).not.toBeNull();
+		// The alarm is armed for the reconnect itself, not only for some later job.
+		await eventually(
+			() => runInDurableObject(stub, (_instance, state) => state.storage.getAlarm()),
+			(alarm) => alarm === lost.reconnectAt,
+			"alarm armed for the reconnect",
+		);
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 		await eventually(
 			() => stub.status(),

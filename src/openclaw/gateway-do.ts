@@ -157,7 +157,9 @@ export class GatewayDO extends DurableObject<Env> implements GatewayWatcher {
 		const idleAt = this.#meta.getNumber("idle_close_at");
 		if (!watched && this.#connection && idleAt !== null) jobs.push(idleAt);
 		const reconnectAt = this.#meta.getNumber("reconnect_at");
-		if (watched && !this.#connection && reconnectAt !== null) jobs.push(reconnectAt);
+		// Not while a connect is under way: a past reconnect time would fire the alarm again at once,
+		// and that run would judge the new connection by a deadline armed after it started.
+		if (watched && !this.#connection && !this.#connecting && reconnectAt !== null) jobs.push(reconnectAt);
 		const expiry = this.#watches.earliestExpiry();
 		if (expiry !== null) jobs.push(expiry);
 		if (jobs.length === 0) {
@@ -218,15 +220,18 @@ export class GatewayDO extends DurableObject<Env> implements GatewayWatcher {
 			connection.chain = connection.chain.then(() => this.#onFrame(connection, data));
 			this.ctx.waitUntil(connection.chain);
 		});
+		// A drop schedules the reconnect, so the alarm must be armed for it right away.
 		ws.addEventListener("close", (event) => {
-			connection.chain = connection.chain.then(() =>
-				this.#drop(connection, `socket closed (${event.code})`, null, Date.now()),
-			);
+			connection.chain = connection.chain.then(async () => {
+				this.#drop(connection, `socket closed (${event.code})`, null, Date.now());
+				await this.#armAlarm();
+			});
 		});
 		ws.addEventListener("error", () => {
-			connection.chain = connection.chain.then(() =>
-				this.#drop(connection, "socket error", null, Date.now()),
-			);
+			connection.chain = connection.chain.then(async () => {
+				this.#drop(connection, "socket error", null, Date.now());
+				await this.#armAlarm();
+			});
 		});
 		this.#log("info", "gateway socket open", { gateway: redactedUrl(target.url), source: target.source });
 		await this.#armAlarm();

@@ -478,7 +478,9 @@ export class SessionDO extends DurableObject<Env> implements AgentUpdateSink {
 			this.#finish(current, result.value, "poll", now);
 			return;
 		}
-		const sub = status !== current.remote_status ? subStatusForRemote(status) : null;
+		// Once the agent's own stream speaks, it says better than ObeGee's coarse status what is going on.
+		const sub =
+			status !== current.remote_status && current.agent_event_at === null ? subStatusForRemote(status) : null;
 		if (sub) this.#progress(current, sub.status, sub.progress, now);
 		else this.#heartbeat(current, now);
 	}
