@@ -6,12 +6,15 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { type ObeGeeSim, startObeGeeSim } from "../sim/obegee.ts";
+import { gatewayAgent, type ObeGeeSim, startObeGeeSim } from "../sim/obegee.ts";
+import { type GatewaySim, startGatewaySim } from "../sim/openclaw.ts";
 
 /**
- * The whole local stack for the browser test: the ObeGee simulator and `wrangler dev` (with the
- * demo routes on and fast polling) on free ports, with fresh secrets and a throwaway D1/DO state
- * directory, so it never collides with an `npm start` running beside it.
+ * The whole local stack for the browser test, wired as `npm start` wires it: the OpenClaw gateway
+ * simulator, the ObeGee simulator (which starts each execution's agent run on that gateway) and
+ * `wrangler dev` (demo routes on, fast polling, the gateway as every tenant's default) on free
+ * ports, with fresh secrets and a throwaway D1/DO state directory, so it never collides with an
+ * `npm start` running beside it.
  */
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -21,6 +24,7 @@ const HEALTH_TIMEOUT_MS = 60_000;
 export interface Stack {
 	url: string;
 	sim: ObeGeeSim;
+	gateway: GatewaySim;
 	stop(): Promise<void>;
 }
 
@@ -32,9 +36,16 @@ export async function startStack(log: (line: string) => void): Promise<Stack> {
 		SESSION_TOKEN_SECRET: randomBytes(32).toString("base64url"),
 		SERVICE_TOKEN: `browser_${randomBytes(12).toString("hex")}`,
 		ADMIN_TOKEN: `browser_${randomBytes(12).toString("hex")}`,
+		OPENCLAW_GATEWAY_TOKEN: `browser_${randomBytes(12).toString("hex")}`,
 	};
 	const [port, inspectorPort] = [await freePort(), await freePort()];
 	const url = `http://${HOST}:${port}`;
+	const gateway = await startGatewaySim({
+		host: HOST,
+		port: 0,
+		token: secrets.OPENCLAW_GATEWAY_TOKEN,
+		log: (line) => log(`[gateway] ${line}`),
+	});
 	const sim = await startObeGeeSim({
 		host: HOST,
 		port: 0,
@@ -42,11 +53,13 @@ export async function startStack(log: (line: string) => void): Promise<Stack> {
 		webhookSecret: secrets.WEBHOOK_SECRET,
 		webhookUrl: `${url}/api/dispatch/delivery-webhook`,
 		log: (line) => log(`[sim] ${line}`),
+		agent: gatewayAgent(gateway),
 	});
 	const children: ChildProcess[] = [];
 	const stop = async () => {
 		for (const child of children) await stopGroup(child);
 		await sim.close();
+		await gateway.close();
 		rmSync(persistDir, { recursive: true, force: true });
 	};
 	try {
@@ -57,6 +70,7 @@ export async function startStack(log: (line: string) => void): Promise<Stack> {
 		const vars = {
 			...secrets,
 			OBEGEE_BASE_URL: sim.url,
+			OPENCLAW_GATEWAY_URL: gateway.url,
 			POLL_INTERVAL_MS: "500",
 			DEMO_ROUTES: "true",
 		};
@@ -77,7 +91,7 @@ export async function startStack(log: (line: string) => void): Promise<Stack> {
 		);
 		children.push(worker);
 		await waitForHealth(url, worker);
-		return { url, sim, stop };
+		return { url, sim, gateway, stop };
 	} catch (error) {
 		await stop();
 		throw error;

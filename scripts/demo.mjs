@@ -100,8 +100,14 @@ function makeDisplay() {
 			);
 		}
 		if (mandate.sub_status) say("progress", `progress ${mandate.progress}% ${mandate.sub_status}`);
+		// The streamed answer as it types out: only what is new since the last line.
+		const typed = seen.get("typed") ?? "";
+		if (mandate.answer.length > typed.length && mandate.answer.startsWith(typed)) {
+			console.log(`answer… ${JSON.stringify(mandate.answer.slice(typed.length))}`);
+			seen.set("typed", mandate.answer);
+		}
 		const answer = mandate.answer || mandate.result?.summary;
-		if (answer) say("answer", `answer: ${answer}`);
+		if (answer && mandate.phase !== "in_progress") say("answer", `answer: ${answer}`);
 	};
 }
 

@@ -1,10 +1,13 @@
 // `npm start`: the whole stack on this machine, then a live demo of one mandate.
 //   1. `.dev.vars` with fresh random dev secrets (kept when it exists),
 //   2. local D1 migrations,
-//   3. the ObeGee simulator on 127.0.0.1:8788 (SIM_PORT),
-//   4. `wrangler dev` on 127.0.0.1:8787 (PORT), pointed at the simulator,
-//   5. a demo: a phone's WebSocket, stages 1–3 from the pipeline, one execute, every frame printed.
-// It keeps running until Ctrl-C, then stops wrangler and the simulator.
+//   3. the OpenClaw gateway simulator on 127.0.0.1:8789 (GATEWAY_PORT) and the ObeGee simulator on
+//      127.0.0.1:8788 (SIM_PORT), which starts a scripted agent run on the gateway for each execution
+//      (as the MyndLens service does in production),
+//   4. `wrangler dev` on 127.0.0.1:8787 (PORT), pointed at both simulators,
+//   5. a demo: a phone's WebSocket, stages 1–3 from the pipeline, one execute, every frame printed —
+//      the agent's sub-statuses, rising progress and its answer streaming in, then stage 10.
+// It keeps running until Ctrl-C, then stops wrangler and both simulators.
 // Runs under Node 24 (npm puts the project's node first on PATH), which imports the simulator's
 // TypeScript directly.
 
@@ -17,7 +20,8 @@ import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { SignJWT } from "jose";
-import { SCENARIOS, startObeGeeSim } from "../sim/obegee.ts";
+import { agentAnswer, gatewayAgent, SCENARIOS, startObeGeeSim } from "../sim/obegee.ts";
+import { startGatewaySim } from "../sim/openclaw.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const DEV_VARS = join(ROOT, ".dev.vars");
@@ -25,8 +29,12 @@ const PERSIST_DIR = ".wrangler/state";
 const HOST = "127.0.0.1";
 const WORKER_PORT = portFromEnv("PORT", 8787);
 const SIM_PORT = portFromEnv("SIM_PORT", 8788);
+const GATEWAY_PORT = portFromEnv("GATEWAY_PORT", 8789);
 const WORKER_URL = `http://${HOST}:${WORKER_PORT}`;
 const SIM_URL = `http://${HOST}:${SIM_PORT}`;
+const GATEWAY_URL = `ws://${HOST}:${GATEWAY_PORT}`;
+const GATEWAY_CONTROL_URL = `http://${HOST}:${GATEWAY_PORT}`;
+const DEMO_INTENT = "Send weekly report to team";
 const HEALTH_TIMEOUT_MS = 60_000;
 const DEMO_TIMEOUT_MS = 90_000;
 const TOOL_ENV = { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" };
@@ -38,6 +46,7 @@ const SECRET_FACTORIES = {
 	SESSION_TOKEN_SECRET: () => randomBytes(32).toString("base64url"),
 	SERVICE_TOKEN: () => `dev_service_${randomBytes(24).toString("hex")}`,
 	ADMIN_TOKEN: () => `dev_admin_${randomBytes(24).toString("hex")}`,
+	OPENCLAW_GATEWAY_TOKEN: () => `dev_gateway_${randomBytes(24).toString("hex")}`,
 };
 
 /** A failure the user can act on: printed without a stack trace. */
@@ -82,7 +91,7 @@ function ensureDevVars() {
 	if (missing.length > 0) {
 		const header = exists
 			? ""
-			: "# Local dev secrets for wrangler dev and the ObeGee simulator (made by npm start).\n";
+			: "# Local dev secrets for wrangler dev and the simulators (made by npm start).\n";
 		const lines = missing.map((key) => {
 			vars[key] = SECRET_FACTORIES[key]();
 			return `${key}=${vars[key]}\n`;
@@ -169,6 +178,9 @@ function startWorker() {
 			PERSIST_DIR,
 			"--var",
 			`OBEGEE_BASE_URL:${SIM_URL}`,
+			// Every tenant's default gateway; its token (OPENCLAW_GATEWAY_TOKEN) comes from .dev.vars.
+			"--var",
+			`OPENCLAW_GATEWAY_URL:${GATEWAY_URL}`,
 			"--var",
 			"POLL_INTERVAL_MS:2000",
 			"--var",
@@ -255,12 +267,17 @@ function describeSnapshot(frame) {
 	return `snapshot: ${mandates.length} mandate(s)${states.length ? ` [${states.join("; ")}]` : ""}`;
 }
 
+function progressBar(percent) {
+	const filled = Math.round((Math.min(100, Math.max(0, percent)) / 100) * 20);
+	return `${"█".repeat(filled)}${"░".repeat(20 - filled)}`;
+}
+
 /** One readable line per frame the phone receives. */
 function describeFrame(frame) {
 	if (frame.event === "pipeline_stage") return describeStage(frame.data ?? {});
 	switch (frame.type) {
 		case "progress":
-			return `progress ${frame.progress}% ${frame.status}`;
+			return `progress ${progressBar(frame.progress)} ${String(frame.progress).padStart(3)}% ${frame.status}`;
 		case "response_chunk":
 			return `chunk ${JSON.stringify(frame.chunk)}`;
 		case "snapshot":
@@ -277,10 +294,15 @@ function isFinalFrame(frame, mandateId) {
 	return frame.data.status === "failed" || (frame.data.stage === 10 && frame.data.status === "completed");
 }
 
-/** Opens the phone's socket; resolves once open, with a promise that settles on the mandate's last stage. */
+/**
+ * Opens the phone's socket; resolves once open, with a promise that settles on the mandate's last
+ * stage and `answer()`, the agent's answer as streamed so far (its chunks joined, in order).
+ */
 function watchSession(url, mandateId) {
 	return new Promise((resolveOpen, rejectOpen) => {
 		const ws = new WebSocket(url);
+		const chunks = [];
+		const answer = () => ({ text: chunks.join(""), chunks: chunks.length });
 		let settleFinal;
 		const final = new Promise((resolve) => {
 			settleFinal = resolve;
@@ -292,7 +314,7 @@ function watchSession(url, mandateId) {
 		const openTimer = setTimeout(() => fail("did not open within 10 s"), 10_000);
 		ws.addEventListener("open", () => {
 			clearTimeout(openTimer);
-			resolveOpen({ ws, final });
+			resolveOpen({ ws, final, answer });
 		});
 		ws.addEventListener("error", () => {
 			clearTimeout(openTimer);
@@ -311,6 +333,7 @@ function watchSession(url, mandateId) {
 				return;
 			}
 			console.log(`[phone] #${frame.seq ?? "-"} ${describeFrame(frame)}`);
+			if (frame.type === "response_chunk" && frame.mandate_id === mandateId) chunks.push(frame.chunk);
 			if (isFinalFrame(frame, mandateId)) settleFinal(frame);
 		});
 	});
@@ -328,7 +351,7 @@ async function runDemo(vars) {
 	say(`demo: session ${sessionId}, mandate ${mandateId}`);
 	let socket = null;
 	try {
-		const { ws, final } = await watchSession(wsUrl, mandateId);
+		const { ws, final, answer } = await watchSession(wsUrl, mandateId);
 		socket = ws;
 		for (const stage of [1, 2, 3]) {
 			await callWorker("POST", `/api/sessions/${sessionId}/stages`, {
@@ -342,7 +365,7 @@ async function runDemo(vars) {
 				session_id: sessionId,
 				mandate_id: mandateId,
 				tenant_id: "tenant_demo",
-				intent: "Send weekly report to team",
+				intent: DEMO_INTENT,
 				dimensions: {},
 				generated_skills: [],
 				delivery_channels: ["email"],
@@ -354,6 +377,15 @@ async function runDemo(vars) {
 		if (last === "timeout") throw new StartError(`no final stage within ${DEMO_TIMEOUT_MS / 1000} s`);
 		if (last === null) throw new StartError("the WebSocket closed before the mandate finished");
 		say(`demo: mandate ${last.data.status === "failed" ? "failed" : "completed"}`);
+		const streamed = answer();
+		if (streamed.chunks > 0) {
+			const whole = streamed.text === agentAnswer(DEMO_INTENT) ? "the whole answer" : "an INCOMPLETE answer";
+			say(
+				`demo: the agent streamed ${whole} in ${streamed.chunks} chunk(s): ${JSON.stringify(streamed.text)}`,
+			);
+		} else {
+			say("demo: no answer was streamed (is the OpenClaw gateway simulator reachable?)");
+		}
 	} catch (error) {
 		console.error(`[start] DEMO FAILED: ${error instanceof Error ? error.message : String(error)}`);
 		console.error("[start] the stack keeps running; the lines below let you try by hand");
@@ -374,7 +406,8 @@ function printTryIt({ sessionId, mobileToken, wsUrl, executionId }) {
 	});
 	const lines = [
 		"",
-		`Worker ${WORKER_URL}   ObeGee simulator ${SIM_URL}   (Ctrl-C stops both)`,
+		`Worker ${WORKER_URL}   ObeGee simulator ${SIM_URL}   OpenClaw gateway simulator ${GATEWAY_URL}`,
+		"(Ctrl-C stops all three)",
 		"",
 		`# The pipeline card page (start mandates in any simulator scenario): ${WORKER_URL}/`,
 		"# Or drive one from this terminal: npm run demo -- --scenario slow",
@@ -396,6 +429,10 @@ function printTryIt({ sessionId, mobileToken, wsUrl, executionId }) {
 		`curl -s -X POST ${SIM_URL}/__sim/default-scenario -d '{"scenario":"slow"}'`,
 		`curl -s ${SIM_URL}/__sim/calls`,
 		"",
+		"# The OpenClaw gateway simulator: who is connected, and a scripted run for an execution by hand:",
+		`curl -s ${GATEWAY_CONTROL_URL}/__sim/state`,
+		`curl -s -X POST ${GATEWAY_CONTROL_URL}/__sim/runs -d '{"runId":"<execution_id>","paceMs":200}'`,
+		"",
 	];
 	console.log(lines.join("\n"));
 }
@@ -406,8 +443,16 @@ async function main() {
 	const vars = ensureDevVars();
 	await assertPortFree(WORKER_PORT, "Worker", "PORT");
 	await assertPortFree(SIM_PORT, "ObeGee simulator", "SIM_PORT");
+	await assertPortFree(GATEWAY_PORT, "OpenClaw gateway simulator", "GATEWAY_PORT");
 	await applyMigrations();
 
+	const gateway = await startGatewaySim({
+		host: HOST,
+		port: GATEWAY_PORT,
+		token: vars.OPENCLAW_GATEWAY_TOKEN,
+		log: (line) => console.log(`[gateway] ${line}`),
+	});
+	// ObeGee's simulator starts each execution's agent run on the gateway (runId = execution id).
 	const sim = await startObeGeeSim({
 		host: HOST,
 		port: SIM_PORT,
@@ -415,17 +460,19 @@ async function main() {
 		webhookSecret: vars.WEBHOOK_SECRET,
 		webhookUrl: `${WORKER_URL}/api/dispatch/delivery-webhook`,
 		log: (line) => console.log(`[sim] ${line}`),
+		agent: gatewayAgent(gateway),
 	});
-	say(`ObeGee simulator on ${sim.url}`);
+	say(`ObeGee simulator on ${sim.url}, OpenClaw gateway simulator on ${gateway.url}`);
 
 	const worker = startWorker();
 	let stopping = false;
 	const stopAll = async (code) => {
 		if (stopping) return;
 		stopping = true;
-		say("stopping wrangler and the simulator");
+		say("stopping wrangler and the simulators");
 		await stopGroup(worker);
 		await sim.close();
+		await gateway.close();
 		process.exit(code);
 	};
 	// A crash of this script must not leave wrangler running without its parent.

@@ -6,6 +6,7 @@ import { Webhook } from "standardwebhooks";
 import { z } from "zod";
 import { Mandate } from "../src/protocol/api.ts";
 import type { DeliveryWebhook, DispatchResponse, ExecutionStatus } from "../src/protocol/obegee.ts";
+import type { GatewaySim, RunScript } from "./openclaw.ts";
 import { deliverWebhook, type SignedWebhook, signWebhook, type WebhookAttempt } from "./webhooks.ts";
 
 /**
@@ -13,6 +14,12 @@ import { deliverWebhook, type SignedWebhook, signWebhook, type WebhookAttempt } 
  * status polling and the Standard Webhooks delivery webhook. `npm start` and the tests run the Worker
  * against it. Each mandate picks a scenario (`dimensions.sim_scenario`) so one simulator can play a
  * fast success, a failure, a lost or duplicated webhook, a flaky status API or a run a test drives.
+ *
+ * With an `agent` (the OpenClaw gateway simulator, sim/openclaw.ts), each execution also plays the
+ * tenant's agent working on it, as the MyndLens service starts it in production: a gateway run with
+ * runId = execution id — one tool call, then an answer streamed in small pieces — timed to end before
+ * ObeGee reports the outcome. `gateway_drop` cuts the gateway connection mid-run and `agent_error`
+ * has the agent fail once and retry; both still end COMPLETED here, because ObeGee owns the outcome.
  *
  * The control API under `/__sim` has NO authentication on purpose: the simulator is a local test
  * tool bound to 127.0.0.1 and never deployed, and tests must drive it without knowing its secrets.
@@ -27,6 +34,8 @@ export const SCENARIOS = [
 	"early_webhook",
 	"duplicate_webhook",
 	"flaky",
+	"gateway_drop",
+	"agent_error",
 	"manual",
 ] as const;
 export type Scenario = (typeof SCENARIOS)[number];
@@ -41,6 +50,41 @@ export interface ObeGeeSimOptions {
 	/** Where delivery webhooks go; without it none are sent (the control API still returns them). */
 	webhookUrl?: string;
 	log?: (line: string) => void;
+	/**
+	 * Plays the tenant's OpenClaw agent for each new execution (off when absent, as in the workerd
+	 * tests). Not for `invalid_tenant` (nothing runs), `fail` (the agent never answers), runs too short
+	 * for an agent, or `manual` unless the mandate sets `dimensions.sim_agent: true`;
+	 * `dimensions.sim_agent: false` turns it off for one mandate.
+	 */
+	agent?: AgentRunner;
+}
+
+/** What `agent` must do: `GatewaySim.run` (sim/openclaw.ts) or a fake in tests. */
+export interface AgentRunner {
+	run(script: RunScript): Promise<unknown>;
+}
+
+/** How long a run waits for the Worker to be connected (a restarted stack re-pairs first). */
+const CLIENT_WAIT_MS = 3000;
+
+/**
+ * The gateway simulator as the `agent`. A run waits (briefly) until the Worker is connected — the
+ * gateway only broadcasts to the clients it has, and the Worker connects when stage 9 starts (after
+ * a restart its stored device token is refused once first) — then runs faster by the time it waited,
+ * so it still ends when planned.
+ */
+export function gatewayAgent(gateway: Pick<GatewaySim, "run" | "stats">): AgentRunner {
+	return {
+		async run(script) {
+			const started = Date.now();
+			while (gateway.stats().open === 0 && Date.now() - started < CLIENT_WAIT_MS) await sleep(50);
+			const waited = Date.now() - started;
+			if (waited < 50 || script.paceMs === undefined) return gateway.run(script);
+			const events = scriptEvents(script);
+			const paceMs = Math.max(1, Math.floor((events * script.paceMs - waited) / events));
+			return gateway.run({ ...script, paceMs });
+		},
+	};
 }
 
 export interface ObeGeeSim {
@@ -60,6 +104,14 @@ const FLAKY_HANG_CALL = 5;
 const FLAKY_HANG_MS = 15_000;
 const MAX_BODY_BYTES = 1 << 20;
 const FAILURE_MESSAGE = "The agent could not finish the task";
+/** The agent starts when ObeGee says EXECUTING and finishes by this share of the run's duration. */
+const AGENT_START_MS = QUEUED_FOR_MS;
+const AGENT_START_SHARE = 0.15;
+const AGENT_END_SHARE = 0.7;
+/** A run whose window is shorter than this gets no agent (`early_webhook`: it is over at once). */
+const AGENT_MIN_WINDOW_MS = 300;
+/** The tool call every simulated run makes before answering (its title is the sub-status the phone shows). */
+const AGENT_TOOL = { name: "read", title: "Read from REPORT.md" };
 
 type TerminalStatus = "COMPLETED" | "FAILED";
 
@@ -80,6 +132,8 @@ interface Execution {
 	finishAfterMs: number | null;
 	outcome: Outcome | null;
 	timer: ReturnType<typeof setTimeout> | null;
+	/** Starts the agent's gateway run (see `ObeGeeSimOptions.agent`). */
+	agentTimer: ReturnType<typeof setTimeout> | null;
 }
 
 interface Faults {
@@ -191,6 +245,58 @@ function outcomeFor(mandate: Mandate, status: TerminalStatus, summary?: string, 
 		delivered_to: mandate.delivery_channels ?? ["app"],
 		completed_at,
 	};
+}
+
+/** The answer the simulated agent streams for a mandate's intent (the browser test reads it back). */
+export function agentAnswer(intent: string): string {
+	return (
+		`I read REPORT.md and took care of "${intent}". ` +
+		"Everything is done and checked, the details are in your summary, and nothing else needs your attention."
+	);
+}
+
+/** How many pieces sim/openclaw.ts `splitAnswer` cuts an answer into (6, 9, 12, 6, … characters). */
+function answerPieces(length: number): number {
+	let pieces = 0;
+	for (let at = 0; at < length; pieces++) at += 6 + (pieces % 3) * 3;
+	return pieces;
+}
+
+/**
+ * How many paced events sim/openclaw.ts `runScript` sends for a script (each followed by one pause):
+ * lifecycle start and model, 4 per tool, (error and restart), model, each piece as an agent event and
+ * all but the last as a chat delta, usage, finishing, end, the late chat delta and chat final.
+ */
+export function scriptEvents(script: RunScript): number {
+	const pieces = answerPieces(script.answer?.length ?? 0);
+	const tools = script.tools?.length ?? 1;
+	return 2 + 4 * tools + (script.lifecycleError ? 2 : 0) + 1 + pieces + Math.max(0, pieces - 1) + 3 + 2;
+}
+
+/** The agent's run for an execution and when it starts, or null when this execution gets none. */
+export function agentPlan(
+	executionId: string,
+	mandate: Mandate,
+	scenario: Scenario,
+	finishAfter: number | null,
+): { script: RunScript; startAfterMs: number } | null {
+	const wanted = mandate.dimensions?.sim_agent;
+	if (wanted === false || scenario === "invalid_tenant") return null;
+	if ((scenario === "manual" || scenario === "fail") && wanted !== true) return null;
+	const durationMs = finishAfter ?? DEFAULT_DURATION_MS;
+	const startAfterMs = Math.min(AGENT_START_MS, Math.round(durationMs * AGENT_START_SHARE));
+	const windowMs = Math.round(durationMs * AGENT_END_SHARE) - startAfterMs;
+	if (windowMs < AGENT_MIN_WINDOW_MS) return null;
+	const script: RunScript = {
+		runId: executionId,
+		answer: agentAnswer(mandate.intent),
+		tools: [AGENT_TOOL],
+		...(scenario === "gateway_drop" ? { dropMidRun: true } : {}),
+		...(scenario === "agent_error" ? { lifecycleError: true } : {}),
+	};
+	// One pace for every event, so the whole run (answer included) ends inside the window.
+	script.paceMs = Math.max(1, Math.floor(windowMs / scriptEvents(script)));
+	return { script, startAfterMs };
 }
 
 function webhookPayload(execution: Execution, outcome: Outcome): DeliveryWebhook {
@@ -325,7 +431,9 @@ class ObeGeeSimulator {
 		this.#lifetime.abort();
 		for (const execution of this.#executions.values()) {
 			if (execution.timer) clearTimeout(execution.timer);
+			if (execution.agentTimer) clearTimeout(execution.agentTimer);
 			execution.timer = null;
+			execution.agentTimer = null;
 		}
 	}
 
@@ -348,13 +456,35 @@ class ObeGeeSimulator {
 			finishAfterMs: finishAfterMs(mandate, scenario),
 			outcome: null,
 			timer: null,
+			agentTimer: null,
 		};
 		this.#executions.set(execution.id, execution);
 		if (execution.finishAfterMs !== null) {
 			execution.timer = setTimeout(() => this.#finishOnSchedule(execution), execution.finishAfterMs);
 		}
 		this.#log(`dispatch ${execution.id} mandate=${mandate.mandate_id} scenario=${scenario}`);
+		this.#scheduleAgent(execution);
 		return execution;
+	}
+
+	/** Starts the agent's gateway run on time, as the MyndLens service would once ObeGee queued it. */
+	#scheduleAgent(execution: Execution): void {
+		const agent = this.#options.agent;
+		if (!agent) return;
+		const plan = agentPlan(execution.id, execution.mandate, execution.scenario, execution.finishAfterMs);
+		if (!plan) return;
+		execution.agentTimer = setTimeout(() => {
+			execution.agentTimer = null;
+			if (execution.outcome) return;
+			const { script } = plan;
+			const extras = [script.dropMidRun && "drops mid-run", script.lifecycleError && "errors once"];
+			const note = extras.filter(Boolean).join(", ");
+			this.#log(`${execution.id} agent run starts${note ? ` (${note})` : ""}, pace ${script.paceMs} ms`);
+			agent.run(script).then(
+				() => this.#log(`${execution.id} agent run ended`),
+				(error: unknown) => this.#log(`${execution.id} agent run failed: ${String(error)}`),
+			);
+		}, plan.startAfterMs);
 	}
 
 	#finishOnSchedule(execution: Execution): void {

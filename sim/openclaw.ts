@@ -495,7 +495,8 @@ export async function startGatewaySim(options: GatewaySimOptions): Promise<Gatew
 		url: `ws://${host}:${port}`,
 		httpUrl: `http://${host}:${port}`,
 		port,
-		stats: () => stats,
+		// `open`: connections that completed the handshake and are still up.
+		stats: () => ({ ...stats, open: [...peers].filter((peer) => peer.ready).length }),
 		run: runScript,
 		dropAll,
 		setTicks: (enabled) => {

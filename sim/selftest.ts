@@ -3,7 +3,15 @@ import { createServer, type IncomingHttpHeaders } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Webhook } from "standardwebhooks";
 import { DeliveryWebhook, DispatchResponse, ExecutionStatus } from "../src/protocol/obegee.ts";
-import { type ObeGeeSim, startObeGeeSim } from "./obegee.ts";
+import {
+	agentAnswer,
+	agentPlan,
+	gatewayAgent,
+	type ObeGeeSim,
+	scriptEvents,
+	startObeGeeSim,
+} from "./obegee.ts";
+import { type GatewaySim, type RunScript, startGatewaySim } from "./openclaw.ts";
 
 /**
  * Self-test of the ObeGee simulator, runnable without the Worker: `node sim/selftest.ts`.
@@ -329,6 +337,155 @@ async function main(): Promise<void> {
 			},
 		],
 	];
+
+	/** A second simulator whose agent hook records the runs it is asked to start. */
+	const withAgent = async (
+		check: (agentSim: ObeGeeSim, runs: { script: RunScript; at: number }[]) => Promise<void>,
+	) => {
+		const runs: { script: RunScript; at: number }[] = [];
+		const agentSim = await startObeGeeSim({
+			apiToken: API_TOKEN,
+			webhookSecret: SECRET,
+			agent: {
+				run: async (script) => {
+					runs.push({ script, at: Date.now() });
+				},
+			},
+		});
+		try {
+			await check(agentSim, runs);
+		} finally {
+			await agentSim.close();
+		}
+	};
+	const dispatchTo = async (target: ObeGeeSim, dimensions: Record<string, unknown>, tenant = "tenant_a") => {
+		const body = {
+			mandate_id: `mio_agent_${++mandateCounter}`,
+			tenant_id: tenant,
+			intent: "Send report",
+			dimensions,
+		};
+		const response = await fetch(`${target.url}/api/myndlens/dispatch/mandate`, {
+			method: "POST",
+			headers: AUTH,
+			body: JSON.stringify(body),
+		});
+		return { status: response.status, body: (await response.json()) as { execution_id?: string } };
+	};
+
+	tests.push(
+		[
+			"agent hook: a paced gateway run with runId = execution id, ending before COMPLETED",
+			async () => {
+				await withAgent(async (agentSim, runs) => {
+					const started = Date.now();
+					const { body } = await dispatchTo(agentSim, { sim_duration_ms: 2000 });
+					await waitFor(() => runs.length === 1, 2000, "the agent run");
+					const [run] = runs;
+					assert.ok(run);
+					assert.equal(run.script.runId, body.execution_id);
+					assert.equal(run.script.answer, agentAnswer("Send report"));
+					assert.deepEqual(run.script.tools, [{ name: "read", title: "Read from REPORT.md" }]);
+					assert.equal(run.script.dropMidRun, undefined);
+					assert.equal(run.script.lifecycleError, undefined);
+					// Starts at 15 % of the run (capped at 1 s) and is paced to end by 70 %.
+					assert.ok(run.at - started >= 280, `started after ${run.at - started} ms`);
+					const endsAt = 300 + scriptEvents(run.script) * (run.script.paceMs ?? 0);
+					assert.ok(endsAt <= 1400, `the run would end at ${endsAt} ms`);
+					assert.ok((run.script.paceMs ?? 0) > 5, `pace ${run.script.paceMs}`);
+				});
+			},
+		],
+		[
+			"agent hook: gateway_drop and agent_error script the fault and still end COMPLETED",
+			async () => {
+				await withAgent(async (agentSim, runs) => {
+					const drop = await dispatchTo(agentSim, { sim_scenario: "gateway_drop", sim_duration_ms: 800 });
+					const error = await dispatchTo(agentSim, { sim_scenario: "agent_error", sim_duration_ms: 800 });
+					await waitFor(() => runs.length === 2, 2000, "two agent runs");
+					const byId = new Map(runs.map((run) => [run.script.runId, run.script]));
+					assert.equal(byId.get(drop.body.execution_id ?? "")?.dropMidRun, true);
+					assert.equal(byId.get(error.body.execution_id ?? "")?.lifecycleError, true);
+					await new Promise((resolve) => setTimeout(resolve, 900));
+					for (const id of [drop.body.execution_id, error.body.execution_id]) {
+						const response = await fetch(`${agentSim.url}/api/myndlens/dispatch/status/${id}`, {
+							headers: AUTH,
+						});
+						assert.equal(ExecutionStatus.parse(await response.json()).status, "COMPLETED");
+					}
+				});
+			},
+		],
+		[
+			"agent hook: no run for invalid_tenant, fail, too-short runs, or manual unless asked",
+			async () => {
+				await withAgent(async (agentSim, runs) => {
+					assert.equal((await dispatchTo(agentSim, {}, "tenant_invalid_1")).status, 422);
+					await dispatchTo(agentSim, { sim_scenario: "fail", sim_duration_ms: 600 });
+					await dispatchTo(agentSim, { sim_scenario: "early_webhook" });
+					await dispatchTo(agentSim, { sim_scenario: "manual" });
+					await dispatchTo(agentSim, { sim_duration_ms: 600, sim_agent: false });
+					const asked = await dispatchTo(agentSim, { sim_scenario: "manual", sim_agent: true });
+					await new Promise((resolve) => setTimeout(resolve, 1300));
+					assert.deepEqual(
+						runs.map((run) => run.script.runId),
+						[asked.body.execution_id],
+					);
+					// Reset cancels a run that has not started yet.
+					await dispatchTo(agentSim, { sim_duration_ms: 5000 });
+					await fetch(`${agentSim.url}/__sim/reset`, { method: "POST" });
+					await new Promise((resolve) => setTimeout(resolve, 900));
+					assert.equal(runs.length, 1);
+				});
+			},
+		],
+		[
+			"gatewayAgent: a run waits until the Worker is connected and keeps its planned end",
+			async () => {
+				let open = 0;
+				const ran: RunScript[] = [];
+				const agent = gatewayAgent({
+					stats: () => ({ open }) as ReturnType<GatewaySim["stats"]>,
+					run: async (script) => {
+						ran.push(script);
+						return { events: 0 };
+					},
+				});
+				const script: RunScript = { runId: "exec_w", answer: "x".repeat(90), paceMs: 100 };
+				setTimeout(() => {
+					open = 1;
+				}, 400);
+				const started = Date.now();
+				await agent.run(script);
+				assert.ok(Date.now() - started >= 380, "did not wait for the connection");
+				const paced = ran[0]?.paceMs ?? 0;
+				const planned = scriptEvents(script) * 100;
+				assert.ok(paced < 100 && paced * scriptEvents(script) <= planned - 380, `pace ${paced}`);
+				await agent.run(script);
+				assert.equal(ran[1]?.paceMs, 100, "with a client connected a run starts at once, unchanged");
+			},
+		],
+		[
+			"agent pacing: slow streams slowly, and the event count matches the gateway simulator's",
+			async () => {
+				const mandate = { mandate_id: "m", tenant_id: "t", intent: "Plan a weekend trip" };
+				const happy = agentPlan("exec_h", mandate, "happy", 6000);
+				const slow = agentPlan("exec_s", mandate, "slow", 45_000);
+				assert.ok(happy && slow);
+				assert.ok((slow.script.paceMs ?? 0) >= 5 * (happy.script.paceMs ?? 0), "slow paces slower");
+				const gateway = await startGatewaySim({ token: "t", log: () => {} });
+				try {
+					for (const extra of [{}, { lifecycleError: true }]) {
+						const script: RunScript = { ...happy.script, ...extra, paceMs: 1 };
+						const { events } = await gateway.run(script);
+						assert.equal(events, scriptEvents(script), `events of ${JSON.stringify(extra)}`);
+					}
+				} finally {
+					await gateway.close();
+				}
+			},
+		],
+	);
 
 	let passed = 0;
 	let failed = 0;

@@ -87,6 +87,36 @@ describe("demo routes", () => {
 		]);
 	});
 
+	it("offer every simulator scenario of issue 5, gateway drop and agent error included", async () => {
+		const response = await call("/api/demo/scenarios", {}, "true");
+		expect(response.status).toBe(200);
+		const { scenarios } = (await response.json()) as { scenarios: { id: string; label: string }[] };
+		expect(scenarios.map((s) => s.id)).toEqual(
+			expect.arrayContaining([
+				"happy",
+				"slow",
+				"invalid_tenant",
+				"flaky",
+				"no_webhook",
+				"early_webhook",
+				"duplicate_webhook",
+				"gateway_drop",
+				"agent_error",
+			]),
+		);
+		for (const scenario of ["gateway_drop", "agent_error"]) {
+			const session = await demoSession();
+			const started = await post(
+				"/api/demo/mandates",
+				{ session_id: session.session_id, intent: "Check the build", scenario },
+				session.token,
+			);
+			expect(started.status, scenario).toBe(202);
+			const [mandate] = (await progressOf(session.session_id)).mandates;
+			expect(mandate?.state).toBe("running");
+		}
+	});
+
 	it("show an invalid tenant as stage 6 failed with the friendly message, and answer it too", async () => {
 		const session = await demoSession();
 		const response = await post(

@@ -25,6 +25,8 @@ export const DEMO_SCENARIOS = [
 	{ id: "no_webhook", label: "Webhook never arrives" },
 	{ id: "early_webhook", label: "Webhook before first poll" },
 	{ id: "duplicate_webhook", label: "Duplicate webhook" },
+	{ id: "gateway_drop", label: "Gateway drops mid-run" },
+	{ id: "agent_error", label: "Agent error (retried)" },
 	{ id: "fail", label: "Execution fails" },
 ] as const;
 type DemoScenarioId = (typeof DEMO_SCENARIOS)[number]["id"];
