@@ -8,8 +8,15 @@ export interface BenchReport {
 	generated_at: string;
 	machine: string;
 	duration_s: number;
-	latency: Array<{ sessions: number; service: Distribution; floor: Distribution; ratio_p99: number }>;
-	streaming?: Record<string, unknown>;
+	latency: Array<{
+		sessions: number;
+		service: Distribution;
+		gateway: Distribution;
+		floor: Distribution;
+		ratio_p99: number;
+		gateway_ratio_p99: number;
+	}>;
+	streaming: Array<Record<string, number | string>>;
 	correctness: { lost: number; duplicated: number; out_of_order: number; reconnects: number; events: number };
 	costs: Array<Record<string, number | string>>;
 	bundle: { bytes: number; gzip: number };
@@ -39,9 +46,26 @@ function markdown(report: BenchReport): string {
 		),
 		"",
 	];
-	if (report.streaming) {
-		lines.push("## Streaming", "", "```json", JSON.stringify(report.streaming, null, 2), "```", "");
-	}
+	lines.push(
+		"## Signal → phone latency (ms): gateway agent event emitted → progress frame on every phone",
+		"",
+		"| sessions × phones | gateway p50 | p95 | p99 | max | floor p99 | p99 ratio |",
+		"|---|---|---|---|---|---|---|",
+		...report.latency.map(
+			({ sessions, gateway: g, floor: f, gateway_ratio_p99 }) =>
+				`| ${sessions} × 2 (n=${g.n}) | ${g.p50} | ${g.p95} | ${g.p99} | ${g.max} | ${f.p99} | ${gateway_ratio_p99}× |`,
+		),
+		"",
+		"## Streaming (response chunks from the gateway to the phone)",
+		"",
+		"| run | executions | chunks each | chunks/s aggregate | per execution | floor msgs/s | ratio | answers whole | frames per execution | chunks per frame |",
+		"|---|---|---|---|---|---|---|---|---|---|",
+		...report.streaming.map(
+			(row) =>
+				`| ${row.label} | ${row.executions} | ${row.chunks_per_execution} | ${row.chunks_per_s_aggregate} | ${row.chunks_per_s_per_execution} | ${row.floor_messages_per_s_aggregate} | ${row.ratio_to_floor}× | ${row.answers_whole}/${row.executions} | ${row.frames_per_execution} | ${row.chunks_per_frame} |`,
+		),
+		"",
+	);
 	const c = report.correctness;
 	lines.push(
 		"## Correctness under load (largest size, phones dropping and resuming during every round)",
@@ -83,8 +107,9 @@ function chart(report: BenchReport): string {
 		top + plotHeight - ((Math.log10(Math.max(ms, 0.1)) - minLog) / (maxLog - minLog)) * plotHeight;
 	const groupWidth = (width - left - 20) / report.latency.length;
 	const bars = [
-		{ key: "service p50", color: "#2563eb", pick: (r: BenchReport["latency"][number]) => r.service.p50 },
-		{ key: "service p99", color: "#1e3a8a", pick: (r: BenchReport["latency"][number]) => r.service.p99 },
+		{ key: "webhook p50", color: "#2563eb", pick: (r: BenchReport["latency"][number]) => r.service.p50 },
+		{ key: "webhook p99", color: "#1e3a8a", pick: (r: BenchReport["latency"][number]) => r.service.p99 },
+		{ key: "gateway p99", color: "#7c3aed", pick: (r: BenchReport["latency"][number]) => r.gateway.p99 },
 		{ key: "floor p50", color: "#9ca3af", pick: (r: BenchReport["latency"][number]) => r.floor.p50 },
 		{ key: "floor p99", color: "#4b5563", pick: (r: BenchReport["latency"][number]) => r.floor.p99 },
 	];
@@ -92,7 +117,7 @@ function chart(report: BenchReport): string {
 	const parts: string[] = [
 		`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`,
 		`<rect width="${width}" height="${height}" fill="white"/>`,
-		`<text x="${width / 2}" y="18" text-anchor="middle" font-size="13">Signal → phone latency (ms, log scale): service vs floor</text>`,
+		`<text x="${width / 2}" y="18" text-anchor="middle" font-size="13">Signal → phone latency (ms, log scale): service vs the bare-DO floor</text>`,
 	];
 	for (let exponent = minLog; exponent <= maxLog; exponent++) {
 		const value = 10 ** exponent;
@@ -115,7 +140,7 @@ function chart(report: BenchReport): string {
 		);
 	});
 	bars.forEach((bar, i) => {
-		const x = left + i * 130;
+		const x = left + i * 112;
 		parts.push(
 			`<rect x="${x}" y="${height - 14}" width="10" height="10" fill="${bar.color}"/>`,
 			`<text x="${x + 14}" y="${height - 5}">${bar.key}</text>`,

@@ -9,9 +9,17 @@ import { gzipSync } from "node:zlib";
 import { SignJWT } from "jose";
 import { Webhook } from "standardwebhooks";
 import { startObeGeeSim } from "../sim/obegee.ts";
+import { type GatewaySim, startGatewaySim } from "../sim/openclaw.ts";
 import { Phone } from "./phone.ts";
 import { writeReport } from "./report.ts";
-import { freePort, HOST, type RunningWorker, randomSecrets, startWrangler } from "./stack.ts";
+import {
+	freePort,
+	HOST,
+	isolatedWorkerConfig,
+	type RunningWorker,
+	randomSecrets,
+	startWrangler,
+} from "./stack.ts";
 import { type Distribution, distribution, pool } from "./stats.ts";
 
 /**
@@ -27,14 +35,25 @@ const PHONES_PER_SESSION = 2;
 const ROUNDS = 5;
 /** Share of phones that drop and resume during each round at the largest size. */
 const RECONNECT_SHARE = 0.2;
+/** Sessions share tenants (one Gateway DO and gateway connection per tenant), as real users do. */
+const SESSIONS_PER_TENANT = 20;
+
+/** The tool step the latency run times: only the gateway can produce this sub-status. */
+const GATEWAY_SIGNAL = "Read from BENCH.md";
+
+const tenantOf = (index: number) => `tenant_bench_${Math.floor(index / SESSIONS_PER_TENANT)}`;
 
 type Secrets = ReturnType<typeof randomSecrets>;
 
 interface LatencyResult {
 	sessions: number;
+	/** Signed webhook received → stage-10 frame on every phone. */
 	service: Distribution;
+	/** Gateway agent event emitted → progress frame on every phone. */
+	gateway: Distribution;
 	floor: Distribution;
 	ratio_p99: number;
+	gateway_ratio_p99: number;
 }
 
 function log(line: string) {
@@ -55,9 +74,9 @@ async function postJson(url: string, body: unknown, bearer: string): Promise<Rec
 		headers: { "Content-Type": "application/json", Authorization: `Bearer ${bearer}` },
 		body: JSON.stringify(body),
 	});
-	const json = (await response.json()) as Record<string, unknown>;
-	if (!response.ok) throw new Error(`${url} answered ${response.status}: ${JSON.stringify(json)}`);
-	return json;
+	const text = await response.text();
+	if (!response.ok) throw new Error(`${url} answered ${response.status}: ${text.slice(0, 300)}`);
+	return JSON.parse(text) as Record<string, unknown>;
 }
 
 const isStage =
@@ -71,8 +90,18 @@ const isStage =
 		);
 	};
 
-/** Signal → phone on the real service: a signed delivery webhook completes a running mandate. */
-async function serviceLatency(service: RunningWorker, secrets: Secrets, sessions: number, runId: string) {
+/**
+ * Signal → phone on the real service, two signals per round: the tenant's gateway emits the
+ * agent's first tool step (→ its progress frame), then a signed delivery webhook
+ * completes the mandate (→ the stage-10 frame).
+ */
+async function serviceLatency(
+	service: RunningWorker,
+	gateway: GatewaySim,
+	secrets: Secrets,
+	sessions: number,
+	runId: string,
+) {
 	const signer = new Webhook(secrets.WEBHOOK_SECRET);
 	const ids = Array.from({ length: sessions }, (_, i) => `bench-${runId}-${sessions}-${i}`);
 	const phones = await pool(ids, 25, async (sid) => {
@@ -86,6 +115,7 @@ async function serviceLatency(service: RunningWorker, secrets: Secrets, sessions
 		);
 	});
 	const samples: number[] = [];
+	const gatewaySamples: number[] = [];
 	const reconnecting = sessions === Math.max(...SIZES);
 	for (let round = 0; round < ROUNDS; round++) {
 		const executions = await pool(ids, 25, async (sid, i) => {
@@ -95,7 +125,7 @@ async function serviceLatency(service: RunningWorker, secrets: Secrets, sessions
 				{
 					session_id: sid,
 					mandate_id: mandateId,
-					tenant_id: "tenant_bench",
+					tenant_id: tenantOf(i),
 					intent: "Send weekly report to team",
 					dimensions: { sim_scenario: "manual" },
 					delivery_channels: ["email"],
@@ -112,6 +142,34 @@ async function serviceLatency(service: RunningWorker, secrets: Secrets, sessions
 						isStage(executions[Math.floor(i / PHONES_PER_SESSION)]?.mandateId ?? "", 9, "active"),
 					),
 				),
+		);
+		await waitForGateways(gateway, Math.ceil(sessions / SESSIONS_PER_TENANT));
+		const runStarted = executions.map(({ executionId }) => {
+			const at = performance.now();
+			void gateway.run({
+				runId: executionId,
+				answer: "Report sent to 4 people.",
+				tools: [{ name: "read", title: GATEWAY_SIGNAL }],
+				paceMs: 1,
+			});
+			return at;
+		});
+		await Promise.all(
+			phones.map((pair, i) =>
+				Promise.all(
+					pair.map(async (phone) => {
+						const executionId = executions[i]?.executionId;
+						const started = await phone.waitFor(
+							(f) =>
+								f.frame.type === "progress" &&
+								f.frame.execution_id === executionId &&
+								f.frame.status === GATEWAY_SIGNAL,
+						);
+						gatewaySamples.push(started.at - (runStarted[i] ?? 0));
+						await phone.waitFor(isStage(executions[i]?.mandateId ?? "", 9, "completed"));
+					}),
+				),
+			),
 		);
 		// Phones that drop and resume during the round are audited for loss, not timed.
 		const dropping = new Set(reconnecting ? phones.flat().filter(() => Math.random() < RECONNECT_SHARE) : []);
@@ -174,7 +232,19 @@ async function serviceLatency(service: RunningWorker, secrets: Secrets, sessions
 			phone.close();
 		}
 	});
-	return { samples, audit };
+	return { samples, gatewaySamples, audit };
+}
+
+/** Waits until the simulated gateway has said hello to every tenant's Gateway DO. */
+async function waitForGateways(gateway: GatewaySim, tenants: number): Promise<void> {
+	const deadline = Date.now() + 30_000;
+	while (gateway.stats().open < tenants) {
+		if (Date.now() > deadline)
+			throw new Error(`only ${gateway.stats().open} of ${tenants} gateway connections opened`);
+		await sleep(50);
+	}
+	// A Gateway DO records a watch before the sim can be asked to run; give the last watch a moment.
+	await sleep(100);
 }
 
 /** The floor: the same fan-out with nothing but a Durable Object forwarding a posted message. */
@@ -232,7 +302,7 @@ async function perExecutionCosts(
 	simUrl: string,
 	metrics: MetricLine[],
 	runId: string,
-	options: { executions: number; durationMs: number; label: string },
+	options: { executions: number; durationMs: number; label: string; gateway?: GatewaySim },
 ) {
 	const ids = Array.from({ length: options.executions }, (_, i) => `cost-${runId}-${options.label}-${i}`);
 	const phones = await pool(ids, 25, async (sid) => {
@@ -256,13 +326,19 @@ async function perExecutionCosts(
 			{
 				session_id: sid,
 				mandate_id: mandateId,
-				tenant_id: "tenant_bench",
+				tenant_id: `tenant_cost_${options.label}`,
 				intent: "Send weekly report to team",
 				dimensions: { sim_scenario: "happy", sim_duration_ms: options.durationMs },
 				delivery_channels: ["email"],
 			},
 			secrets.SERVICE_TOKEN,
 		)) as { execution_id: string };
+		if (options.gateway) {
+			// The agent streams its answer over most of the run, about 10 pieces a second.
+			await waitForGateways(options.gateway, 1);
+			const pieces = Math.floor((options.durationMs * 0.8) / 100);
+			void options.gateway.run({ runId: execution_id, answer: "word ".repeat(pieces * 2), paceMs: 49 });
+		}
 		await phones[i]?.waitFor(isStage(mandateId, 10, "completed"), options.durationMs + 30_000);
 		return execution_id;
 	});
@@ -290,6 +366,117 @@ async function perExecutionCosts(
 			own.filter((line) => line.metric === "session_flush" && (line.d1_statements ?? 0) > 0).length,
 		),
 	};
+}
+
+/**
+ * Streaming: several executions stream long answers at once as fast as the gateway sends them.
+ * Chunks delivered per second (each gateway delta is one chunk), the answer checked whole on every
+ * phone, and beside it the floor forwarding as many posted messages.
+ */
+async function streaming(
+	service: RunningWorker,
+	gateway: GatewaySim,
+	floor: RunningWorker,
+	secrets: Secrets,
+	runId: string,
+	options: { executions: number; pieces: number; paceMs: number; label: string },
+) {
+	const ids = Array.from({ length: options.executions }, (_, i) => `stream-${runId}-${options.label}-${i}`);
+	const phones = await pool(ids, 25, async (sid) => {
+		const phone = new Phone(
+			`${service.url.replace("http", "ws")}/api/sessions/${sid}/ws?token=${await token(secrets, sid)}`,
+		);
+		await phone.connect();
+		return phone;
+	});
+	const executions = await pool(ids, 25, async (sid, i) => {
+		const mandateId = `mio-${sid}`;
+		const { execution_id } = (await postJson(
+			`${service.url}/api/mandate/execute`,
+			{
+				session_id: sid,
+				mandate_id: mandateId,
+				tenant_id: `tenant_stream_${options.label}_${i % 4}`,
+				intent: "Write a long answer",
+				dimensions: { sim_scenario: "manual" },
+			},
+			secrets.SERVICE_TOKEN,
+		)) as { execution_id: string };
+		return { mandateId, executionId: execution_id };
+	});
+	await waitForGateways(gateway, 1);
+	await sleep(500);
+	const answer = Array.from({ length: options.pieces }, (_, i) => `w${String(i).padStart(5, "0")} `).join("");
+	const chunkTexts = (phone: Phone) => phone.frames.filter((f) => f.frame.type === "response_chunk");
+	const started = performance.now();
+	const finished = await Promise.all(
+		executions.map(async ({ executionId, mandateId }, i) => {
+			void gateway.run({ runId: executionId, answer, tools: [], paceMs: options.paceMs });
+			const phone = phones[i] as Phone;
+			await phone.waitFor(isStage(mandateId, 9, "completed"), 120_000);
+			const text = () =>
+				chunkTexts(phone)
+					.map((f) => f.frame.chunk)
+					.join("");
+			// The last piece may arrive after lifecycle end (a late chat delta): wait for the whole answer.
+			const deadline = Date.now() + 10_000;
+			while (text().length < answer.length && Date.now() < deadline) await sleep(20);
+			return {
+				whole: text() === answer,
+				frames: chunkTexts(phone).length,
+				last: chunkTexts(phone).at(-1)?.at ?? performance.now(),
+			};
+		}),
+	);
+	const elapsed = (Math.max(...finished.map((f) => f.last)) - started) / 1000;
+	const perExecution = splitCount(answer);
+	const chunks = options.executions * perExecution;
+	const frames = finished.reduce((total, f) => total + f.frames, 0);
+	for (const phone of phones) phone.close();
+
+	// The floor: as many messages posted to as many rooms, each as soon as the previous was accepted.
+	const rooms = ids.map((id) => `floor-${id}`);
+	const roomPhones = await Promise.all(
+		rooms.map(async (room) => {
+			const phone = new Phone(`${floor.url.replace("http", "ws")}/rooms/${room}/ws?x=1`);
+			await phone.connect();
+			return phone;
+		}),
+	);
+	const floorStarted = performance.now();
+	await Promise.all(
+		rooms.map(async (room, i) => {
+			for (let n = 1; n <= perExecution; n++) {
+				const response = await fetch(`${floor.url}/rooms/${room}`, { method: "POST", body: `{"seq":${n}}` });
+				await response.body?.cancel();
+			}
+			await roomPhones[i]?.waitFor((f) => f.frame.seq === perExecution, 60_000);
+		}),
+	);
+	const floorElapsed = (performance.now() - floorStarted) / 1000;
+	for (const phone of roomPhones) phone.close();
+	const rate = Math.round(chunks / elapsed);
+	const floorRate = Math.round(chunks / floorElapsed);
+	return {
+		label: options.label,
+		executions: options.executions,
+		chunks_per_execution: perExecution,
+		chunks_per_s_aggregate: rate,
+		chunks_per_s_per_execution: Math.round(rate / options.executions),
+		floor_messages_per_s_aggregate: floorRate,
+		ratio_to_floor: Math.round((rate / floorRate) * 100) / 100,
+		answers_whole: finished.filter((f) => f.whole).length,
+		answers_lost_or_corrupted: finished.filter((f) => !f.whole).length,
+		frames_per_execution: Math.round(frames / options.executions),
+		chunks_per_frame: Math.round((chunks / Math.max(1, frames)) * 10) / 10,
+	};
+}
+
+/** How many deltas the gateway simulator cuts an answer into (pieces of 6, 9, 12, 6… characters). */
+function splitCount(answer: string): number {
+	let count = 0;
+	for (let i = 0; i < answer.length; count++) i += 6 + (count % 3) * 3;
+	return count;
 }
 
 function bundleSize(): { bytes: number; gzip: number } {
@@ -322,19 +509,28 @@ async function main() {
 		webhookSecret: secrets.WEBHOOK_SECRET,
 		webhookUrl: `http://${HOST}:${servicePort}/api/dispatch/delivery-webhook`,
 	});
-	log("starting the Worker and the floor in workerd (wrangler dev)");
+	const gateway = await startGatewaySim({ port: 0, token: secrets.OPENCLAW_GATEWAY_TOKEN, log: () => {} });
+	log("bundling the Worker as it deploys, then starting it and the floor in workerd (wrangler dev)");
+	const isolated = isolatedWorkerConfig(ROOT);
 	const [service, floor] = await Promise.all([
 		startWrangler({
 			root: ROOT,
-			config: "wrangler.toml",
+			config: isolated.config,
 			port: servicePort,
 			migrations: true,
 			readyPath: "/health",
-			vars: { ...secrets, OBEGEE_BASE_URL: sim.url, POLL_INTERVAL_MS: "2000", METRICS_LOG: "true" },
+			vars: {
+				...secrets,
+				OBEGEE_BASE_URL: sim.url,
+				OPENCLAW_GATEWAY_URL: gateway.url,
+				POLL_INTERVAL_MS: "2000",
+				METRICS_LOG: "true",
+			},
 		}),
 		startWrangler({ root: ROOT, config: "bench/floor/wrangler.toml", readyPath: "/rooms/warmup", vars: {} }),
 	]);
 	const metrics: MetricLine[] = [];
+	if (process.env.BENCH_VERBOSE) service.onLine((line) => console.log(`[worker] ${line}`));
 	service.onLine((line) => {
 		const start = line.indexOf('{"metric"');
 		if (start >= 0) {
@@ -347,29 +543,60 @@ async function main() {
 	});
 	try {
 		// Warm both up so the first size does not measure compilation.
-		await serviceLatency(service, secrets, 2, `${runId}w`);
+		await serviceLatency(service, gateway, secrets, 2, `${runId}w`);
 		await floorLatency(floor, 2, `${runId}w`);
 
 		const latency: LatencyResult[] = [];
 		let correctness = { lost: 0, duplicated: 0, out_of_order: 0, reconnects: 0, events: 0 };
 		for (const sessions of SIZES) {
 			log(`latency at ${sessions} session(s) × ${PHONES_PER_SESSION} phones, ${ROUNDS} rounds`);
-			const { samples, audit } = await serviceLatency(service, secrets, sessions, runId);
-			const floorSamples = await floorLatency(floor, sessions, runId);
-			const result = {
+			const { samples, gatewaySamples, audit } = await serviceLatency(
+				service,
+				gateway,
+				secrets,
 				sessions,
-				service: distribution(samples),
-				floor: distribution(floorSamples),
-				ratio_p99: 0,
-			};
-			result.ratio_p99 = Math.round((result.service.p99 / Math.max(result.floor.p99, 0.01)) * 100) / 100;
-			latency.push(result);
+				runId,
+			);
+			const floorSamples = await floorLatency(floor, sessions, runId);
+			const ratio = (a: Distribution, b: Distribution) =>
+				Math.round((a.p99 / Math.max(b.p99, 0.01)) * 100) / 100;
+			const webhook = distribution(samples);
+			const agent = distribution(gatewaySamples);
+			const bare = distribution(floorSamples);
+			latency.push({
+				sessions,
+				service: webhook,
+				gateway: agent,
+				floor: bare,
+				ratio_p99: ratio(webhook, bare),
+				gateway_ratio_p99: ratio(agent, bare),
+			});
 			log(
-				`  service p50 ${result.service.p50} p99 ${result.service.p99} ms · floor p50 ${result.floor.p50} p99 ${result.floor.p99} ms`,
+				`  webhook p50 ${webhook.p50} p99 ${webhook.p99} · gateway p50 ${agent.p50} p99 ${agent.p99} · floor p50 ${bare.p50} p99 ${bare.p99} ms`,
 			);
 			if (sessions === Math.max(...SIZES)) correctness = audit;
 		}
-		log("per-execution costs (6 s and 30 s executions, ObeGee polling every 2 s)");
+		log("streaming: 10 executions at once, as fast as the gateway sends; then one answer at 100 chunks/s");
+		const stream = [
+			await streaming(service, gateway, floor, secrets, runId, {
+				executions: 10,
+				pieces: 600,
+				paceMs: 0,
+				label: "burst",
+			}),
+			await streaming(service, gateway, floor, secrets, runId, {
+				executions: 1,
+				pieces: 300,
+				paceMs: 4,
+				label: "100-per-s",
+			}),
+		];
+		log(
+			`  ${stream[0]?.chunks_per_s_aggregate} chunks/s aggregate; ${stream[1]?.chunks_per_frame} chunks per frame at 100/s`,
+		);
+		log(
+			"per-execution costs (6 s and 30 s executions, ObeGee polling every 2 s, with and without the gateway)",
+		);
 		const costs = await Promise.all([
 			perExecutionCosts(service, secrets, sim.url, metrics, runId, {
 				executions: 20,
@@ -381,6 +608,12 @@ async function main() {
 				durationMs: 30_000,
 				label: "30s",
 			}),
+			perExecutionCosts(service, secrets, sim.url, metrics, runId, {
+				executions: 5,
+				durationMs: 30_000,
+				label: "30s+stream",
+				gateway,
+			}),
 		]);
 		const bundle = bundleSize();
 		const report = {
@@ -388,6 +621,7 @@ async function main() {
 			machine: "2-core shared sandbox, workerd via wrangler dev, phones in Node on loopback",
 			duration_s: Math.round((performance.now() - started) / 1000),
 			latency,
+			streaming: stream,
 			correctness,
 			costs,
 			bundle,
@@ -395,7 +629,8 @@ async function main() {
 		writeReport(ROOT, report);
 		log(`done in ${report.duration_s} s; results in bench/results/`);
 	} finally {
-		await Promise.all([service.stop(), floor.stop(), sim.close()]);
+		await Promise.all([service.stop(), floor.stop(), sim.close(), gateway.close()]);
+		isolated.cleanup();
 	}
 }
 

@@ -1,6 +1,6 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -23,6 +23,7 @@ export function randomSecrets() {
 		SESSION_TOKEN_SECRET: randomBytes(32).toString("base64url"),
 		SERVICE_TOKEN: `bench_service_${randomBytes(16).toString("hex")}`,
 		ADMIN_TOKEN: `bench_admin_${randomBytes(16).toString("hex")}`,
+		OPENCLAW_GATEWAY_TOKEN: `bench_gateway_${randomBytes(16).toString("hex")}`,
 	};
 }
 
@@ -137,4 +138,24 @@ export async function startWrangler(options: {
 			rmSync(persist, { recursive: true, force: true });
 		},
 	};
+}
+
+/**
+ * The Worker exactly as `wrangler deploy` would upload it (the dry-run bundle), with a config of its
+ * own in a temp dir: what the benchmark measures cannot change under it when someone edits src/
+ * (wrangler dev reloads on every change of the files it watches), and the page's assets stay out.
+ */
+export function isolatedWorkerConfig(root: string): { config: string; cleanup(): void } {
+	const dir = mkdtempSync(join(tmpdir(), "myndlens-bench-worker-"));
+	execFileSync(process.execPath, [...WRANGLER, "deploy", "--dry-run", "--outdir", join(dir, "dist")], {
+		cwd: root,
+		env: TOOL_ENV,
+		stdio: "pipe",
+	});
+	const config = readFileSync(join(root, "wrangler.toml"), "utf8")
+		.replace(/^main = .*$/m, `main = "${join(dir, "dist", "index.js")}"\nno_bundle = true`)
+		.replace(/^\[assets\][\s\S]*?(?=^\[)/m, "")
+		.replace(/^migrations_dir = .*$/m, `migrations_dir = "${join(root, "migrations")}"`);
+	writeFileSync(join(dir, "wrangler.toml"), config);
+	return { config: join(dir, "wrangler.toml"), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
