@@ -124,6 +124,24 @@ describe("agent updates from the gateway", () => {
 		expect(after - restored).toBe(POLL_INTERVAL_MS);
 	});
 
+	it("appends a batch delivered twice only once, using the chunks' offsets", async () => {
+		const { sessionId, phone, body, executionId, stub } = await running();
+		const batch = [{ kind: "chunk" as const, text: "The answer ", offset: 0 }];
+		await stub.applyAgentUpdates(sessionId, executionId, batch);
+		// A retried call that had in fact gone through, then an overlapping one.
+		await stub.applyAgentUpdates(sessionId, executionId, batch);
+		await stub.applyAgentUpdates(sessionId, executionId, [
+			{ kind: "chunk", text: "answer is 42", offset: 4 },
+		]);
+		await phone.waitFor((f) => f.type === "response_chunk" && f.chunk === "is 42", "the new part only");
+		expect(phone.frames.filter((f) => f.type === "response_chunk").map((f) => f.chunk)).toEqual([
+			"The answer ",
+			"is 42",
+		]);
+		const mandate = (await progressOf(sessionId)).mandates.find((m) => m.mandate_id === body.mandate_id);
+		expect(mandate?.answer).toBe("The answer is 42");
+	});
+
 	it("ignores updates for executions it does not own", async () => {
 		const { sessionId, phone, stub } = await running();
 		await phone.settle();

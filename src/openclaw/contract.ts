@@ -9,8 +9,11 @@
 export type AgentUpdate =
 	/** A sub-status line and a progress candidate (the Session DO never lets progress go down). */
 	| { kind: "status"; status: string; progress: number }
-	/** The next piece of the agent's answer, in order, never repeated. */
-	| { kind: "chunk"; text: string }
+	/**
+	 * The next piece of the agent's answer, in order. `offset` is where it starts in the whole answer,
+	 * so a batch delivered twice (a retried call, a restart mid-run) is appended only once.
+	 */
+	| { kind: "chunk"; text: string; offset?: number }
 	/** Lifecycle `end`: stage 9 completes at 100 %; stage 10 still waits for ObeGee. */
 	| { kind: "end" }
 	/** Lifecycle `error`: shown as a sub-status only; ObeGee decides whether the run failed. */
@@ -35,14 +38,24 @@ export interface AgentUpdateSink {
 	agentStreamLost(sessionId: string, executionIds: string[]): Promise<void>;
 }
 
-/** Joins runs of consecutive chunks into one; every other update keeps its place. */
+/** Joins runs of consecutive, contiguous chunks into one; every other update keeps its place. */
 export function coalesceChunks(updates: readonly AgentUpdate[]): AgentUpdate[] {
 	const out: AgentUpdate[] = [];
 	for (const update of updates) {
 		const last = out.at(-1);
-		if (update.kind === "chunk" && last?.kind === "chunk")
-			out[out.length - 1] = { kind: "chunk", text: last.text + update.text };
-		else out.push(update);
+		if (update.kind === "chunk" && last?.kind === "chunk" && contiguous(last, update)) {
+			out[out.length - 1] = { ...last, text: last.text + update.text };
+		} else out.push(update);
 	}
 	return out;
+}
+
+type Chunk = Extract<AgentUpdate, { kind: "chunk" }>;
+
+function contiguous(first: Chunk, next: Chunk): boolean {
+	return (
+		first.offset === undefined ||
+		next.offset === undefined ||
+		first.offset + first.text.length === next.offset
+	);
 }

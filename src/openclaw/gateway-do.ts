@@ -340,9 +340,10 @@ export class GatewayDO extends DurableObject<Env> implements GatewayWatcher {
 	async #onRunEvent(
 		signal: { kind: "agent"; event: AgentEvent } | { kind: "chat"; event: ChatEvent },
 	): Promise<void> {
-		const watch = this.#watches
-			.all()
-			.find((candidate) => matchesExecution(signal.event, candidate.executionId));
+		// Runs are started with idempotencyKey = execution id, so runId finds the watch directly.
+		const watch =
+			(signal.event.runId ? this.#watches.get(signal.event.runId) : null) ??
+			this.#watches.all().find((candidate) => matchesExecution(signal.event, candidate.executionId));
 		if (!watch) return;
 		const result: MapResult =
 			signal.kind === "agent"

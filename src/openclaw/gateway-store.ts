@@ -70,10 +70,33 @@ export class GatewayMeta implements IdentityStore {
 	}
 }
 
+/** How often a run's mapping state is written while it streams; its end is written at once. */
+const RUN_PERSIST_INTERVAL_MS = 1_000;
+
+/**
+ * The watched executions, kept in memory and written through to SQLite. A busy stream reads its
+ * watch for every event, so it must not parse rows each time; its mapping state is persisted at most
+ * once a second (a restart mid-run resumes from there, and chunk offsets keep the answer whole).
+ */
 export class WatchStore {
 	readonly #sql: SqlStorage;
+	#cache: Map<string, WatchedExecution> | null = null;
+	readonly #persistedAt = new Map<string, number>();
+
 	constructor(sql: SqlStorage) {
 		this.#sql = sql;
+	}
+
+	#watches(): Map<string, WatchedExecution> {
+		if (!this.#cache) {
+			this.#cache = new Map(
+				this.#sql
+					.exec<WatchRow>("SELECT * FROM gw_watch")
+					.toArray()
+					.map((row) => [row.execution_id, fromRow(row)] as const),
+			);
+		}
+		return this.#cache;
 	}
 
 	/** Watching again (a retried stage 9) keeps the run's mapping state and extends the TTL. */
@@ -88,35 +111,57 @@ export class WatchStore {
 			expiresAt,
 			JSON.stringify(newRunState()),
 		);
+		const existing = this.#watches().get(executionId);
+		this.#watches().set(executionId, {
+			executionId,
+			sessionId,
+			mandateId,
+			expiresAt,
+			run: existing?.run ?? newRunState(),
+		});
 	}
 
 	remove(executionId: string): boolean {
+		this.#watches().delete(executionId);
+		this.#persistedAt.delete(executionId);
 		return this.#sql.exec("DELETE FROM gw_watch WHERE execution_id = ?", executionId).rowsWritten > 0;
 	}
 
 	/** Drops watches whose TTL passed (unwatch never came); returns their ids. */
 	expire(now: number): string[] {
-		const gone = this.#sql
-			.exec<{ execution_id: string }>("SELECT execution_id FROM gw_watch WHERE expires_at <= ?", now)
-			.toArray()
-			.map((row) => row.execution_id);
-		if (gone.length > 0) this.#sql.exec("DELETE FROM gw_watch WHERE expires_at <= ?", now);
-		return gone;
+		const gone = [...this.#watches().values()]
+			.filter((watch) => watch.expiresAt <= now)
+			.map((watch) => watch.executionId);
+		for (const executionId of gone) this.remove(executionId);
+		return gone.sort();
 	}
 
 	all(): WatchedExecution[] {
-		return this.#sql.exec<WatchRow>("SELECT * FROM gw_watch ORDER BY execution_id").toArray().map(fromRow);
+		return [...this.#watches().values()].sort((a, b) => (a.executionId < b.executionId ? -1 : 1));
+	}
+
+	get(executionId: string): WatchedExecution | null {
+		return this.#watches().get(executionId) ?? null;
 	}
 
 	count(): number {
-		return this.#sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM gw_watch").one().n;
+		return this.#watches().size;
 	}
 
 	earliestExpiry(): number | null {
-		return this.#sql.exec<{ at: number | null }>("SELECT MIN(expires_at) AS at FROM gw_watch").one().at;
+		let earliest: number | null = null;
+		for (const watch of this.#watches().values()) {
+			if (earliest === null || watch.expiresAt < earliest) earliest = watch.expiresAt;
+		}
+		return earliest;
 	}
 
-	saveRun(executionId: string, run: RunState): void {
+	saveRun(executionId: string, run: RunState, now = Date.now()): void {
+		const watch = this.#watches().get(executionId);
+		if (!watch) return;
+		watch.run = run;
+		if (!run.ended && now - (this.#persistedAt.get(executionId) ?? 0) < RUN_PERSIST_INTERVAL_MS) return;
+		this.#persistedAt.set(executionId, now);
 		this.#sql.exec(
 			"UPDATE gw_watch SET run_state = ? WHERE execution_id = ?",
 			JSON.stringify(run),

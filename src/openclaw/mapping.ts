@@ -235,6 +235,7 @@ function onAnswerText(step: Step, itemId: string | null, cumulative: string, sou
 	if (suffix === "") return;
 	state.itemText = cumulative;
 	const text = separator + suffix;
+	const offset = state.answerChars;
 	state.answerChars += text.length;
 	if (!state.ended) {
 		const candidate = Math.min(
@@ -243,7 +244,7 @@ function onAnswerText(step: Step, itemId: string | null, cumulative: string, sou
 		);
 		if (candidate > state.progress) step.status(STATUS.generating, candidate);
 	}
-	step.updates.push({ kind: "chunk", text });
+	step.updates.push({ kind: "chunk", text, offset });
 }
 
 function currentText(state: RunState, itemId: string | null): string {

@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import { forbidden, fromHeader, identify, notConfigured } from "../auth/principal.ts";
 import { type AppEnv, limitBody, readJson } from "../http.ts";
 import { ExecuteRequest } from "../protocol/api.ts";
+import { rememberExecution } from "./execution-sessions.ts";
 import { rpcResponse, sessionStub } from "./rpc.ts";
 
 /** `POST /api/mandate/execute`: dispatch a mandate to ObeGee and track it on the session's phones. */
@@ -22,5 +23,7 @@ mandates.post("/execute", limitBody(64 * 1024), async (c) => {
 		}
 	}
 	if (!c.env.OBEGEE_API_TOKEN || !c.env.OBEGEE_BASE_URL) return notConfigured(c, "mandate execution");
-	return rpcResponse(c, await sessionStub(c, session_id).execute(request.value));
+	const result = await sessionStub(c, session_id).execute(request.value);
+	if (result.ok) rememberExecution(result.value.execution_id, session_id);
+	return rpcResponse(c, result);
 });

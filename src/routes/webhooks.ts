@@ -3,6 +3,7 @@ import { notConfigured } from "../auth/principal.ts";
 import { verifyWebhook } from "../auth/webhook-signature.ts";
 import { type AppEnv, apiError, limitBody, validate } from "../http.ts";
 import { DeliveryWebhook } from "../protocol/obegee.ts";
+import { sessionOfExecution } from "./execution-sessions.ts";
 import { rpcResponse, sessionStub } from "./rpc.ts";
 
 /**
@@ -46,11 +47,9 @@ webhooks.post("/delivery-webhook", limitBody(64 * 1024), async (c) => {
 	const payload = validate(c, DeliveryWebhook, raw);
 	if (!payload.ok) return payload.response;
 
-	const row = await c.env.DB.prepare("SELECT session_id FROM executions WHERE execution_id = ?")
-		.bind(payload.value.execution_id)
-		.first<{ session_id: string }>();
+	const sessionId = await sessionOfExecution(c.env.DB, payload.value.execution_id);
 	// Unknown (or not yet recorded) execution: a non-2xx makes ObeGee retry later.
-	if (!row) return apiError(c, 404, "unknown_execution", "No execution with this id is known.");
-	const stub = sessionStub(c, row.session_id);
-	return rpcResponse(c, await stub.deliverWebhook(row.session_id, verified.webhookId, payload.value, body));
+	if (!sessionId) return apiError(c, 404, "unknown_execution", "No execution with this id is known.");
+	const stub = sessionStub(c, sessionId);
+	return rpcResponse(c, await stub.deliverWebhook(sessionId, verified.webhookId, payload.value, body));
 });

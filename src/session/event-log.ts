@@ -1,5 +1,4 @@
 import type { LoggedFrame } from "../protocol/frames.ts";
-import type { Meta } from "./schema.ts";
 
 /** A logged frame before it has a seq: the log assigns it. */
 export type UnsequencedFrame = LoggedFrame extends infer F
@@ -18,15 +17,19 @@ const PRUNE_EVERY = 200;
 
 export class EventLog {
 	readonly #sql: SqlStorage;
-	readonly #meta: Meta;
+	/**
+	 * The newest seq, kept in memory: the log always holds its newest event (pruning keeps the last
+	 * RETAINED_EVENTS), so MAX(seq) recovers it after a restart without a write per event.
+	 */
+	#last: number;
 
-	constructor(sql: SqlStorage, meta: Meta) {
+	constructor(sql: SqlStorage) {
 		this.#sql = sql;
-		this.#meta = meta;
+		this.#last = sql.exec<{ seq: number | null }>("SELECT MAX(seq) AS seq FROM ml_events").one().seq ?? 0;
 	}
 
 	lastSeq(): number {
-		return this.#meta.getNumber("last_seq") ?? 0;
+		return this.#last;
 	}
 
 	/** Appends a frame and returns it serialised once, ready to send to every phone. */
@@ -35,7 +38,7 @@ export class EventLog {
 		const text = JSON.stringify(withSeq(frame, seq));
 		const mandateId = "data" in frame ? frame.data.mandate_id : frame.mandate_id;
 		this.#sql.exec("INSERT INTO ml_events (seq, mandate_id, frame) VALUES (?, ?, ?)", seq, mandateId, text);
-		this.#meta.set("last_seq", seq);
+		this.#last = seq;
 		if (seq % PRUNE_EVERY === 0) {
 			this.#sql.exec("DELETE FROM ml_events WHERE seq <= ?", seq - RETAINED_EVENTS);
 		}

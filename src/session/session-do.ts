@@ -104,7 +104,7 @@ export class SessionDO extends DurableObject<Env> implements AgentUpdateSink {
 		const sql = this.#metrics.counting(ctx.storage.sql);
 		migrate(sql);
 		this.#meta = new Meta(sql);
-		this.#log = new EventLog(sql, this.#meta);
+		this.#log = new EventLog(sql);
 		this.#mandates = new MandateStore(sql);
 		this.#outbox = new Outbox(sql, this.#meta, (statements, rows) => this.#metrics.d1Batch(statements, rows));
 		// Answered by the runtime without waking the object (DESIGN.md: ping/pong by auto-response).
@@ -300,7 +300,7 @@ export class SessionDO extends DurableObject<Env> implements AgentUpdateSink {
 		this.#mandates.update(mandate.mandate_id, { agent_event_at: now });
 		for (const update of coalesceChunks(updates)) {
 			if (update.kind === "chunk") {
-				this.#chunk(mandate, update.text, now);
+				this.#chunk(mandate, update.text, update.offset, now);
 				continue;
 			}
 			if (this.#mandates.get(mandate.mandate_id)?.state !== "running") continue;
@@ -551,17 +551,23 @@ export class SessionDO extends DurableObject<Env> implements AgentUpdateSink {
 		this.#moveStages(mandate, stageChanges(board, stage, "failed"), now, { [stage]: { message } });
 	}
 
-	/** The next piece of the agent's answer: kept with the mandate and streamed to the phones. */
-	#chunk(mandate: MandateRecord, text: string, now: number): void {
+	/**
+	 * The next piece of the agent's answer: kept with the mandate and streamed to the phones. With an
+	 * offset, only what lies beyond the answer already kept is new, so a batch delivered twice is
+	 * appended once.
+	 */
+	#chunk(mandate: MandateRecord, text: string, offset: number | undefined, now: number): void {
 		const executionId = mandate.execution_id;
-		if (!executionId || text.length === 0) return;
+		if (!executionId) return;
 		const current = this.#mandates.get(mandate.mandate_id) as MandateRecord;
-		this.#mandates.update(mandate.mandate_id, { answer: current.answer + text, heartbeat_at: now });
+		const fresh = offset === undefined ? text : text.slice(Math.max(0, current.answer.length - offset));
+		if (fresh.length === 0) return;
+		this.#mandates.update(mandate.mandate_id, { answer: current.answer + fresh, heartbeat_at: now });
 		this.#emit({
 			type: "response_chunk",
 			execution_id: executionId,
 			mandate_id: mandate.mandate_id,
-			chunk: text,
+			chunk: fresh,
 		});
 	}
 
