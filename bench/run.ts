@@ -9,7 +9,7 @@ import { gzipSync } from "node:zlib";
 import { SignJWT } from "jose";
 import { Webhook } from "standardwebhooks";
 import { startObeGeeSim } from "../sim/obegee.ts";
-import { type GatewaySim, startGatewaySim } from "../sim/openclaw.ts";
+import { Gateways } from "./gateways.ts";
 import { Phone } from "./phone.ts";
 import { writeReport } from "./report.ts";
 import {
@@ -97,7 +97,7 @@ const isStage =
  */
 async function serviceLatency(
 	service: RunningWorker,
-	gateway: GatewaySim,
+	gateways: Gateways,
 	secrets: Secrets,
 	sessions: number,
 	runId: string,
@@ -143,10 +143,12 @@ async function serviceLatency(
 					),
 				),
 		);
-		await waitForGateways(gateway, Math.ceil(sessions / SESSIONS_PER_TENANT));
-		const runStarted = executions.map(({ executionId }) => {
+		const sims = await Promise.all(ids.map((_, i) => gateways.connected(tenantOf(i))));
+		// A Gateway DO records a watch as the execution starts; give the last watch a moment.
+		await sleep(100);
+		const runStarted = executions.map(({ executionId }, i) => {
 			const at = performance.now();
-			void gateway.run({
+			void sims[i]?.run({
 				runId: executionId,
 				answer: "Report sent to 4 people.",
 				tools: [{ name: "read", title: GATEWAY_SIGNAL }],
@@ -235,18 +237,6 @@ async function serviceLatency(
 	return { samples, gatewaySamples, audit };
 }
 
-/** Waits until the simulated gateway has said hello to every tenant's Gateway DO. */
-async function waitForGateways(gateway: GatewaySim, tenants: number): Promise<void> {
-	const deadline = Date.now() + 30_000;
-	while (gateway.stats().open < tenants) {
-		if (Date.now() > deadline)
-			throw new Error(`only ${gateway.stats().open} of ${tenants} gateway connections opened`);
-		await sleep(50);
-	}
-	// A Gateway DO records a watch before the sim can be asked to run; give the last watch a moment.
-	await sleep(100);
-}
-
 /** The floor: the same fan-out with nothing but a Durable Object forwarding a posted message. */
 async function floorLatency(floor: RunningWorker, sessions: number, runId: string): Promise<number[]> {
 	const rooms = Array.from({ length: sessions }, (_, i) => `room-${runId}-${sessions}-${i}`);
@@ -302,7 +292,7 @@ async function perExecutionCosts(
 	simUrl: string,
 	metrics: MetricLine[],
 	runId: string,
-	options: { executions: number; durationMs: number; label: string; gateway?: GatewaySim },
+	options: { executions: number; durationMs: number; label: string; gateways?: Gateways },
 ) {
 	const ids = Array.from({ length: options.executions }, (_, i) => `cost-${runId}-${options.label}-${i}`);
 	const phones = await pool(ids, 25, async (sid) => {
@@ -333,11 +323,12 @@ async function perExecutionCosts(
 			},
 			secrets.SERVICE_TOKEN,
 		)) as { execution_id: string };
-		if (options.gateway) {
+		if (options.gateways) {
 			// The agent streams its answer over most of the run, about 10 pieces a second.
-			await waitForGateways(options.gateway, 1);
+			const gateway = await options.gateways.connected(`tenant_cost_${options.label}`);
+			await sleep(100);
 			const pieces = Math.floor((options.durationMs * 0.8) / 100);
-			void options.gateway.run({ runId: execution_id, answer: "word ".repeat(pieces * 2), paceMs: 49 });
+			void gateway.run({ runId: execution_id, answer: "word ".repeat(pieces * 2), paceMs: 49 });
 		}
 		await phones[i]?.waitFor(isStage(mandateId, 10, "completed"), options.durationMs + 30_000);
 		return execution_id;
@@ -375,7 +366,7 @@ async function perExecutionCosts(
  */
 async function streaming(
 	service: RunningWorker,
-	gateway: GatewaySim,
+	gateways: Gateways,
 	floor: RunningWorker,
 	secrets: Secrets,
 	runId: string,
@@ -404,14 +395,16 @@ async function streaming(
 		)) as { execution_id: string };
 		return { mandateId, executionId: execution_id };
 	});
-	await waitForGateways(gateway, 1);
-	await sleep(500);
+	const sims = await Promise.all(
+		ids.map((_, i) => gateways.connected(`tenant_stream_${options.label}_${i % 4}`)),
+	);
+	await sleep(100);
 	const answer = Array.from({ length: options.pieces }, (_, i) => `w${String(i).padStart(5, "0")} `).join("");
 	const chunkTexts = (phone: Phone) => phone.frames.filter((f) => f.frame.type === "response_chunk");
 	const started = performance.now();
 	const finished = await Promise.all(
 		executions.map(async ({ executionId, mandateId }, i) => {
-			void gateway.run({ runId: executionId, answer, tools: [], paceMs: options.paceMs });
+			void sims[i]?.run({ runId: executionId, answer, tools: [], paceMs: options.paceMs });
 			const phone = phones[i] as Phone;
 			await phone.waitFor(isStage(mandateId, 9, "completed"), 120_000);
 			const text = () =>
@@ -509,7 +502,6 @@ async function main() {
 		webhookSecret: secrets.WEBHOOK_SECRET,
 		webhookUrl: `http://${HOST}:${servicePort}/api/dispatch/delivery-webhook`,
 	});
-	const gateway = await startGatewaySim({ port: 0, token: secrets.OPENCLAW_GATEWAY_TOKEN, log: () => {} });
 	log("bundling the Worker as it deploys, then starting it and the floor in workerd (wrangler dev)");
 	const isolated = isolatedWorkerConfig(ROOT);
 	const [service, floor] = await Promise.all([
@@ -522,13 +514,13 @@ async function main() {
 			vars: {
 				...secrets,
 				OBEGEE_BASE_URL: sim.url,
-				OPENCLAW_GATEWAY_URL: gateway.url,
 				POLL_INTERVAL_MS: "2000",
 				METRICS_LOG: "true",
 			},
 		}),
 		startWrangler({ root: ROOT, config: "bench/floor/wrangler.toml", readyPath: "/rooms/warmup", vars: {} }),
 	]);
+	const gateways = new Gateways(service.url, secrets.ADMIN_TOKEN, secrets.OPENCLAW_GATEWAY_TOKEN);
 	const metrics: MetricLine[] = [];
 	if (process.env.BENCH_VERBOSE) service.onLine((line) => console.log(`[worker] ${line}`));
 	service.onLine((line) => {
@@ -543,7 +535,7 @@ async function main() {
 	});
 	try {
 		// Warm both up so the first size does not measure compilation.
-		await serviceLatency(service, gateway, secrets, 2, `${runId}w`);
+		await serviceLatency(service, gateways, secrets, 2, `${runId}w`);
 		await floorLatency(floor, 2, `${runId}w`);
 
 		const latency: LatencyResult[] = [];
@@ -552,7 +544,7 @@ async function main() {
 			log(`latency at ${sessions} session(s) × ${PHONES_PER_SESSION} phones, ${ROUNDS} rounds`);
 			const { samples, gatewaySamples, audit } = await serviceLatency(
 				service,
-				gateway,
+				gateways,
 				secrets,
 				sessions,
 				runId,
@@ -578,13 +570,13 @@ async function main() {
 		}
 		log("streaming: 10 executions at once, as fast as the gateway sends; then one answer at 100 chunks/s");
 		const stream = [
-			await streaming(service, gateway, floor, secrets, runId, {
+			await streaming(service, gateways, floor, secrets, runId, {
 				executions: 10,
 				pieces: 600,
 				paceMs: 0,
 				label: "burst",
 			}),
-			await streaming(service, gateway, floor, secrets, runId, {
+			await streaming(service, gateways, floor, secrets, runId, {
 				executions: 1,
 				pieces: 300,
 				paceMs: 4,
@@ -611,8 +603,8 @@ async function main() {
 			perExecutionCosts(service, secrets, sim.url, metrics, runId, {
 				executions: 5,
 				durationMs: 30_000,
-				label: "30s+stream",
-				gateway,
+				label: "30s-stream",
+				gateways,
 			}),
 		]);
 		const bundle = bundleSize();
@@ -629,7 +621,7 @@ async function main() {
 		writeReport(ROOT, report);
 		log(`done in ${report.duration_s} s; results in bench/results/`);
 	} finally {
-		await Promise.all([service.stop(), floor.stop(), sim.close(), gateway.close()]);
+		await Promise.all([service.stop(), floor.stop(), sim.close(), gateways.closeAll()]);
 		isolated.cleanup();
 	}
 }
