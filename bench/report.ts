@@ -13,8 +13,10 @@ export interface BenchReport {
 		service: Distribution;
 		gateway: Distribution;
 		floor: Distribution;
+		durable_floor: Distribution;
 		ratio_p99: number;
 		gateway_ratio_p99: number;
+		durable_ratio_p99: number;
 	}>;
 	streaming: Array<Record<string, number | string>>;
 	correctness: { lost: number; duplicated: number; out_of_order: number; reconnects: number; events: number };
@@ -38,11 +40,11 @@ function markdown(report: BenchReport): string {
 		"",
 		"## Signal → phone latency (ms): signed webhook received → stage-10 frame on every phone",
 		"",
-		"| sessions × phones | service p50 | p95 | p99 | max | floor p50 | p95 | p99 | max | p99 ratio |",
-		"|---|---|---|---|---|---|---|---|---|---|",
+		"| sessions × phones | service p50 | p95 | p99 | max | floor p50 | p95 | p99 | max | p99 ratio | durable floor p99 | ratio to it |",
+		"|---|---|---|---|---|---|---|---|---|---|---|---|",
 		...report.latency.map(
-			({ sessions, service: s, floor: f, ratio_p99 }) =>
-				`| ${sessions} × 2 (n=${s.n}) | ${s.p50} | ${s.p95} | ${s.p99} | ${s.max} | ${f.p50} | ${f.p95} | ${f.p99} | ${f.max} | ${ratio_p99}× |`,
+			({ sessions, service: s, floor: f, durable_floor: d, ratio_p99, durable_ratio_p99 }) =>
+				`| ${sessions} × 2 (n=${s.n}) | ${s.p50} | ${s.p95} | ${s.p99} | ${s.max} | ${f.p50} | ${f.p95} | ${f.p99} | ${f.max} | ${ratio_p99}× | ${d.p99} | ${durable_ratio_p99}× |`,
 		),
 		"",
 	];
@@ -58,11 +60,11 @@ function markdown(report: BenchReport): string {
 		"",
 		"## Streaming (response chunks from the gateway to the phone)",
 		"",
-		"| run | executions | chunks each | chunks/s aggregate | per execution | floor msgs/s | ratio | answers whole | frames per execution | chunks per frame |",
-		"|---|---|---|---|---|---|---|---|---|---|",
+		"| run | executions | chunks each | offered chunks/s | delivered chunks/s | per execution | floor msgs/s | ratio | answers whole | frames per execution | chunks per frame |",
+		"|---|---|---|---|---|---|---|---|---|---|---|",
 		...report.streaming.map(
 			(row) =>
-				`| ${row.label} | ${row.executions} | ${row.chunks_per_execution} | ${row.chunks_per_s_aggregate} | ${row.chunks_per_s_per_execution} | ${row.floor_messages_per_s_aggregate} | ${row.ratio_to_floor}× | ${row.answers_whole}/${row.executions} | ${row.frames_per_execution} | ${row.chunks_per_frame} |`,
+				`| ${row.label} | ${row.executions} | ${row.chunks_per_execution} | ${row.offered_chunks_per_s} | ${row.chunks_per_s_aggregate} | ${row.chunks_per_s_per_execution} | ${row.floor_messages_per_s_aggregate} | ${row.ratio_to_floor}× | ${row.answers_whole}/${row.executions} | ${row.frames_per_execution} | ${row.chunks_per_frame} |`,
 		),
 		"",
 	);

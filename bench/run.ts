@@ -52,8 +52,11 @@ interface LatencyResult {
 	/** Gateway agent event emitted → progress frame on every phone. */
 	gateway: Distribution;
 	floor: Distribution;
+	/** The floor that also writes each message to SQLite before sending it. */
+	durable_floor: Distribution;
 	ratio_p99: number;
 	gateway_ratio_p99: number;
+	durable_ratio_p99: number;
 }
 
 function log(line: string) {
@@ -238,8 +241,16 @@ async function serviceLatency(
 }
 
 /** The floor: the same fan-out with nothing but a Durable Object forwarding a posted message. */
-async function floorLatency(floor: RunningWorker, sessions: number, runId: string): Promise<number[]> {
-	const rooms = Array.from({ length: sessions }, (_, i) => `room-${runId}-${sessions}-${i}`);
+async function floorLatency(
+	floor: RunningWorker,
+	sessions: number,
+	runId: string,
+	durable = false,
+): Promise<number[]> {
+	const rooms = Array.from(
+		{ length: sessions },
+		(_, i) => `room-${runId}-${sessions}-${i}${durable ? "-d" : ""}`,
+	);
 	const phones = await pool(rooms, 25, async (room) =>
 		Promise.all(
 			Array.from({ length: PHONES_PER_SESSION }, async () => {
@@ -255,7 +266,10 @@ async function floorLatency(floor: RunningWorker, sessions: number, runId: strin
 		const sent = await Promise.all(
 			rooms.map(async (room) => {
 				const at = performance.now();
-				const response = await fetch(`${floor.url}/rooms/${room}`, { method: "POST", body: message });
+				const response = await fetch(`${floor.url}/rooms/${room}${durable ? "?durable" : ""}`, {
+					method: "POST",
+					body: message,
+				});
 				await response.body?.cancel();
 				return at;
 			}),
@@ -404,7 +418,9 @@ async function streaming(
 	const started = performance.now();
 	const finished = await Promise.all(
 		executions.map(async ({ executionId, mandateId }, i) => {
-			void sims[i]?.run({ runId: executionId, answer, tools: [], paceMs: options.paceMs });
+			const emitted = sims[i]
+				?.run({ runId: executionId, answer, tools: [], paceMs: options.paceMs })
+				.then(() => performance.now());
 			const phone = phones[i] as Phone;
 			await phone.waitFor(isStage(mandateId, 9, "completed"), 120_000);
 			const text = () =>
@@ -415,6 +431,7 @@ async function streaming(
 			const deadline = Date.now() + 10_000;
 			while (text().length < answer.length && Date.now() < deadline) await sleep(20);
 			return {
+				emittedAt: (await emitted) ?? performance.now(),
 				whole: text() === answer,
 				frames: chunkTexts(phone).length,
 				last: chunkTexts(phone).at(-1)?.at ?? performance.now(),
@@ -427,7 +444,8 @@ async function streaming(
 	const frames = finished.reduce((total, f) => total + f.frames, 0);
 	for (const phone of phones) phone.close();
 
-	// The floor: as many messages posted to as many rooms, each as soon as the previous was accepted.
+	// The floor: an upstream socket per room streams as many messages at the gateway simulator's
+	// pace (two events, so two turns, per piece) and the bare DO forwards each one to the phone.
 	const rooms = ids.map((id) => `floor-${id}`);
 	const roomPhones = await Promise.all(
 		rooms.map(async (room) => {
@@ -436,24 +454,35 @@ async function streaming(
 			return phone;
 		}),
 	);
+	const sources = await Promise.all(
+		rooms.map(async (room) => {
+			const source = new WebSocket(`${floor.url.replace("http", "ws")}/rooms/${room}/source`);
+			await new Promise((resolve) => source.addEventListener("open", resolve, { once: true }));
+			return source;
+		}),
+	);
 	const floorStarted = performance.now();
 	await Promise.all(
-		rooms.map(async (room, i) => {
+		sources.map(async (source, i) => {
 			for (let n = 1; n <= perExecution; n++) {
-				const response = await fetch(`${floor.url}/rooms/${room}`, { method: "POST", body: `{"seq":${n}}` });
-				await response.body?.cancel();
+				source.send(`{"seq":${n}}`);
+				await sleep(options.paceMs);
+				await sleep(options.paceMs);
 			}
 			await roomPhones[i]?.waitFor((f) => f.frame.seq === perExecution, 60_000);
+			source.close();
 		}),
 	);
 	const floorElapsed = (performance.now() - floorStarted) / 1000;
 	for (const phone of roomPhones) phone.close();
 	const rate = Math.round(chunks / elapsed);
+	const offered = Math.round(chunks / ((Math.max(...finished.map((f) => f.emittedAt)) - started) / 1000));
 	const floorRate = Math.round(chunks / floorElapsed);
 	return {
 		label: options.label,
 		executions: options.executions,
 		chunks_per_execution: perExecution,
+		offered_chunks_per_s: offered,
 		chunks_per_s_aggregate: rate,
 		chunks_per_s_per_execution: Math.round(rate / options.executions),
 		floor_messages_per_s_aggregate: floorRate,
@@ -550,28 +579,32 @@ async function main() {
 				runId,
 			);
 			const floorSamples = await floorLatency(floor, sessions, runId);
+			const durableSamples = await floorLatency(floor, sessions, runId, true);
 			const ratio = (a: Distribution, b: Distribution) =>
 				Math.round((a.p99 / Math.max(b.p99, 0.01)) * 100) / 100;
 			const webhook = distribution(samples);
 			const agent = distribution(gatewaySamples);
 			const bare = distribution(floorSamples);
+			const durable = distribution(durableSamples);
 			latency.push({
 				sessions,
 				service: webhook,
 				gateway: agent,
 				floor: bare,
+				durable_floor: durable,
 				ratio_p99: ratio(webhook, bare),
 				gateway_ratio_p99: ratio(agent, bare),
+				durable_ratio_p99: ratio(webhook, durable),
 			});
 			log(
-				`  webhook p50 ${webhook.p50} p99 ${webhook.p99} · gateway p50 ${agent.p50} p99 ${agent.p99} · floor p50 ${bare.p50} p99 ${bare.p99} ms`,
+				`  webhook p50 ${webhook.p50} p99 ${webhook.p99} · gateway p50 ${agent.p50} p99 ${agent.p99} · floor p50 ${bare.p50} p99 ${bare.p99} · durable floor p99 ${durable.p99} ms`,
 			);
 			if (sessions === Math.max(...SIZES)) correctness = audit;
 		}
-		log("streaming: 10 executions at once, as fast as the gateway sends; then one answer at 100 chunks/s");
+		log("streaming: 20 executions at once, as fast as the gateway sends; then one answer at 100 chunks/s");
 		const stream = [
 			await streaming(service, gateways, floor, secrets, runId, {
-				executions: 10,
+				executions: 20,
 				pieces: 600,
 				paceMs: 0,
 				label: "burst",

@@ -4,6 +4,8 @@ import { DurableObject } from "cloudflare:workers";
  * The floor: the least a Durable Object can do to get a message to its phones. `GET /rooms/:id/ws`
  * accepts a hibernatable socket; `POST /rooms/:id` sends the body to every socket of the room.
  * No auth, no validation, no storage — whatever the real service costs beyond this is its own.
+ * `POST /rooms/:id?durable` first logs the message in SQLite: the floor of a service that, like
+ * this one, never sends what it has not stored.
  */
 interface Env {
 	ROOM: DurableObjectNamespace<FloorRoom>;
@@ -13,18 +15,30 @@ export class FloorRoom extends DurableObject<Env> {
 	override async fetch(request: Request): Promise<Response> {
 		if (request.headers.get("Upgrade") === "websocket") {
 			const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
-			this.ctx.acceptWebSocket(server);
+			// A "source" socket plays the upstream (a gateway streaming events); the others are phones.
+			const role = new URL(request.url).pathname.endsWith("/source") ? "source" : "phone";
+			this.ctx.acceptWebSocket(server, [role]);
 			return new Response(null, { status: 101, webSocket: client });
 		}
 		const message = await request.text();
-		for (const socket of this.ctx.getWebSockets()) socket.send(message);
+		// The durable floor writes the message to SQLite first, as the service's event log does: the
+		// runtime then holds the sends until the write is committed (the output gate).
+		if (new URL(request.url).searchParams.has("durable")) {
+			this.ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY, frame TEXT)");
+			this.ctx.storage.sql.exec("INSERT INTO log (frame) VALUES (?)", message);
+		}
+		for (const socket of this.ctx.getWebSockets("phone")) socket.send(message);
 		return new Response(null, { status: 204 });
+	}
+
+	override async webSocketMessage(_ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+		for (const socket of this.ctx.getWebSockets("phone")) socket.send(message);
 	}
 }
 
 export default {
 	fetch(request: Request, env: Env): Promise<Response> | Response {
-		const match = /^\/rooms\/([^/]+)(\/ws)?$/.exec(new URL(request.url).pathname);
+		const match = /^\/rooms\/([^/]+)(\/ws|\/source)?$/.exec(new URL(request.url).pathname);
 		if (!match?.[1]) return new Response("not found", { status: 404 });
 		return env.ROOM.getByName(match[1]).fetch(request);
 	},

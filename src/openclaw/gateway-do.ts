@@ -37,6 +37,11 @@ interface Connection {
 	/** Frames are handled one at a time, in arrival order. */
 	chain: Promise<void>;
 	tickIntervalMs: number | null;
+	/**
+	 * When silence means the connection is dead: kept in memory (it only matters while this socket is
+	 * up) so a busy stream does not read storage for every event.
+	 */
+	livenessDeadline: number;
 }
 
 /**
@@ -128,7 +133,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayWatcher {
 		const now = Math.max(Date.now(), this.#meta.getNumber("alarm_at") ?? 0);
 		this.#meta.delete("alarm_at");
 		const connection = this.#connection;
-		const deadline = this.#meta.getNumber("liveness_deadline");
+		const deadline = connection?.livenessDeadline ?? null;
 		if (connection && deadline !== null && deadline <= now) {
 			const phase = connection.protocol.ready ? "no tick from the gateway" : "no hello-ok from the gateway";
 			this.#drop(connection, phase, null, now);
@@ -152,8 +157,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayWatcher {
 	async #armAlarm(): Promise<void> {
 		const jobs: number[] = [];
 		const watched = this.#watches.count() > 0;
-		const deadline = this.#meta.getNumber("liveness_deadline");
-		if (this.#connection && deadline !== null) jobs.push(deadline);
+		if (this.#connection) jobs.push(this.#connection.livenessDeadline);
 		const idleAt = this.#meta.getNumber("idle_close_at");
 		if (!watched && this.#connection && idleAt !== null) jobs.push(idleAt);
 		const reconnectAt = this.#meta.getNumber("reconnect_at");
@@ -211,10 +215,16 @@ export class GatewayDO extends DurableObject<Env> implements GatewayWatcher {
 		const protocol = new GatewayProtocol({ token: target.token, deviceToken, identity }, (text) =>
 			ws.send(text),
 		);
-		const connection: Connection = { ws, protocol, target, chain: Promise.resolve(), tickIntervalMs: null };
+		const connection: Connection = {
+			ws,
+			protocol,
+			target,
+			chain: Promise.resolve(),
+			tickIntervalMs: null,
+			livenessDeadline: Date.now() + HANDSHAKE_TIMEOUT_MS,
+		};
 		this.#connection = connection;
 		this.#meta.delete("idle_close_at");
-		this.#meta.setNumber("liveness_deadline", Date.now() + HANDSHAKE_TIMEOUT_MS);
 		ws.addEventListener("message", (event) => {
 			const data = event.data;
 			connection.chain = connection.chain.then(() => this.#onFrame(connection, data));
@@ -258,7 +268,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayWatcher {
 			case "refused":
 				return this.#onRefused(connection, signal.refusal, now);
 			case "tick":
-				this.#meta.setNumber("liveness_deadline", livenessDeadline(connection, now));
+				connection.livenessDeadline = livenessDeadline(connection, now);
 				return;
 			case "agent":
 			case "chat":
@@ -296,7 +306,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayWatcher {
 			this.#meta.set("device_token", hello.deviceToken);
 			this.#meta.set("device_token_url", connection.target.url);
 		}
-		this.#meta.setNumber("liveness_deadline", livenessDeadline(connection, now));
+		connection.livenessDeadline = livenessDeadline(connection, now);
 		this.#log("info", "gateway connected", {
 			protocol: hello.protocol,
 			server: hello.serverVersion,
@@ -359,10 +369,8 @@ export class GatewayDO extends DurableObject<Env> implements GatewayWatcher {
 	}
 
 	#bumpLiveness(connection: Connection, now: number): void {
-		// Any frame proves the connection alive; write at most once a second.
-		const current = this.#meta.getNumber("liveness_deadline") ?? 0;
-		const next = livenessDeadline(connection, now);
-		if (next - current > 1_000) this.#meta.setNumber("liveness_deadline", next);
+		// Any frame proves the connection alive; the alarm armed for the old deadline re-arms itself.
+		connection.livenessDeadline = livenessDeadline(connection, now);
 	}
 
 	/**
@@ -403,7 +411,6 @@ export class GatewayDO extends DurableObject<Env> implements GatewayWatcher {
 
 	#close(connection: Connection, code: number, reason: string): void {
 		if (this.#connection === connection) this.#connection = null;
-		this.#meta.delete("liveness_deadline");
 		this.#meta.delete("idle_close_at");
 		try {
 			connection.ws.close(code, reason);
