@@ -151,3 +151,33 @@ function chart(report: BenchReport): string {
 	parts.push("</svg>");
 	return `${parts.join("\n")}\n`;
 }
+
+export interface SoakReport {
+	mandates: number;
+	restarts: number;
+	duration_s: number;
+	wrong_state: number;
+	not_exactly_one_outcome: number;
+	lost_audit_rows: number;
+	by_scenario: Record<string, { total: number; correct: number }>;
+}
+
+export function writeSoakReport(root: string, report: SoakReport): void {
+	const dir = join(root, "bench", "results");
+	mkdirSync(dir, { recursive: true });
+	writeFileSync(join(dir, "soak.json"), `${JSON.stringify(report, null, 2)}\n`);
+	const lines = [
+		"# Soak results",
+		"",
+		`${report.mandates} mandates, ${report.restarts} forced restart(s) of the whole Worker mid-run, ${report.duration_s} s.`,
+		`**${report.wrong_state} in a wrong terminal state, ${report.not_exactly_one_outcome} without exactly one outcome, ${report.lost_audit_rows} lost audit rows.**`,
+		"",
+		"| scenario | mandates | correct terminal state |",
+		"|---|---|---|",
+		...Object.entries(report.by_scenario).map(
+			([scenario, { total, correct }]) => `| ${scenario} | ${total} | ${correct} |`,
+		),
+		"",
+	];
+	writeFileSync(join(dir, "soak.md"), lines.join("\n"));
+}

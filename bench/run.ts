@@ -11,7 +11,8 @@ import { Webhook } from "standardwebhooks";
 import { startObeGeeSim } from "../sim/obegee.ts";
 import { Gateways } from "./gateways.ts";
 import { Phone } from "./phone.ts";
-import { writeReport } from "./report.ts";
+import { writeReport, writeSoakReport } from "./report.ts";
+import { soak } from "./soak.ts";
 import {
 	freePort,
 	HOST,
@@ -659,7 +660,16 @@ async function main() {
 	}
 }
 
-main().catch((error: unknown) => {
+async function runSoak() {
+	const result = await soak(ROOT);
+	writeSoakReport(ROOT, result);
+	log(
+		`soak: ${result.mandates} mandates, ${result.wrong_state} in a wrong state, ${result.not_exactly_one_outcome} without exactly one outcome, ${result.lost_audit_rows} lost audit rows, ${result.restarts} restart(s), ${result.duration_s} s`,
+	);
+	if (result.wrong_state + result.not_exactly_one_outcome + result.lost_audit_rows > 0) process.exitCode = 1;
+}
+
+(process.argv.includes("--soak") ? runSoak() : main()).catch((error: unknown) => {
 	console.error(error);
 	process.exit(1);
 });

@@ -71,9 +71,11 @@ export async function startWrangler(options: {
 	migrations?: boolean;
 	readyPath: string;
 	port?: number;
+	/** Keep state here (and keep it on stop), so a restarted Worker finds its Durable Objects again. */
+	persist?: string;
 }): Promise<RunningWorker> {
 	const port = options.port ?? (await freePort());
-	const persist = mkdtempSync(join(tmpdir(), "myndlens-bench-"));
+	const persist = options.persist ?? mkdtempSync(join(tmpdir(), "myndlens-bench-"));
 	if (options.migrations) {
 		await run(
 			["d1", "migrations", "apply", "DB", "--local", "--config", options.config, "--persist-to", persist],
@@ -135,7 +137,7 @@ export async function startWrangler(options: {
 				}
 				await Promise.race([new Promise((resolve) => child.once("exit", resolve)), sleep(5_000)]);
 			}
-			rmSync(persist, { recursive: true, force: true });
+			if (!options.persist) rmSync(persist, { recursive: true, force: true });
 		},
 	};
 }
