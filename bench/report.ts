@@ -85,8 +85,59 @@ function markdown(report: BenchReport): string {
 		"",
 		`Bundle: ${(report.bundle.bytes / 1024).toFixed(1)} KiB, ${(report.bundle.gzip / 1024).toFixed(1)} KiB gzip.`,
 		"",
+		...costModel(report.costs),
 	);
 	return lines.join("\n");
+}
+
+/**
+ * Cloudflare's published Workers Paid prices (USD), without the monthly included amounts:
+ * Workers requests, Durable Object requests (RPC calls and alarms), Durable Object duration,
+ * SQLite-in-DO rows written, D1 rows written.
+ */
+export const PRICES = {
+	workerRequestPerMillion: 0.3,
+	doRequestPerMillion: 0.15,
+	doGbSecondPerMillion: 12.5,
+	sqliteRowWrittenPerMillion: 1.0,
+	d1RowWrittenPerMillion: 1.0,
+} as const;
+const DO_MEMORY_GB = 0.128;
+/** The Gateway DO keeps its socket 30 s after the tenant's last execution (src/openclaw/gateway-do.ts). */
+const GATEWAY_IDLE_GRACE_S = 30;
+
+function costModel(costs: BenchReport["costs"]): string[] {
+	const rows = costs.map((row) => {
+		const streaming = String(row.label).includes("stream");
+		const seconds = Number(row.execution_ms) / 1000;
+		// Worker requests: 3 stage reports, execute, the webhook, one phone socket upgrade.
+		const workerRequests = 6;
+		// DO requests: those 5 RPCs and the alarm wake-ups; while streaming, about one RPC per frame
+		// of agent updates, plus watch and unwatch.
+		const doRequests = 5 + Number(row.alarm_wakeups) + (streaming ? Number(row.frames_per_phone) + 2 : 0);
+		// Duration: the Session DO hibernates between signals (~0.1 s active per execution); a Gateway DO
+		// with an open outbound socket is billed for wall-clock time (worst case: one execution per tenant).
+		const gbSeconds = DO_MEMORY_GB * (0.1 + (streaming ? seconds + GATEWAY_IDLE_GRACE_S : 0));
+		const perMillion = {
+			workers: workerRequests * PRICES.workerRequestPerMillion,
+			do_requests: doRequests * PRICES.doRequestPerMillion,
+			do_duration: gbSeconds * PRICES.doGbSecondPerMillion,
+			sqlite_rows: Number(row.sqlite_rows_written) * PRICES.sqliteRowWrittenPerMillion,
+			d1_rows: Number(row.d1_rows_written) * PRICES.d1RowWrittenPerMillion,
+		};
+		const total = Object.values(perMillion).reduce((sum, value) => sum + value, 0);
+		return `| ${row.label} | ${workerRequests} | ${doRequests.toFixed(0)} | ${gbSeconds.toFixed(2)} | ${row.sqlite_rows_written} | ${row.d1_rows_written} | $${perMillion.workers.toFixed(0)} | $${perMillion.do_requests.toFixed(0)} | $${perMillion.do_duration.toFixed(0)} | $${perMillion.sqlite_rows.toFixed(0)} | $${perMillion.d1_rows.toFixed(0)} | **$${total.toFixed(0)}** |`;
+	});
+	return [
+		"## Cost model: price per million mandates (from the counts above)",
+		"",
+		`Prices: Workers $${PRICES.workerRequestPerMillion}/M requests, Durable Objects $${PRICES.doRequestPerMillion}/M requests and $${PRICES.doGbSecondPerMillion}/M GB-s (128 MB), SQLite rows written $${PRICES.sqliteRowWrittenPerMillion}/M, D1 rows written $${PRICES.d1RowWrittenPerMillion}/M; included monthly amounts and CPU time left out.`,
+		"",
+		"| execution | Worker requests | DO requests | DO GB-s | SQLite rows | D1 rows | Workers | DO requests | DO duration | SQLite | D1 | total per 1M mandates |",
+		"|---|---|---|---|---|---|---|---|---|---|---|---|",
+		...rows,
+		"",
+	];
 }
 
 /** Grouped bars: p50 and p99 of the service beside the floor, per load size (log scale). */

@@ -297,7 +297,10 @@ export class SessionDO extends DurableObject<Env> implements AgentUpdateSink {
 		const mandate = this.#mandates.byExecution(executionId);
 		if (!mandate) return;
 		if (mandate.agent_event_at === null) this.#audit("agent_stream", mandate, { event: "started" }, now);
-		this.#mandates.update(mandate.mandate_id, { agent_event_at: now });
+		// Only "has the stream spoken lately" matters (STREAM_QUIET_MS), so a write a second is enough.
+		if (mandate.agent_event_at === null || now - mandate.agent_event_at >= 1_000) {
+			this.#mandates.update(mandate.mandate_id, { agent_event_at: now });
+		}
 		for (const update of coalesceChunks(updates)) {
 			if (update.kind === "chunk") {
 				this.#chunk(mandate, update.text, update.offset, now);
@@ -355,6 +358,8 @@ export class SessionDO extends DurableObject<Env> implements AgentUpdateSink {
 		if (this.env.METRICS_LOG === "true")
 			console.log(JSON.stringify({ metric: "alarm", session_id: sessionId }));
 		const now = Math.max(Date.now(), this.#meta.getNumber("alarm_at") ?? 0);
+		// The alarm that was armed is spent; whatever #arm computes next must be set again.
+		this.#meta.delete("alarm_at");
 		const { pollIntervalMs } = timing(this.env);
 
 		// Poll first: at the deadline, one last look at ObeGee lets a finished run end as a success.
@@ -724,6 +729,8 @@ export class SessionDO extends DurableObject<Env> implements AgentUpdateSink {
 			return;
 		}
 		const at = Math.min(...times);
+		// Re-arming for the same time is a write per operation for nothing (alarm() clears alarm_at).
+		if (this.#meta.getNumber("alarm_at") === at) return;
 		this.#meta.set("alarm_at", at);
 		void this.ctx.storage.setAlarm(at);
 	}
