@@ -180,7 +180,8 @@ async function executeWithRetry(
 				dimensions: { ...item.kase.dimensions, sim_duration_ms: DURATION_MS },
 				delivery_channels: ["app"],
 			});
-			if (status === 200) return String(json?.execution_id);
+			// A 200 without a readable body can come from the proxy while the runtime restarts: ask again.
+			if (status === 200 && typeof json?.execution_id === "string") return json.execution_id;
 			if (status === 422) return null;
 		} catch {
 			// the Worker is restarting
@@ -207,6 +208,7 @@ async function verify(base: string, token: string, plan: Planned[], states: Map<
 	let wrongState = 0;
 	let multipleOutcomes = 0;
 	let lostAuditRows = 0;
+	const examples: Array<Record<string, unknown>> = [];
 	const byScenario: Record<string, { total: number; correct: number }> = {};
 	await pool(plan, 20, async (item) => {
 		const state = states.get(item.mandateId) ?? "missing";
@@ -223,7 +225,32 @@ async function verify(base: string, token: string, plan: Planned[], states: Map<
 		const stages = (json?.stages as Array<{ stage: number; status: string }>) ?? [];
 		const outcomes = timeline.filter((row) => row.event === "outcome" || row.event === "late_success").length;
 		const timeouts = timeline.filter((row) => row.event === "timeout").length;
-		if (outcomes + timeouts !== 1) multipleOutcomes++;
+		if (outcomes + timeouts !== 1) {
+			multipleOutcomes++;
+			if (examples.length < 5) {
+				const progress = await request(base, "GET", `/api/sessions/${item.sessionId}/progress`, token);
+				const inDo = (
+					(progress.json?.mandates as Array<{ mandate_id: string; execution_id: string }>) ?? []
+				).find((m) => m.mandate_id === item.mandateId);
+				// Any write to the session flushes its outbox: is the row late, or gone?
+				await request(base, "POST", `/api/sessions/${item.sessionId}/stages`, token, {
+					mandate_id: `${item.mandateId}-poke`,
+					stage: 1,
+					status: "active",
+				});
+				const again = await request(base, "GET", `/api/executions/${item.executionId}`, token);
+				examples.push({
+					mandate: item.mandateId,
+					scenario: item.kase.scenario,
+					state,
+					http: json === null ? "no json" : "ok",
+					events: timeline.map((row) => row.event),
+					execution_returned: item.executionId,
+					execution_in_do: inDo?.execution_id,
+					after_poke: (again.json?.timeline as unknown[] | undefined)?.length ?? again.status,
+				});
+			}
+		}
 		// Every stage the mandate reached has its transition in the audit trail, and so does the dispatch.
 		const audited = new Set(
 			timeline
@@ -234,6 +261,7 @@ async function verify(base: string, token: string, plan: Planned[], states: Map<
 		if (!timeline.some((row) => row.event === "dispatched")) lostAuditRows++;
 		if (outcomes + timeouts === 0) lostAuditRows++;
 	});
+	if (examples.length > 0) console.log(`[soak] examples: ${JSON.stringify(examples)}`);
 	return {
 		wrong_state: wrongState,
 		not_exactly_one_outcome: multipleOutcomes,
