@@ -1,17 +1,14 @@
 import { runInDurableObject } from "cloudflare:test";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { STREAMING_POLL_FACTOR } from "../src/pipeline/backoff.ts";
 import {
-	connectPhone,
 	deliverWebhook,
-	execute,
-	mandateBody,
-	type Phone,
+	phonesClosedAfterEach,
 	progressOf,
 	runAlarm,
+	runningMandate,
 	sessionStub,
 	simComplete,
-	uniqueId,
 } from "./helpers.ts";
 import { TEST_TIMING } from "./secrets.ts";
 
@@ -19,20 +16,9 @@ const POLL_INTERVAL_MS = Number(TEST_TIMING.POLL_INTERVAL_MS);
 
 // The Session DO's side of issue 3: what it does with the agent updates the Gateway DO hands it.
 describe("agent updates from the gateway", () => {
-	const phones: Phone[] = [];
-	afterEach(() => {
-		for (const phone of phones.splice(0)) phone.close();
-	});
+	const phones = phonesClosedAfterEach();
 
-	async function running() {
-		const sessionId = uniqueId("sess");
-		const phone = await connectPhone(sessionId);
-		phones.push(phone);
-		const body = mandateBody(sessionId);
-		const { json } = await execute(body);
-		await phone.waitForStage(body.mandate_id, 9, "active");
-		return { sessionId, phone, body, executionId: json.execution_id, stub: sessionStub(sessionId) };
-	}
+	const running = () => runningMandate(phones);
 
 	const nextPoll = (sessionId: string, mandateId: string) =>
 		runInDurableObject(

@@ -1,12 +1,12 @@
 import { env } from "cloudflare:workers";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { STAGE_NAMES } from "../src/pipeline/stages.ts";
 import {
 	connectPhone,
 	deliverWebhook,
 	execute,
 	mandateBody,
-	type Phone,
+	phonesClosedAfterEach,
 	progressOf,
 	reportStage,
 	simCalls,
@@ -16,10 +16,7 @@ import {
 
 // Seed-spec Test 1: stages 1–5 from the pipeline, 6–8 at dispatch, 9 executing, 10 on the webhook.
 describe("basic flow", () => {
-	const phones: Phone[] = [];
-	afterEach(() => {
-		for (const phone of phones.splice(0)) phone.close();
-	});
+	const phones = phonesClosedAfterEach();
 
 	it("moves a mandate through all 10 stages on every phone of the session, in order", async () => {
 		const sessionId = uniqueId("sess");

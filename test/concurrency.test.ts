@@ -1,10 +1,10 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
 	connectPhone,
 	deliverWebhook,
 	execute,
 	mandateBody,
-	type Phone,
+	phonesClosedAfterEach,
 	postJson,
 	progressOf,
 	runAlarm,
@@ -15,10 +15,7 @@ import {
 
 // Seed-spec Test 4: two mandates of one user run side by side with no cross-contamination.
 describe("concurrent mandates", () => {
-	const phones: Phone[] = [];
-	afterEach(() => {
-		for (const phone of phones.splice(0)) phone.close();
-	});
+	const phones = phonesClosedAfterEach();
 
 	it("tracks two mandates of one session independently", async () => {
 		const sessionId = uniqueId("sess");

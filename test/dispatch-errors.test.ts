@@ -1,13 +1,18 @@
-import { afterEach, describe, expect, it } from "vitest";
-import { connectPhone, execute, mandateBody, type Phone, progressOf, simCalls, uniqueId } from "./helpers.ts";
+import { describe, expect, it } from "vitest";
+import {
+	connectPhone,
+	execute,
+	mandateBody,
+	phonesClosedAfterEach,
+	progressOf,
+	simCalls,
+	uniqueId,
+} from "./helpers.ts";
 
 // Seed-spec Test 3: ObeGee refusing or failing a dispatch gives a clear error to the caller and a
 // failed stage with the same user-friendly message on the phone.
 describe("dispatch errors", () => {
-	const phones: Phone[] = [];
-	afterEach(() => {
-		for (const phone of phones.splice(0)) phone.close();
-	});
+	const phones = phonesClosedAfterEach();
 
 	it("an invalid tenant fails stage 6 with a friendly message, once", async () => {
 		const sessionId = uniqueId("sess");

@@ -1,5 +1,13 @@
-import { afterEach, describe, expect, it } from "vitest";
-import { connectPhone, execute, type Frame, mandateBody, type Phone, uniqueId } from "./helpers.ts";
+import { describe, expect, it } from "vitest";
+import {
+	connectPhone,
+	execute,
+	type Frame,
+	mandateBody,
+	type Phone,
+	phonesClosedAfterEach,
+	uniqueId,
+} from "./helpers.ts";
 import { eventually, gatewaySim, gatewayStub } from "./openclaw-helpers.ts";
 
 /**
@@ -10,10 +18,7 @@ import { eventually, gatewaySim, gatewayStub } from "./openclaw-helpers.ts";
 const ANSWER = "The weekly report was sent to the team. Revenue is up 4%.";
 
 describe("gateway events to the phone", () => {
-	const phones: Phone[] = [];
-	afterEach(() => {
-		for (const phone of phones.splice(0)) phone.close();
-	});
+	const phones = phonesClosedAfterEach();
 
 	async function runningExecutions(count: number) {
 		const sessionId = uniqueId("sess");

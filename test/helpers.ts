@@ -1,7 +1,7 @@
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { SignJWT } from "jose";
-import { expect } from "vitest";
+import { afterEach, expect } from "vitest";
 import { ServerFrame, type SnapshotFrame } from "../src/protocol/frames.ts";
 import { TEST_SECRETS } from "./secrets.ts";
 
@@ -236,4 +236,24 @@ export async function progressOf(sessionId: string): Promise<SnapshotFrame> {
 	const response = await api(`/api/sessions/${sessionId}/progress`, { headers: SERVICE });
 	expect(response.status).toBe(200);
 	return (await response.json()) as SnapshotFrame;
+}
+
+/** Phones a test opens; every one is closed after each test of the file. */
+export function phonesClosedAfterEach(): Phone[] {
+	const phones: Phone[] = [];
+	afterEach(() => {
+		for (const phone of phones.splice(0)) phone.close();
+	});
+	return phones;
+}
+
+/** A fresh session with one phone watching a mandate that ObeGee is running (stage 9 active). */
+export async function runningMandate(phones: Phone[], overrides: Record<string, unknown> = {}) {
+	const sessionId = uniqueId("sess");
+	const phone = await connectPhone(sessionId);
+	phones.push(phone);
+	const body = mandateBody(sessionId, overrides);
+	const { json } = await execute(body);
+	await phone.waitForStage(body.mandate_id, 9, "active");
+	return { sessionId, phone, body, executionId: json.execution_id, stub: sessionStub(sessionId) };
 }

@@ -1,10 +1,10 @@
 import { runInDurableObject } from "cloudflare:test";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
 	connectPhone,
 	execute,
 	mandateBody,
-	type Phone,
+	phonesClosedAfterEach,
 	runAlarm,
 	sessionStub,
 	simCalls,
@@ -17,10 +17,7 @@ const POLL_INTERVAL_MS = Number(TEST_TIMING.POLL_INTERVAL_MS);
 
 // Seed-spec Test 2: a 30 s+ run keeps stage 9 active and the phone keeps hearing from it.
 describe("long execution", () => {
-	const phones: Phone[] = [];
-	afterEach(() => {
-		for (const phone of phones.splice(0)) phone.close();
-	});
+	const phones = phonesClosedAfterEach();
 
 	it("polls on one alarm every POLL_INTERVAL_MS, shows signs of life, and completes from a poll", async () => {
 		const sessionId = uniqueId("sess");

@@ -1,13 +1,13 @@
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { POLL_BACKOFF_CAP_MS } from "../src/pipeline/backoff.ts";
 import {
 	connectPhone,
 	deliverWebhook,
 	execute,
 	mandateBody,
-	type Phone,
+	phonesClosedAfterEach,
 	progressOf,
 	reportStage,
 	runAlarm,
@@ -32,10 +32,7 @@ function pollState(sessionId: string, mandateId: string) {
 }
 
 describe("resilience", () => {
-	const phones: Phone[] = [];
-	afterEach(() => {
-		for (const phone of phones.splice(0)) phone.close();
-	});
+	const phones = phonesClosedAfterEach();
 
 	it("survives eviction mid-run: hibernated sockets, stages, log and alarm all carry on", async () => {
 		const sessionId = uniqueId("sess");

@@ -1,5 +1,5 @@
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { EventLog, RETAINED_EVENTS } from "../src/session/event-log.ts";
 import {
 	connectPhone,
@@ -8,7 +8,7 @@ import {
 	execute,
 	mandateBody,
 	mobileToken,
-	type Phone,
+	phonesClosedAfterEach,
 	reportStage,
 	sessionStub,
 	simComplete,
@@ -18,10 +18,7 @@ import {
 // DESIGN.md, "Mobile wire format": replay when you can, snapshot when you must; on every
 // connection each frame's seq is larger than the one before.
 describe("resume with ?since", () => {
-	const phones: Phone[] = [];
-	afterEach(() => {
-		for (const phone of phones.splice(0)) phone.close();
-	});
+	const phones = phonesClosedAfterEach();
 
 	it("replays exactly what a phone missed while away, then continues live, with nothing twice", async () => {
 		const sessionId = uniqueId("sess");

@@ -1,14 +1,12 @@
 import { env } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
-	connectPhone,
 	deliverWebhook,
-	execute,
-	mandateBody,
-	type Phone,
+	phonesClosedAfterEach,
 	progressOf,
 	runAlarm,
+	runningMandate,
 	simComplete,
 	uniqueId,
 } from "./helpers.ts";
@@ -25,20 +23,9 @@ function signed(body: object, id = uniqueId("msg"), at = new Date()) {
 }
 
 describe("delivery webhook", () => {
-	const phones: Phone[] = [];
-	afterEach(() => {
-		for (const phone of phones.splice(0)) phone.close();
-	});
+	const phones = phonesClosedAfterEach();
 
-	async function running() {
-		const sessionId = uniqueId("sess");
-		const phone = await connectPhone(sessionId);
-		phones.push(phone);
-		const body = mandateBody(sessionId);
-		const { json } = await execute(body);
-		await phone.waitForStage(body.mandate_id, 9, "active");
-		return { sessionId, phone, body, executionId: json.execution_id };
-	}
+	const running = () => runningMandate(phones);
 
 	it("a duplicate webhook (same webhook-id) is answered 2xx and changes nothing", async () => {
 		const { sessionId, phone, executionId } = await running();
