@@ -614,6 +614,8 @@ export class SessionDO extends DurableObject<Env> implements AgentUpdateSink {
 		if (!executionId) return;
 		const current = this.#mandates.get(mandate.mandate_id) as MandateRecord;
 		const progress = nextProgress(current.progress, candidate);
+		// Saying the same thing twice (the agent's end, then ObeGee's outcome) is no news to the phone.
+		if (status === current.sub_status && progress === current.progress) return;
 		this.#mandates.update(mandate.mandate_id, { sub_status: status, progress, heartbeat_at: now });
 		this.#emit({
 			type: "progress",
