@@ -4,20 +4,25 @@ import type { Distribution } from "./stats.ts";
 
 /** The benchmark's results as JSON, a markdown table and an SVG latency chart (bench/results/). */
 
+export interface LatencyResult {
+	sessions: number;
+	/** Signed webhook received → stage-10 frame on every phone. */
+	service: Distribution;
+	/** Gateway agent event emitted → progress frame on every phone. */
+	gateway: Distribution;
+	floor: Distribution;
+	/** The floor that also writes each message to SQLite before sending it. */
+	durable_floor: Distribution;
+	ratio_p99: number;
+	gateway_ratio_p99: number;
+	durable_ratio_p99: number;
+}
+
 export interface BenchReport {
 	generated_at: string;
 	machine: string;
 	duration_s: number;
-	latency: Array<{
-		sessions: number;
-		service: Distribution;
-		gateway: Distribution;
-		floor: Distribution;
-		durable_floor: Distribution;
-		ratio_p99: number;
-		gateway_ratio_p99: number;
-		durable_ratio_p99: number;
-	}>;
+	latency: LatencyResult[];
 	streaming: Array<Record<string, number | string>>;
 	correctness: { lost: number; duplicated: number; out_of_order: number; reconnects: number; events: number };
 	costs: Array<Record<string, number | string>>;

@@ -11,7 +11,7 @@ import { Webhook } from "standardwebhooks";
 import { startObeGeeSim } from "../sim/obegee.ts";
 import { Gateways } from "./gateways.ts";
 import { Phone } from "./phone.ts";
-import { writeReport, writeSoakReport } from "./report.ts";
+import { type LatencyResult, writeReport, writeSoakReport } from "./report.ts";
 import { soak } from "./soak.ts";
 import {
 	freePort,
@@ -45,20 +45,6 @@ const GATEWAY_SIGNAL = "Read from BENCH.md";
 const tenantOf = (index: number) => `tenant_bench_${Math.floor(index / SESSIONS_PER_TENANT)}`;
 
 type Secrets = ReturnType<typeof randomSecrets>;
-
-interface LatencyResult {
-	sessions: number;
-	/** Signed webhook received → stage-10 frame on every phone. */
-	service: Distribution;
-	/** Gateway agent event emitted → progress frame on every phone. */
-	gateway: Distribution;
-	floor: Distribution;
-	/** The floor that also writes each message to SQLite before sending it. */
-	durable_floor: Distribution;
-	ratio_p99: number;
-	gateway_ratio_p99: number;
-	durable_ratio_p99: number;
-}
 
 function log(line: string) {
 	console.log(`[bench] ${line}`);

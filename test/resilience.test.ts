@@ -11,6 +11,7 @@ import {
 	progressOf,
 	reportStage,
 	runAlarm,
+	runningMandate,
 	sessionStub,
 	simComplete,
 	uniqueId,
@@ -35,12 +36,7 @@ describe("resilience", () => {
 	const phones = phonesClosedAfterEach();
 
 	it("survives eviction mid-run: hibernated sockets, stages, log and alarm all carry on", async () => {
-		const sessionId = uniqueId("sess");
-		const phone = await connectPhone(sessionId);
-		phones.push(phone);
-		const body = mandateBody(sessionId);
-		const { json } = await execute(body);
-		await phone.waitForStage(body.mandate_id, 9, "active");
+		const { sessionId, phone, body, executionId } = await runningMandate(phones);
 		const before = await progressOf(sessionId);
 
 		await evictDurableObject(sessionStub(sessionId));
@@ -48,7 +44,7 @@ describe("resilience", () => {
 		expect(await runAlarm(sessionId)).toBe(true);
 		await evictDurableObject(sessionStub(sessionId));
 
-		await deliverWebhook(await simComplete(json.execution_id));
+		await deliverWebhook(await simComplete(executionId));
 		// The same socket, never reconnected, gets the rest of the run.
 		await phone.waitForStage(body.mandate_id, 10, "completed");
 		const seqs = phone.seqs();
