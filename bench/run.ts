@@ -8,11 +8,6 @@ import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { SignJWT } from "jose";
 import { Webhook } from "standardwebhooks";
-import { startObeGeeSim } from "../sim/obegee.ts";
-import { Gateways } from "./gateways.ts";
-import { Phone } from "./phone.ts";
-import { type LatencyResult, writeReport, writeSoakReport } from "./report.ts";
-import { soak } from "./soak.ts";
 import {
 	freePort,
 	HOST,
@@ -20,7 +15,12 @@ import {
 	type RunningWorker,
 	randomSecrets,
 	startWrangler,
-} from "./stack.ts";
+} from "../scripts/worker-process.ts";
+import { startObeGeeSim } from "../sim/obegee.ts";
+import { Gateways } from "./gateways.ts";
+import { Phone } from "./phone.ts";
+import { type LatencyResult, writeReport, writeSoakReport } from "./report.ts";
+import { soak } from "./soak.ts";
 import { type Distribution, distribution, pool } from "./stats.ts";
 
 /**
@@ -56,6 +56,15 @@ async function token(secrets: Secrets, sid: string): Promise<string> {
 		.setSubject("bench")
 		.setExpirationTime("2h")
 		.sign(new TextEncoder().encode(secrets.SESSION_TOKEN_SECRET));
+}
+
+/** A phone on a session of the real service, connected with a fresh mobile token. */
+async function connectPhone(service: RunningWorker, secrets: Secrets, sessionId: string): Promise<Phone> {
+	const phone = new Phone(
+		`${service.url.replace("http", "ws")}/api/sessions/${sessionId}/ws?token=${await token(secrets, sessionId)}`,
+	);
+	await phone.connect();
+	return phone;
 }
 
 async function postJson(url: string, body: unknown, bearer: string): Promise<Record<string, unknown>> {
@@ -94,16 +103,9 @@ async function serviceLatency(
 ) {
 	const signer = new Webhook(secrets.WEBHOOK_SECRET);
 	const ids = Array.from({ length: sessions }, (_, i) => `bench-${runId}-${sessions}-${i}`);
-	const phones = await pool(ids, 25, async (sid) => {
-		const url = `${service.url.replace("http", "ws")}/api/sessions/${sid}/ws?token=${await token(secrets, sid)}`;
-		return Promise.all(
-			Array.from({ length: PHONES_PER_SESSION }, async () => {
-				const phone = new Phone(url);
-				await phone.connect();
-				return phone;
-			}),
-		);
-	});
+	const phones = await pool(ids, 25, (sid) =>
+		Promise.all(Array.from({ length: PHONES_PER_SESSION }, () => connectPhone(service, secrets, sid))),
+	);
 	const samples: number[] = [];
 	const gatewaySamples: number[] = [];
 	const reconnecting = sessions === Math.max(...SIZES);
@@ -296,13 +298,7 @@ async function perExecutionCosts(
 	options: { executions: number; durationMs: number; label: string; gateways?: Gateways },
 ) {
 	const ids = Array.from({ length: options.executions }, (_, i) => `cost-${runId}-${options.label}-${i}`);
-	const phones = await pool(ids, 25, async (sid) => {
-		const phone = new Phone(
-			`${service.url.replace("http", "ws")}/api/sessions/${sid}/ws?token=${await token(secrets, sid)}`,
-		);
-		await phone.connect();
-		return phone;
-	});
+	const phones = await pool(ids, 25, (sid) => connectPhone(service, secrets, sid));
 	const executionIds = await pool(ids, 25, async (sid, i) => {
 		const mandateId = `mio-${sid}`;
 		for (const stage of [1, 2, 3]) {
@@ -374,13 +370,7 @@ async function streaming(
 	options: { executions: number; pieces: number; paceMs: number; label: string },
 ) {
 	const ids = Array.from({ length: options.executions }, (_, i) => `stream-${runId}-${options.label}-${i}`);
-	const phones = await pool(ids, 25, async (sid) => {
-		const phone = new Phone(
-			`${service.url.replace("http", "ws")}/api/sessions/${sid}/ws?token=${await token(secrets, sid)}`,
-		);
-		await phone.connect();
-		return phone;
-	});
+	const phones = await pool(ids, 25, (sid) => connectPhone(service, secrets, sid));
 	const executions = await pool(ids, 25, async (sid, i) => {
 		const mandateId = `mio-${sid}`;
 		const { execution_id } = (await postJson(

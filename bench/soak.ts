@@ -3,8 +3,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
-import { gatewayAgent, startObeGeeSim } from "../sim/obegee.ts";
-import { startGatewaySim } from "../sim/openclaw.ts";
 import {
 	freePort,
 	HOST,
@@ -12,7 +10,9 @@ import {
 	type RunningWorker,
 	randomSecrets,
 	startWrangler,
-} from "./stack.ts";
+} from "../scripts/worker-process.ts";
+import { gatewayAgent, startObeGeeSim } from "../sim/obegee.ts";
+import { startGatewaySim } from "../sim/openclaw.ts";
 import { pool } from "./stats.ts";
 
 /**

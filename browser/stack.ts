@@ -1,11 +1,6 @@
-import { type ChildProcess, spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import { freePort, HOST, randomSecrets, startWrangler } from "../scripts/worker-process.ts";
 import { gatewayAgent, type ObeGeeSim, startObeGeeSim } from "../sim/obegee.ts";
 import { type GatewaySim, startGatewaySim } from "../sim/openclaw.ts";
 
@@ -18,8 +13,6 @@ import { type GatewaySim, startGatewaySim } from "../sim/openclaw.ts";
  */
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
-const HOST = "127.0.0.1";
-const HEALTH_TIMEOUT_MS = 60_000;
 
 export interface Stack {
 	url: string;
@@ -29,16 +22,8 @@ export interface Stack {
 }
 
 export async function startStack(log: (line: string) => void): Promise<Stack> {
-	const persistDir = mkdtempSync(join(tmpdir(), "myndlens-browser-"));
-	const secrets = {
-		OBEGEE_API_TOKEN: `browser_${randomBytes(12).toString("hex")}`,
-		WEBHOOK_SECRET: `whsec_${randomBytes(32).toString("base64")}`,
-		SESSION_TOKEN_SECRET: randomBytes(32).toString("base64url"),
-		SERVICE_TOKEN: `browser_${randomBytes(12).toString("hex")}`,
-		ADMIN_TOKEN: `browser_${randomBytes(12).toString("hex")}`,
-		OPENCLAW_GATEWAY_TOKEN: `browser_${randomBytes(12).toString("hex")}`,
-	};
-	const [port, inspectorPort] = [await freePort(), await freePort()];
+	const secrets = randomSecrets();
+	const port = await freePort();
 	const url = `http://${HOST}:${port}`;
 	const gateway = await startGatewaySim({
 		host: HOST,
@@ -55,114 +40,39 @@ export async function startStack(log: (line: string) => void): Promise<Stack> {
 		log: (line) => log(`[sim] ${line}`),
 		agent: gatewayAgent(gateway),
 	});
-	const children: ChildProcess[] = [];
-	const stop = async () => {
-		for (const child of children) await stopGroup(child);
+	const stopSimulators = async () => {
 		await sim.close();
 		await gateway.close();
-		rmSync(persistDir, { recursive: true, force: true });
 	};
 	try {
-		const migrate = wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir], log);
-		children.push(migrate);
-		const code = await exited(migrate);
-		if (code !== 0) throw new Error(`wrangler d1 migrations apply failed (exit ${code})`);
-		const vars = {
-			...secrets,
-			OBEGEE_BASE_URL: sim.url,
-			OPENCLAW_GATEWAY_URL: gateway.url,
-			POLL_INTERVAL_MS: "500",
-			DEMO_ROUTES: "true",
+		const worker = await startWrangler({
+			root: ROOT,
+			config: "wrangler.toml",
+			port,
+			migrations: true,
+			readyPath: "/health",
+			onLine: (line) => {
+				if (line.trim()) log(`[wrangler] ${line}`);
+			},
+			vars: {
+				...secrets,
+				OBEGEE_BASE_URL: sim.url,
+				OPENCLAW_GATEWAY_URL: gateway.url,
+				POLL_INTERVAL_MS: "500",
+				DEMO_ROUTES: "true",
+			},
+		});
+		return {
+			url,
+			sim,
+			gateway,
+			stop: async () => {
+				await worker.stop();
+				await stopSimulators();
+			},
 		};
-		const worker = wrangler(
-			[
-				"dev",
-				"--ip",
-				HOST,
-				"--port",
-				String(port),
-				"--inspector-port",
-				String(inspectorPort),
-				"--persist-to",
-				persistDir,
-				...Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
-			],
-			log,
-		);
-		children.push(worker);
-		await waitForHealth(url, worker);
-		return { url, sim, gateway, stop };
 	} catch (error) {
-		await stop();
+		await stopSimulators();
 		throw error;
 	}
-}
-
-function wrangler(args: string[], log: (line: string) => void): ChildProcess {
-	const child = spawn(
-		process.execPath,
-		[join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js"), ...args],
-		{
-			cwd: ROOT,
-			env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" },
-			stdio: ["ignore", "pipe", "pipe"],
-			// Its own process group, so stopping it also stops the workerd it starts.
-			detached: true,
-		},
-	);
-	for (const stream of [child.stdout, child.stderr]) {
-		stream?.setEncoding("utf8");
-		stream?.on("data", (text: string) => {
-			for (const line of text.split("\n")) if (line.trim()) log(`[wrangler] ${line}`);
-		});
-	}
-	return child;
-}
-
-function exited(child: ChildProcess): Promise<number | string | null> {
-	if (child.exitCode !== null) return Promise.resolve(child.exitCode);
-	return new Promise((resolve) => child.once("exit", (code, signal) => resolve(code ?? signal)));
-}
-
-async function stopGroup(child: ChildProcess): Promise<void> {
-	if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
-	const pid = child.pid;
-	const signal = (name: NodeJS.Signals) => {
-		try {
-			process.kill(-pid, name);
-		} catch {
-			// already gone
-		}
-	};
-	signal("SIGINT");
-	const done = await Promise.race([exited(child).then(() => true), sleep(5_000).then(() => false)]);
-	if (!done) signal("SIGKILL");
-}
-
-async function waitForHealth(url: string, worker: ChildProcess): Promise<void> {
-	const deadline = Date.now() + HEALTH_TIMEOUT_MS;
-	while (Date.now() < deadline) {
-		if (worker.exitCode !== null) throw new Error("wrangler dev exited before the Worker became healthy");
-		try {
-			const response = await fetch(`${url}/health`, { signal: AbortSignal.timeout(2_000) });
-			await response.body?.cancel();
-			if (response.ok) return;
-		} catch {
-			// not listening yet
-		}
-		await sleep(300);
-	}
-	throw new Error(`the Worker did not become healthy within ${HEALTH_TIMEOUT_MS / 1000} s`);
-}
-
-function freePort(): Promise<number> {
-	return new Promise((resolve, reject) => {
-		const server = createServer();
-		server.once("error", reject);
-		server.listen(0, HOST, () => {
-			const address = server.address();
-			const port = typeof address === "object" && address ? address.port : 0;
-			server.close(() => resolve(port));
-		});
-	});
 }

@@ -8,8 +8,9 @@ import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 
 /**
- * Starting and stopping what the benchmark measures, all on loopback: `wrangler dev` (workerd)
- * for the Worker and for the floor, each with its own throwaway state directory.
+ * A local Worker for the harnesses that need one outside vitest — the benchmark, its soak and the
+ * browser test: `wrangler dev` (workerd) on a free loopback port, with fresh secrets, applied D1
+ * migrations and a throwaway state directory, started and stopped as a process group.
  */
 
 export const HOST = "127.0.0.1";
@@ -18,12 +19,12 @@ const TOOL_ENV = { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true", N
 
 export function randomSecrets() {
 	return {
-		OBEGEE_API_TOKEN: `bench_obegee_${randomBytes(16).toString("hex")}`,
+		OBEGEE_API_TOKEN: `local_obegee_${randomBytes(16).toString("hex")}`,
 		WEBHOOK_SECRET: `whsec_${randomBytes(32).toString("base64")}`,
 		SESSION_TOKEN_SECRET: randomBytes(32).toString("base64url"),
-		SERVICE_TOKEN: `bench_service_${randomBytes(16).toString("hex")}`,
-		ADMIN_TOKEN: `bench_admin_${randomBytes(16).toString("hex")}`,
-		OPENCLAW_GATEWAY_TOKEN: `bench_gateway_${randomBytes(16).toString("hex")}`,
+		SERVICE_TOKEN: `local_service_${randomBytes(16).toString("hex")}`,
+		ADMIN_TOKEN: `local_admin_${randomBytes(16).toString("hex")}`,
+		OPENCLAW_GATEWAY_TOKEN: `local_gateway_${randomBytes(16).toString("hex")}`,
 	};
 }
 
@@ -73,14 +74,21 @@ export async function startWrangler(options: {
 	port?: number;
 	/** Keep state here (and keep it on stop), so a restarted Worker finds its Durable Objects again. */
 	persist?: string;
+	/** Every line wrangler and the Worker print, from the very start. */
+	onLine?: (line: string) => void;
 }): Promise<RunningWorker> {
 	const port = options.port ?? (await freePort());
-	const persist = options.persist ?? mkdtempSync(join(tmpdir(), "myndlens-bench-"));
+	const persist = options.persist ?? mkdtempSync(join(tmpdir(), "myndlens-worker-"));
 	if (options.migrations) {
-		await run(
-			["d1", "migrations", "apply", "DB", "--local", "--config", options.config, "--persist-to", persist],
-			options.root,
-		);
+		try {
+			await run(
+				["d1", "migrations", "apply", "DB", "--local", "--config", options.config, "--persist-to", persist],
+				options.root,
+			);
+		} catch (error) {
+			if (!options.persist) rmSync(persist, { recursive: true, force: true });
+			throw error;
+		}
 	}
 	const args = [
 		"dev",
@@ -104,7 +112,7 @@ export async function startWrangler(options: {
 		stdio: ["ignore", "pipe", "pipe"],
 		detached: true,
 	});
-	const listeners: Array<(line: string) => void> = [];
+	const listeners: Array<(line: string) => void> = options.onLine ? [options.onLine] : [];
 	for (const stream of [child.stdout, child.stderr]) {
 		if (!stream) continue;
 		createInterface({ input: stream }).on("line", (line) => {
@@ -112,34 +120,50 @@ export async function startWrangler(options: {
 		});
 	}
 	const url = `http://${HOST}:${port}`;
+	const stop = async () => {
+		await stopProcessGroup(child);
+		if (!options.persist) rmSync(persist, { recursive: true, force: true });
+	};
+	try {
+		await waitUntilReady(child, `${url}${options.readyPath}`, options.config);
+	} catch (error) {
+		await stop();
+		throw error;
+	}
+	return { url, onLine: (listener) => listeners.push(listener), stop };
+}
+
+async function waitUntilReady(child: ChildProcess, url: string, config: string): Promise<void> {
 	const deadline = Date.now() + 60_000;
 	for (;;) {
-		if (child.exitCode !== null) throw new Error(`wrangler dev for ${options.config} exited early`);
+		if (child.exitCode !== null) throw new Error(`wrangler dev for ${config} exited early`);
 		try {
-			const response = await fetch(`${url}${options.readyPath}`);
+			const response = await fetch(url, { signal: AbortSignal.timeout(2_000) });
 			await response.body?.cancel();
-			if (response.status < 500) break;
+			if (response.status < 500) return;
 		} catch {
 			// not listening yet
 		}
-		if (Date.now() > deadline) throw new Error(`wrangler dev for ${options.config} did not start in 60 s`);
+		if (Date.now() > deadline) throw new Error(`wrangler dev for ${config} did not start in 60 s`);
 		await sleep(250);
 	}
-	return {
-		url,
-		onLine: (listener) => listeners.push(listener),
-		stop: async () => {
-			if (child.exitCode === null && child.pid) {
-				try {
-					process.kill(-child.pid, "SIGTERM");
-				} catch {
-					// already gone
-				}
-				await Promise.race([new Promise((resolve) => child.once("exit", resolve)), sleep(5_000)]);
-			}
-			if (!options.persist) rmSync(persist, { recursive: true, force: true });
-		},
+}
+
+/** wrangler runs in its own process group, so stopping the group also stops the workerd it started. */
+async function stopProcessGroup(child: ChildProcess): Promise<void> {
+	if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+	const pid = child.pid;
+	const signal = (name: NodeJS.Signals) => {
+		try {
+			process.kill(-pid, name);
+		} catch {
+			// already gone
+		}
 	};
+	const exited = new Promise((resolve) => child.once("exit", resolve));
+	signal("SIGINT");
+	const done = await Promise.race([exited.then(() => true), sleep(5_000).then(() => false)]);
+	if (!done) signal("SIGKILL");
 }
 
 /**
@@ -148,7 +172,7 @@ export async function startWrangler(options: {
  * (wrangler dev reloads on every change of the files it watches), and the page's assets stay out.
  */
 export function isolatedWorkerConfig(root: string): { config: string; cleanup(): void } {
-	const dir = mkdtempSync(join(tmpdir(), "myndlens-bench-worker-"));
+	const dir = mkdtempSync(join(tmpdir(), "myndlens-worker-bundle-"));
 	execFileSync(process.execPath, [...WRANGLER, "deploy", "--dry-run", "--outdir", join(dir, "dist")], {
 		cwd: root,
 		env: TOOL_ENV,
