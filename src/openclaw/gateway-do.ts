@@ -353,7 +353,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayWatcher {
 		// Runs are started with idempotencyKey = execution id, so runId finds the watch directly.
 		const watch =
 			(signal.event.runId ? this.#watches.get(signal.event.runId) : null) ??
-			this.#watches.all().find((candidate) => matchesExecution(signal.event, candidate.executionId));
+			this.#watches.find((candidate) => matchesExecution(signal.event, candidate.executionId));
 		if (!watch) return;
 		const result: MapResult =
 			signal.kind === "agent"

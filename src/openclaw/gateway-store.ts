@@ -140,6 +140,12 @@ export class WatchStore {
 		return [...this.#watches().values()].sort((a, b) => (a.executionId < b.executionId ? -1 : 1));
 	}
 
+	/** The first watch that satisfies `predicate`, in no particular order (no copy, no sort). */
+	find(predicate: (watch: WatchedExecution) => boolean): WatchedExecution | null {
+		for (const watch of this.#watches().values()) if (predicate(watch)) return watch;
+		return null;
+	}
+
 	get(executionId: string): WatchedExecution | null {
 		return this.#watches().get(executionId) ?? null;
 	}
