@@ -6,7 +6,6 @@ import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
-import { SignJWT } from "jose";
 import { Webhook } from "standardwebhooks";
 import {
 	freePort,
@@ -17,6 +16,7 @@ import {
 	startWrangler,
 } from "../scripts/worker-process.ts";
 import { startObeGeeSim } from "../sim/obegee.ts";
+import { mintMobileToken } from "../src/auth/mobile-token.ts";
 import { Gateways } from "./gateways.ts";
 import { Phone } from "./phone.ts";
 import { type LatencyResult, writeReport, writeSoakReport } from "./report.ts";
@@ -50,12 +50,8 @@ function log(line: string) {
 	console.log(`[bench] ${line}`);
 }
 
-async function token(secrets: Secrets, sid: string): Promise<string> {
-	return new SignJWT({ sid })
-		.setProtectedHeader({ alg: "HS256" })
-		.setSubject("bench")
-		.setExpirationTime("2h")
-		.sign(new TextEncoder().encode(secrets.SESSION_TOKEN_SECRET));
+function token(secrets: Secrets, sid: string): Promise<string> {
+	return mintMobileToken(secrets.SESSION_TOKEN_SECRET, { sid, sub: "bench", ttlSeconds: 2 * 60 * 60 });
 }
 
 /** A phone on a session of the real service, connected with a fresh mobile token. */

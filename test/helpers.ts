@@ -1,7 +1,7 @@
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
-import { SignJWT } from "jose";
 import { afterEach, expect } from "vitest";
+import { mintMobileToken } from "../src/auth/mobile-token.ts";
 import { ServerFrame, type SnapshotFrame } from "../src/protocol/frames.ts";
 import { TEST_SECRETS } from "./secrets.ts";
 
@@ -30,16 +30,17 @@ export function postJson(
 	});
 }
 
-export async function mobileToken(
+/** A valid mobile token for a session (1 h); `expiresIn` is an absolute `exp` (seconds since the epoch). */
+export function mobileToken(
 	sid: string,
-	options: { expiresIn?: string | number; tenantId?: string; secret?: string; sub?: string } = {},
+	options: { expiresIn?: number; tenantId?: string; secret?: string; sub?: string } = {},
 ): Promise<string> {
-	return new SignJWT({ sid, ...(options.tenantId ? { tenant_id: options.tenantId } : {}) })
-		.setProtectedHeader({ alg: "HS256" })
-		.setSubject(options.sub ?? "user_1")
-		.setIssuedAt()
-		.setExpirationTime(options.expiresIn ?? "1h")
-		.sign(new TextEncoder().encode(options.secret ?? TEST_SECRETS.SESSION_TOKEN_SECRET));
+	return mintMobileToken(options.secret ?? TEST_SECRETS.SESSION_TOKEN_SECRET, {
+		sid,
+		sub: options.sub ?? "user_1",
+		tenantId: options.tenantId,
+		...(options.expiresIn === undefined ? {} : { expiresAt: options.expiresIn }),
+	});
 }
 
 export function mandateBody(sessionId: string, overrides: Record<string, unknown> = {}) {

@@ -1,4 +1,4 @@
-import { errors, jwtVerify } from "jose";
+import { errors, jwtVerify, SignJWT } from "jose";
 import * as z from "zod/mini";
 import { Identifier, text } from "../protocol/common.ts";
 
@@ -28,6 +28,44 @@ function hmacKey(secret: string): Uint8Array {
 		keyCache.set(secret, key);
 	}
 	return key;
+}
+
+/** What a mobile token says; its lifetime is `ttlSeconds` from `issuedAt`, or ends at `expiresAt`. */
+export type MobileTokenOptions = {
+	sid: string;
+	sub: string;
+	tenantId?: string;
+	/** `iat`, in seconds since the epoch; now by default. */
+	issuedAt?: number;
+} & (
+	| {
+			/** Lifetime in seconds from `issuedAt` (1 h by default). */
+			ttlSeconds?: number;
+			expiresAt?: never;
+	  }
+	| {
+			/** `exp`, in seconds since the epoch (in the past for an expired token). */
+			expiresAt: number;
+			ttlSeconds?: never;
+	  }
+);
+
+const DEFAULT_TTL_SECONDS = 60 * 60;
+
+/**
+ * Signs a mobile token the way MyndLens does at sign-in: HS256 with SESSION_TOKEN_SECRET, carrying
+ * `sid`, `sub`, `iat`, `exp` and, when given, `tenant_id`. The one place tokens are made: the demo
+ * routes, the local tools (npm start, npm run demo, the bench, the interop suite) and the tests.
+ */
+export async function mintMobileToken(secret: string, options: MobileTokenOptions): Promise<string> {
+	const issuedAt = options.issuedAt ?? Math.floor(Date.now() / 1000);
+	const expiresAt = options.expiresAt ?? issuedAt + (options.ttlSeconds ?? DEFAULT_TTL_SECONDS);
+	return new SignJWT({ sid: options.sid, ...(options.tenantId ? { tenant_id: options.tenantId } : {}) })
+		.setProtectedHeader({ alg: "HS256" })
+		.setSubject(options.sub)
+		.setIssuedAt(issuedAt)
+		.setExpirationTime(expiresAt)
+		.sign(hmacKey(secret));
 }
 
 export async function verifyMobileToken(token: string, secret: string): Promise<MobileTokenResult> {

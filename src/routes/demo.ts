@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { SignJWT } from "jose";
 import * as z from "zod/mini";
+import { mintMobileToken } from "../auth/mobile-token.ts";
 import { forbidden, fromHeader, identify, mobileMaySee, notConfigured } from "../auth/principal.ts";
 import { type AppEnv, apiError, limitBody, readJson } from "../http.ts";
 import { Identifier, text } from "../protocol/common.ts";
@@ -53,12 +53,7 @@ demo.post("/session", async (c) => {
 	if (!secret) return notConfigured(c, "demo sessions");
 	const sessionId = `demo_${randomHex(8)}`;
 	const expiresAt = Math.floor(Date.now() / 1000) + DEMO_TOKEN_TTL_SECONDS;
-	const token = await new SignJWT({ sid: sessionId })
-		.setProtectedHeader({ alg: "HS256" })
-		.setSubject("demo_user")
-		.setIssuedAt()
-		.setExpirationTime(expiresAt)
-		.sign(new TextEncoder().encode(secret));
+	const token = await mintMobileToken(secret, { sid: sessionId, sub: "demo_user", expiresAt });
 	return c.json(
 		{
 			session_id: sessionId,
