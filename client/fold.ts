@@ -1,4 +1,4 @@
-import { STAGE_NAMES, STAGES, type StageNumber, type StageStatus } from "../src/pipeline/stages.ts";
+import { STAGE_NAMES, STAGES, type StageNumber, type StageStatus } from "../src/protocol/stages.ts";
 import type {
 	MandateState,
 	PipelineStageFrame,

@@ -3,7 +3,7 @@
  * a session's mandates live. Typed from, and validated with, the server's own wire schemas.
  */
 
-export { STAGE_NAMES } from "../src/pipeline/stages.ts";
+export { STAGE_NAMES } from "../src/protocol/stages.ts";
 export {
 	currentStage,
 	emptyMandate,

@@ -1,4 +1,4 @@
-import type { StageNumber, StageStatus } from "../src/pipeline/stages.ts";
+import type { StageNumber, StageStatus } from "../src/protocol/stages.ts";
 
 /**
  * What a phone shows for a session, folded from the server's frames (issue 5). Plain immutable data:

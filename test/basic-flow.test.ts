@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { STAGE_NAMES } from "../src/pipeline/stages.ts";
+import { STAGE_NAMES } from "../src/protocol/stages.ts";
 import {
 	connectPhone,
 	deliverWebhook,

@@ -8,7 +8,7 @@ import {
 	planStageMove,
 	type StageBoard,
 } from "../src/pipeline/stage-machine.ts";
-import { STAGE_STATUSES, STAGES, type StageNumber } from "../src/pipeline/stages.ts";
+import { STAGE_STATUSES, STAGES, type StageNumber } from "../src/protocol/stages.ts";
 
 const RANK = { pending: 0, active: 1, completed: 2, failed: 2 } as const;
 

@@ -5,24 +5,17 @@ import {
 	type DispatchResponse as DispatchResponseT,
 	ExecutionStatus,
 	type ExecutionStatus as ExecutionStatusT,
+	type ObeGeeError,
 	ObeGeeErrorBody,
 } from "../protocol/obegee.ts";
+
+export type { ObeGeeError };
 
 /**
  * Typed calls to ObeGee (seed-spec.md): dispatch a mandate, read an execution's status. Every
  * response is parsed with zod; every failure becomes an `ObeGeeError` value the caller maps to a
  * user-facing message. Requests time out so a hung ObeGee never holds a Durable Object.
  */
-
-export type ObeGeeError =
-	/** ObeGee answered 4xx: it refused this request and will refuse it again. */
-	| { kind: "rejected"; httpStatus: number; code: string | null; detail: string | null }
-	/** ObeGee refused our credentials (401/403): an operator must fix the configuration. */
-	| { kind: "unauthorized"; httpStatus: number }
-	/** Network error, timeout, 5xx or 429: worth retrying later. */
-	| { kind: "unavailable"; httpStatus: number | null; detail: string }
-	/** ObeGee answered 2xx with a body we cannot read. */
-	| { kind: "bad_response"; detail: string };
 
 export type ObeGeeResult<T> = { ok: true; value: T } | { ok: false; error: ObeGeeError };
 

@@ -1,11 +1,14 @@
 import { DurableObject } from "cloudflare:workers";
+import { AlarmSchedule } from "../durable/alarm.ts";
+import { MetaStore } from "../durable/meta.ts";
+import { runMigrations } from "../durable/migrations.ts";
 import type { Env } from "../env.ts";
 import { backoffDelay } from "../pipeline/backoff.ts";
 import type { AgentUpdate, GatewayWatcher, WatchRequest } from "./contract.ts";
 import { AgentUpdateDelivery } from "./delivery.ts";
 import { loadDeviceIdentity } from "./device-identity.ts";
 import type { AgentEvent, ChatEvent } from "./frames.ts";
-import { GatewayMeta, migrateGatewayStore, type WatchedExecution, WatchStore } from "./gateway-store.ts";
+import { GATEWAY_MIGRATIONS, type WatchedExecution, WatchStore } from "./gateway-store.ts";
 import {
 	type MappingNote,
 	type MapResult,
@@ -52,7 +55,8 @@ interface Connection {
  * reconnects, the tick watchdog, idle close, watch expiry — goes through the one alarm.
  */
 export class GatewayDO extends DurableObject<Env> implements GatewayWatcher {
-	readonly #meta: GatewayMeta;
+	readonly #meta: MetaStore;
+	readonly #alarm: AlarmSchedule;
 	readonly #watches: WatchStore;
 	readonly #delivery: AgentUpdateDelivery;
 	#connection: Connection | null = null;
@@ -60,8 +64,9 @@ export class GatewayDO extends DurableObject<Env> implements GatewayWatcher {
 
 	constructor(ctx: DurableObjectState, env: Env) {
 		super(ctx, env);
-		migrateGatewayStore(ctx.storage.sql);
-		this.#meta = new GatewayMeta(ctx.storage.sql);
+		runMigrations(ctx.storage.sql, GATEWAY_MIGRATIONS);
+		this.#meta = new MetaStore(ctx.storage.sql, "gw_meta");
+		this.#alarm = new AlarmSchedule(ctx.storage, this.#meta);
 		this.#watches = new WatchStore(ctx.storage.sql);
 		this.#delivery = new AgentUpdateDelivery(
 			(sessionId, executionId, updates) =>
@@ -97,7 +102,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayWatcher {
 		this.#meta.set("tenant_id", tenantId);
 		this.#meta.delete("device_token");
 		this.#meta.delete("reconnect_at");
-		this.#meta.setNumber("failures", 0);
+		this.#meta.set("failures", 0);
 		const connection = this.#connection;
 		if (connection) this.#close(connection, 1000, "gateway changed");
 		if (this.#watches.count() > 0) this.#startConnect();
@@ -130,8 +135,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayWatcher {
 	 * was armed for, does whatever is due and re-arms for the next job.
 	 */
 	override async alarm(): Promise<void> {
-		const now = Math.max(Date.now(), this.#meta.getNumber("alarm_at") ?? 0);
-		this.#meta.delete("alarm_at");
+		const now = this.#alarm.fired();
 		const connection = this.#connection;
 		const deadline = connection?.livenessDeadline ?? null;
 		if (connection && deadline !== null && deadline <= now) {
@@ -143,7 +147,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayWatcher {
 		const watched = this.#watches.count();
 		const idleAt = this.#meta.getNumber("idle_close_at");
 		if (watched === 0 && expired.length > 0 && idleAt === null)
-			this.#meta.setNumber("idle_close_at", now + IDLE_CLOSE_MS);
+			this.#meta.set("idle_close_at", now + IDLE_CLOSE_MS);
 		else if (watched === 0 && this.#connection && idleAt !== null && idleAt <= now) {
 			this.#close(this.#connection, 1000, "idle");
 			this.#log("info", "gateway socket closed: nothing watched");
@@ -166,14 +170,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayWatcher {
 		if (watched && !this.#connection && !this.#connecting && reconnectAt !== null) jobs.push(reconnectAt);
 		const expiry = this.#watches.earliestExpiry();
 		if (expiry !== null) jobs.push(expiry);
-		if (jobs.length === 0) {
-			this.#meta.delete("alarm_at");
-			await this.ctx.storage.deleteAlarm();
-			return;
-		}
-		const at = Math.min(...jobs);
-		this.#meta.setNumber("alarm_at", at);
-		await this.ctx.storage.setAlarm(at);
+		this.#alarm.arm(jobs);
 	}
 
 	// ── The connection ────────────────────────────────────────────────────────────────────────────
@@ -298,7 +295,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayWatcher {
 
 	async #onReady(connection: Connection, hello: Hello, now: number): Promise<void> {
 		connection.tickIntervalMs = hello.tickIntervalMs;
-		this.#meta.setNumber("failures", 0);
+		this.#meta.set("failures", 0);
 		this.#meta.delete("reconnect_at");
 		this.#meta.delete("last_refusal");
 		if (hello.deviceToken) {
@@ -314,7 +311,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayWatcher {
 			deviceTokenIssued: hello.deviceToken !== null,
 		});
 		if (this.#watches.count() === 0 && this.#meta.get("idle_close_at") === null) {
-			this.#meta.setNumber("idle_close_at", now + IDLE_CLOSE_MS);
+			this.#meta.set("idle_close_at", now + IDLE_CLOSE_MS);
 		}
 		await this.#armAlarm();
 	}
@@ -404,9 +401,9 @@ export class GatewayDO extends DurableObject<Env> implements GatewayWatcher {
 			return;
 		}
 		const failures = (this.#meta.getNumber("failures") ?? 0) + 1;
-		this.#meta.setNumber("failures", failures);
+		this.#meta.set("failures", failures);
 		const delay = backoffDelay(failures, RECONNECT_BASE_MS, refused ? REFUSED_CAP_MS : RECONNECT_CAP_MS);
-		this.#meta.setNumber("reconnect_at", now + Math.max(delay, retryAfterMs ?? 0));
+		this.#meta.set("reconnect_at", now + Math.max(delay, retryAfterMs ?? 0));
 	}
 
 	#close(connection: Connection, code: number, reason: string): void {
@@ -438,7 +435,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayWatcher {
 		if (this.#watches.count() === 0) {
 			this.#meta.delete("reconnect_at");
 			if (this.#connection && this.#meta.get("idle_close_at") === null) {
-				this.#meta.setNumber("idle_close_at", Date.now() + IDLE_CLOSE_MS);
+				this.#meta.set("idle_close_at", Date.now() + IDLE_CLOSE_MS);
 			}
 		}
 		await this.#armAlarm();

@@ -1,4 +1,4 @@
-import type { IdentityStore } from "./device-identity.ts";
+import type { MigrationPlan } from "../durable/migrations.ts";
 import { newRunState, type RunState } from "./mapping.ts";
 
 /*
@@ -6,8 +6,6 @@ import { newRunState, type RunState } from "./mapping.ts";
  * per watched execution with its mapping state, so a reconnect or an eviction never forwards an
  * answer twice or lowers progress. Tables share the `gw_` prefix (STYLE.md).
  */
-
-const SCHEMA_VERSION = 1;
 
 export interface WatchedExecution {
 	executionId: string;
@@ -25,50 +23,30 @@ interface WatchRow extends Record<string, SqlStorageValue> {
 	run_state: string;
 }
 
-export function migrateGatewayStore(sql: SqlStorage): void {
-	sql.exec("CREATE TABLE IF NOT EXISTS gw_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
-	const row = sql
-		.exec<{ value: string }>("SELECT value FROM gw_meta WHERE key = 'schema_version'")
-		.toArray()[0];
-	if (Number(row?.value ?? 0) >= SCHEMA_VERSION) return;
-	sql.exec(`CREATE TABLE IF NOT EXISTS gw_watch (
-		execution_id TEXT PRIMARY KEY,
-		session_id   TEXT NOT NULL,
-		mandate_id   TEXT NOT NULL,
-		expires_at   INTEGER NOT NULL,
-		run_state    TEXT NOT NULL
-	)`);
-	sql.exec(
-		"INSERT OR REPLACE INTO gw_meta (key, value) VALUES ('schema_version', ?)",
-		String(SCHEMA_VERSION),
-	);
-}
-
-export class GatewayMeta implements IdentityStore {
-	readonly #sql: SqlStorage;
-	constructor(sql: SqlStorage) {
-		this.#sql = sql;
-	}
-	get(key: string): string | null {
-		return (
-			this.#sql.exec<{ value: string }>("SELECT value FROM gw_meta WHERE key = ?", key).toArray()[0]?.value ??
-			null
-		);
-	}
-	set(key: string, value: string): void {
-		this.#sql.exec("INSERT OR REPLACE INTO gw_meta (key, value) VALUES (?, ?)", key, value);
-	}
-	delete(key: string): void {
-		this.#sql.exec("DELETE FROM gw_meta WHERE key = ?", key);
-	}
-	getNumber(key: string): number | null {
-		const value = this.get(key);
-		return value === null ? null : Number(value);
-	}
-	setNumber(key: string, value: number): void {
-		this.set(key, String(value));
-	}
-}
+/** The Gateway DO's schema steps (src/durable/migrations.ts); append, never edit. */
+export const GATEWAY_MIGRATIONS: MigrationPlan = {
+	versionTable: "gw_schema",
+	steps: [
+		`CREATE TABLE IF NOT EXISTS gw_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+		 CREATE TABLE IF NOT EXISTS gw_watch (
+		   execution_id TEXT PRIMARY KEY,
+		   session_id   TEXT NOT NULL,
+		   mandate_id   TEXT NOT NULL,
+		   expires_at   INTEGER NOT NULL,
+		   run_state    TEXT NOT NULL
+		 );`,
+	],
+	// Objects created before the shared runner kept their version as gw_meta's `schema_version`.
+	legacyVersion: (sql) => {
+		const hasMeta =
+			sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM sqlite_master WHERE name = 'gw_meta'").one().n > 0;
+		if (!hasMeta) return 0;
+		const row = sql
+			.exec<{ value: string }>("SELECT value FROM gw_meta WHERE key = 'schema_version'")
+			.toArray()[0];
+		return Number(row?.value ?? 0);
+	},
+};
 
 /** How often a run's mapping state is written while it streams; its end is written at once. */
 const RUN_PERSIST_INTERVAL_MS = 1_000;

@@ -1,3 +1,4 @@
+import { PROGRESS, STATUS } from "../pipeline/progress.ts";
 import type { AgentUpdate } from "./contract.ts";
 import { type AgentEvent, type ChatEvent, messageText } from "./frames.ts";
 
@@ -13,14 +14,6 @@ import { type AgentEvent, type ChatEvent, messageText } from "./frames.ts";
  * `end` (whose `terminalReply.text` is the whole answer) and `chat` `final` complete it.
  */
 
-export const PROGRESS = { started: 10, perTool: 10, toolCap: 90, answerStart: 90, answerCap: 95, done: 100 };
-export const STATUS = {
-	started: "Agent started",
-	generating: "Generating response...",
-	lifecycleError: "The agent hit a problem and may retry...",
-	chatError: "The agent reported an error...",
-	aborted: "The agent run was stopped",
-};
 /** The answer's share of the 90–95 % band: one point per this many characters. */
 const ANSWER_CHARS_PER_POINT = 200;
 /** Tool calls remembered per run (for de-duplicating item/tool events of one call). */

@@ -1,3 +1,4 @@
+import { getTenantGateway } from "../d1/gateways.ts";
 import type { Env } from "../env.ts";
 
 /*
@@ -13,9 +14,7 @@ export interface GatewayTarget {
 }
 
 export async function gatewayFor(env: Env, tenantId: string): Promise<GatewayTarget | null> {
-	const row = await env.DB.prepare("SELECT url, token FROM tenant_gateways WHERE tenant_id = ?")
-		.bind(tenantId)
-		.first<{ url: string; token: string }>();
+	const row = await getTenantGateway(env.DB, tenantId);
 	if (row) return { url: row.url, token: row.token || null, source: "registry" };
 	const url = env.OPENCLAW_GATEWAY_URL?.trim();
 	if (!url) return null;

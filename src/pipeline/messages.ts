@@ -1,4 +1,4 @@
-import type { ObeGeeError } from "../obegee/client.ts";
+import type { ObeGeeError } from "../protocol/obegee.ts";
 
 /**
  * What the user reads on the phone when something goes wrong (seed-spec.md, Test 3: "show a

@@ -1,15 +1,30 @@
 /**
- * Progress percentages (seed-spec.md, "Progress Percentage"): lifecycle start 10 %, each tool call
- * +10 % up to 90 %, streaming 90–95 %, end 100 %. The shown value never decreases.
+ * The one progress model (seed-spec.md, "Progress Percentage"): what stage 9's bar and sub-status line
+ * show, whichever signal moves them — ObeGee's coarse status while polling, the OpenClaw agent's own
+ * events when its gateway streams them (src/openclaw/mapping.ts), and the outcome. Dispatched 5 %,
+ * agent started 10 %, each tool call +10 % up to 90 %, the answer streaming 90–95 %, done 100 %. The
+ * shown value never decreases.
  */
 export const PROGRESS = {
 	queued: 5,
 	started: 10,
-	toolStep: 10,
-	toolCeiling: 90,
-	streamingStart: 90,
-	streamingCeiling: 95,
+	perTool: 10,
+	toolCap: 90,
+	answerStart: 90,
+	answerCap: 95,
 	done: 100,
+} as const;
+
+/** The sub-status lines the service writes itself (tool lines come from the agent's own titles). */
+export const STATUS = {
+	queued: "Mandate queued",
+	waiting: "Waiting for an agent...",
+	started: "Agent started",
+	generating: "Generating response...",
+	lifecycleError: "The agent hit a problem and may retry...",
+	chatError: "The agent reported an error...",
+	aborted: "The agent run was stopped",
+	done: "Execution complete",
 } as const;
 
 export function nextProgress(current: number, candidate: number): number {
@@ -20,9 +35,9 @@ export function nextProgress(current: number, candidate: number): number {
 export function subStatusForRemote(status: string): { status: string; progress: number } | null {
 	switch (status) {
 		case "QUEUED":
-			return { status: "Waiting for an agent...", progress: PROGRESS.queued };
+			return { status: STATUS.waiting, progress: PROGRESS.queued };
 		case "EXECUTING":
-			return { status: "Agent started", progress: PROGRESS.started };
+			return { status: STATUS.started, progress: PROGRESS.started };
 		default:
 			return null;
 	}

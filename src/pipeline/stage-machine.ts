@@ -1,4 +1,4 @@
-import { STAGES, type StageNumber, type StageStatus } from "./stages.ts";
+import { STAGES, type StageNumber, type StageStatus } from "../protocol/stages.ts";
 
 /**
  * The per-mandate stage machine (DESIGN.md, "The stage machine"). Pure: it takes the current

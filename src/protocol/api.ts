@@ -1,6 +1,6 @@
 import * as z from "zod/mini";
-import { STAGE_STATUSES } from "../pipeline/stages.ts";
 import { Identifier, text } from "./common.ts";
+import { STAGE_STATUSES } from "./stages.ts";
 
 /** Bodies accepted by the HTTP API (DESIGN.md, "External contract"). Every string and array is bounded. */
 

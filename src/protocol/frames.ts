@@ -1,6 +1,6 @@
 import * as z from "zod/mini";
-import { STAGE_STATUSES } from "../pipeline/stages.ts";
 import { IsoTimestamp } from "./common.ts";
+import { STAGE_STATUSES } from "./stages.ts";
 
 /**
  * Every frame the server sends to a phone (DESIGN.md, "Mobile wire format"). The app already

@@ -50,3 +50,14 @@ export const ObeGeeErrorBody = z.partial(
 		message: z.string(),
 	}),
 );
+
+/** How a call to ObeGee failed, as the service classifies it (the ObeGee client makes these). */
+export type ObeGeeError =
+	/** ObeGee answered 4xx: it refused this request and will refuse it again. */
+	| { kind: "rejected"; httpStatus: number; code: string | null; detail: string | null }
+	/** ObeGee refused our credentials (401/403): an operator must fix the configuration. */
+	| { kind: "unauthorized"; httpStatus: number }
+	/** Network error, timeout, 5xx or 429: worth retrying later. */
+	| { kind: "unavailable"; httpStatus: number | null; detail: string }
+	/** ObeGee answered 2xx with a body we cannot read. */
+	| { kind: "bad_response"; detail: string };

@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import * as z from "zod/mini";
 import { forbidden, fromHeader, identify } from "../auth/principal.ts";
+import { deleteTenantGateway, getTenantGateway, putTenantGateway } from "../d1/gateways.ts";
 import { type AppContext, type AppEnv, apiError, limitBody, readJson, validate } from "../http.ts";
 import { Identifier } from "../protocol/common.ts";
 
@@ -50,12 +51,7 @@ admin.put("/tenants/:tenantId/gateway", limitBody(8_192), async (c) => {
 	const body = await readJson(c, GatewayRegistration);
 	if (!body.ok) return body.response;
 	const updatedAt = new Date().toISOString();
-	await c.env.DB.prepare(
-		`INSERT INTO tenant_gateways (tenant_id, url, token, updated_at) VALUES (?, ?, ?, ?)
-		 ON CONFLICT (tenant_id) DO UPDATE SET url = excluded.url, token = excluded.token, updated_at = excluded.updated_at`,
-	)
-		.bind(tenantId.value, body.value.url, body.value.token, updatedAt)
-		.run();
+	await putTenantGateway(c.env.DB, tenantId.value, body.value, updatedAt);
 	await c.env.GATEWAY.getByName(tenantId.value).gatewayChanged(tenantId.value);
 	return c.json({ tenant_id: tenantId.value, url: body.value.url, updated_at: updatedAt });
 });
@@ -65,9 +61,7 @@ admin.get("/tenants/:tenantId/gateway", async (c) => {
 	if (refused) return refused;
 	const tenantId = validate(c, Identifier, c.req.param("tenantId"));
 	if (!tenantId.ok) return tenantId.response;
-	const row = await c.env.DB.prepare("SELECT url, updated_at FROM tenant_gateways WHERE tenant_id = ?")
-		.bind(tenantId.value)
-		.first<{ url: string; updated_at: string }>();
+	const row = await getTenantGateway(c.env.DB, tenantId.value);
 	if (!row) return apiError(c, 404, "not_found", "This tenant uses the default gateway.");
 	return c.json({ tenant_id: tenantId.value, url: row.url, updated_at: row.updated_at });
 });
@@ -77,10 +71,7 @@ admin.delete("/tenants/:tenantId/gateway", async (c) => {
 	if (refused) return refused;
 	const tenantId = validate(c, Identifier, c.req.param("tenantId"));
 	if (!tenantId.ok) return tenantId.response;
-	const result = await c.env.DB.prepare("DELETE FROM tenant_gateways WHERE tenant_id = ?")
-		.bind(tenantId.value)
-		.run();
-	if (result.meta.changes === 0)
+	if (!(await deleteTenantGateway(c.env.DB, tenantId.value)))
 		return apiError(c, 404, "not_found", "This tenant has no registered gateway.");
 	await c.env.GATEWAY.getByName(tenantId.value).gatewayChanged(tenantId.value);
 	return c.body(null, 204);

@@ -1,8 +1,8 @@
 import { Hono } from "hono";
 import { forbidden, fromHeader, identify, notConfigured } from "../auth/principal.ts";
+import { rememberExecution } from "../d1/executions.ts";
 import { type AppEnv, limitBody, readJson } from "../http.ts";
 import { ExecuteRequest } from "../protocol/api.ts";
-import { rememberExecution } from "./execution-sessions.ts";
 import { rpcResponse, sessionStub } from "./rpc.ts";
 
 /** `POST /api/mandate/execute`: dispatch a mandate to ObeGee and track it on the session's phones. */

@@ -1,7 +1,7 @@
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { AppContext } from "../http.ts";
 import { apiError } from "../http.ts";
-import type { RpcResult } from "../session/session-do.ts";
+import type { RpcResult } from "../session/rpc-result.ts";
 
 /** The Session DO of a session, addressed by name (one object per session id). */
 export function sessionStub(c: AppContext, sessionId: string) {

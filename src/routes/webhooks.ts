@@ -1,9 +1,9 @@
 import { Hono } from "hono";
 import { notConfigured } from "../auth/principal.ts";
 import { verifyWebhook } from "../auth/webhook-signature.ts";
+import { sessionOfExecution } from "../d1/executions.ts";
 import { type AppEnv, apiError, limitBody, validate } from "../http.ts";
 import { DeliveryWebhook } from "../protocol/obegee.ts";
-import { sessionOfExecution } from "./execution-sessions.ts";
 import { rpcResponse, sessionStub } from "./rpc.ts";
 
 /**

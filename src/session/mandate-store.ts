@@ -1,6 +1,6 @@
 import { emptyBoard, type StageBoard } from "../pipeline/stage-machine.ts";
-import { STAGES, type StageNumber, type StageStatus, stageName } from "../pipeline/stages.ts";
 import type { MandateState } from "../protocol/frames.ts";
+import { STAGES, type StageNumber, type StageStatus, stageName } from "../protocol/stages.ts";
 
 /** One mandate as the Session DO stores it (table `ml_mandates`). Times are epoch milliseconds. */
 export interface MandateRecord {
@@ -97,19 +97,22 @@ export class MandateStore {
 			now,
 			now,
 		);
-		if (Object.keys(fields).length > 0) this.update(mandateId, { ...fields, updated_at: now });
+		if (Object.keys(fields).length > 0) return this.update(mandateId, { ...fields, updated_at: now });
 		return this.get(mandateId) as MandateRecord;
 	}
 
-	update(mandateId: string, patch: MandatePatch): void {
+	/** Writes the patch and returns the mandate as stored now (one statement: `RETURNING *`). */
+	update(mandateId: string, patch: MandatePatch): MandateRecord {
 		const keys = Object.keys(patch).filter((key) => COLUMNS.has(key));
-		if (keys.length === 0) return;
+		if (keys.length === 0) return this.get(mandateId) as MandateRecord;
 		const values = keys.map((key) => (patch as Record<string, SqlStorageValue | undefined>)[key] ?? null);
-		this.#sql.exec(
-			`UPDATE ml_mandates SET ${keys.map((key) => `${key} = ?`).join(", ")} WHERE mandate_id = ?`,
-			...values,
-			mandateId,
-		);
+		return this.#sql
+			.exec<Row>(
+				`UPDATE ml_mandates SET ${keys.map((key) => `${key} = ?`).join(", ")} WHERE mandate_id = ? RETURNING *`,
+				...values,
+				mandateId,
+			)
+			.one() as unknown as MandateRecord;
 	}
 
 	board(mandateId: string): StageBoard {

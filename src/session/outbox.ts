@@ -1,55 +1,15 @@
+import { type OutboxRecord, outboxStatement } from "../d1/outbox-statements.ts";
+import type { MetaStore } from "../durable/meta.ts";
 import { backoffDelay, OUTBOX_BACKOFF_CAP_MS } from "../pipeline/backoff.ts";
-import type { Meta } from "./schema.ts";
+
+export type { OutboxRecord };
 
 /**
  * The D1 outbox (DESIGN.md): audit rows and the D1 copies of stage progress, executions and
  * delivery events are first written to DO storage in the same transaction as the state change
- * they describe, then copied to D1 in batches. A D1 failure leaves them in place and the alarm
- * retries with backoff, so a D1 hiccup loses nothing. Every statement is idempotent (keyed by a
- * stable id, and state upserts only move to a newer `version`), so a batch that D1 applied but
- * whose answer was lost can be sent again safely.
+ * they describe, then copied to D1 in batches (the statements: src/d1/outbox-statements.ts). A D1
+ * failure leaves them in place and the alarm retries with backoff, so a D1 hiccup loses nothing.
  */
-
-export type OutboxRecord =
-	| {
-			kind: "audit";
-			mandate_id: string | null;
-			execution_id: string | null;
-			event: string;
-			detail: Record<string, unknown>;
-			at: number;
-	  }
-	| {
-			kind: "stage";
-			mandate_id: string;
-			stage: number;
-			status: string;
-			message: string | null;
-			at: number;
-	  }
-	| {
-			kind: "execution";
-			execution_id: string;
-			mandate_id: string;
-			tenant_id: string;
-			intent: string | null;
-			state: string;
-			summary: string | null;
-			delivered_to: string[] | null;
-			error: string | null;
-			created_at: number;
-			at: number;
-			completed_at: string | null;
-	  }
-	| {
-			kind: "delivery";
-			webhook_id: string;
-			execution_id: string;
-			status: string;
-			payload: string;
-			outcome: string;
-			at: number;
-	  };
 
 const BATCH_SIZE = 50;
 /** How long a flush in progress may take before the alarm tries again on its own. */
@@ -57,13 +17,13 @@ const FLUSH_LEASE_MS = 5_000;
 
 export class Outbox {
 	readonly #sql: SqlStorage;
-	readonly #meta: Meta;
+	readonly #meta: MetaStore;
 	readonly #onBatch: (statements: number, rowsWritten: number) => void;
 	#flushing: Promise<boolean> | null = null;
 
 	constructor(
 		sql: SqlStorage,
-		meta: Meta,
+		meta: MetaStore,
 		onBatch: (statements: number, rowsWritten: number) => void = () => {},
 	) {
 		this.#sql = sql;
@@ -121,7 +81,7 @@ export class Outbox {
 			}
 			try {
 				const results = await db.batch(
-					rows.map((row) => toStatement(db, sessionId, row.id, JSON.parse(row.payload) as OutboxRecord)),
+					rows.map((row) => outboxStatement(db, sessionId, row.id, JSON.parse(row.payload) as OutboxRecord)),
 				);
 				this.#onBatch(
 					rows.length,
@@ -144,84 +104,5 @@ export class Outbox {
 			const lastId = rows[rows.length - 1]?.id ?? 0;
 			this.#sql.exec("DELETE FROM ml_outbox WHERE id <= ?", lastId);
 		}
-	}
-}
-
-const iso = (ms: number) => new Date(ms).toISOString();
-
-function toStatement(
-	db: D1Database,
-	sessionId: string,
-	id: number,
-	record: OutboxRecord,
-): D1PreparedStatement {
-	switch (record.kind) {
-		case "audit":
-			return db
-				.prepare(
-					`INSERT OR IGNORE INTO audit_log (id, session_id, seq, mandate_id, execution_id, event, detail, at)
-					 VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-				)
-				.bind(
-					`${sessionId}:${id}`,
-					sessionId,
-					id,
-					record.mandate_id,
-					record.execution_id,
-					record.event,
-					JSON.stringify(record.detail),
-					iso(record.at),
-				);
-		case "stage":
-			return db
-				.prepare(
-					`INSERT INTO pipeline_progress (session_id, mandate_id, stage, status, message, updated_at, version)
-					 VALUES (?, ?, ?, ?, ?, ?, ?)
-					 ON CONFLICT(session_id, mandate_id, stage) DO UPDATE SET status = excluded.status,
-					   message = excluded.message, updated_at = excluded.updated_at, version = excluded.version
-					 WHERE excluded.version > pipeline_progress.version`,
-				)
-				.bind(sessionId, record.mandate_id, record.stage, record.status, record.message, iso(record.at), id);
-		case "execution":
-			return db
-				.prepare(
-					`INSERT INTO executions (execution_id, session_id, mandate_id, tenant_id, intent, state, summary,
-					   delivered_to, error, created_at, updated_at, completed_at, version)
-					 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-					 ON CONFLICT(execution_id) DO UPDATE SET state = excluded.state, summary = excluded.summary,
-					   delivered_to = excluded.delivered_to, error = excluded.error, updated_at = excluded.updated_at,
-					   completed_at = excluded.completed_at, version = excluded.version
-					 WHERE excluded.version > executions.version AND executions.session_id = excluded.session_id`,
-				)
-				.bind(
-					record.execution_id,
-					sessionId,
-					record.mandate_id,
-					record.tenant_id,
-					record.intent,
-					record.state,
-					record.summary,
-					record.delivered_to ? JSON.stringify(record.delivered_to) : null,
-					record.error,
-					iso(record.created_at),
-					iso(record.at),
-					record.completed_at,
-					id,
-				);
-		case "delivery":
-			return db
-				.prepare(
-					`INSERT OR IGNORE INTO delivery_events (webhook_id, execution_id, session_id, status, payload, outcome, received_at)
-					 VALUES (?, ?, ?, ?, ?, ?, ?)`,
-				)
-				.bind(
-					record.webhook_id,
-					record.execution_id,
-					sessionId,
-					record.status,
-					record.payload,
-					record.outcome,
-					iso(record.at),
-				);
 	}
 }

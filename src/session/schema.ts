@@ -1,9 +1,10 @@
+import type { MigrationPlan } from "../durable/migrations.ts";
+
 /**
- * The Session DO's SQLite schema. Applied in the constructor, so an object woken by an alarm or a
- * hibernated socket is as ready as one woken by a request. Internal tables share the `ml_` prefix;
- * a stored version makes each step run once.
+ * The Session DO's SQLite schema, run by the shared migration runner (src/durable/migrations.ts) in
+ * the constructor. Internal tables share the `ml_` prefix; append a step, never edit one that shipped.
  */
-const MIGRATIONS: readonly string[] = [
+const STEPS: readonly string[] = [
 	`CREATE TABLE ml_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 	 CREATE TABLE ml_events (seq INTEGER PRIMARY KEY, mandate_id TEXT NOT NULL, frame TEXT NOT NULL);
 	 CREATE TABLE ml_mandates (
@@ -43,40 +44,4 @@ const MIGRATIONS: readonly string[] = [
 	"ALTER TABLE ml_mandates ADD COLUMN agent_event_at INTEGER;",
 ];
 
-export function migrate(sql: SqlStorage): void {
-	sql.exec("CREATE TABLE IF NOT EXISTS ml_schema (version INTEGER NOT NULL)");
-	const row = sql.exec<{ version: number }>("SELECT version FROM ml_schema").toArray()[0];
-	let version = row?.version ?? 0;
-	if (!row) sql.exec("INSERT INTO ml_schema (version) VALUES (0)");
-	for (; version < MIGRATIONS.length; version++) {
-		sql.exec(MIGRATIONS[version] as string);
-		sql.exec("UPDATE ml_schema SET version = ?", version + 1);
-	}
-}
-
-export class Meta {
-	readonly #sql: SqlStorage;
-	constructor(sql: SqlStorage) {
-		this.#sql = sql;
-	}
-	get(key: string): string | null {
-		return (
-			this.#sql.exec<{ value: string }>("SELECT value FROM ml_meta WHERE key = ?", key).toArray()[0]?.value ??
-			null
-		);
-	}
-	getNumber(key: string): number | null {
-		const value = this.get(key);
-		return value === null ? null : Number(value);
-	}
-	set(key: string, value: string | number): void {
-		this.#sql.exec(
-			"INSERT INTO ml_meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-			key,
-			String(value),
-		);
-	}
-	delete(key: string): void {
-		this.#sql.exec("DELETE FROM ml_meta WHERE key = ?", key);
-	}
-}
+export const SESSION_MIGRATIONS: MigrationPlan = { versionTable: "ml_schema", steps: STEPS };

@@ -1,0 +1,87 @@
+import { type AgentUpdate, coalesceChunks, type GatewayWatcher } from "../openclaw/contract.ts";
+import { forwardChanges } from "../pipeline/outcome.ts";
+import { PROGRESS, STATUS } from "../pipeline/progress.ts";
+import { audit } from "./audit.ts";
+import type { SessionContext } from "./context.ts";
+import { appendChunk, moveStages, showProgress } from "./emission.ts";
+import type { MandateRecord } from "./mandate-store.ts";
+
+/**
+ * The tenant's OpenClaw agent, as its Gateway DO streams it to this session (issue 3): sub-statuses,
+ * the answer typing out, the run's end. ObeGee still owns the outcome; the stream only makes stage 9
+ * come alive, and ObeGee polling slows while it speaks.
+ */
+
+/**
+ * Applies one ordered batch of updates for an execution of this session. The answer's chunks are
+ * always kept (the last one may arrive after ObeGee's outcome); sub-statuses and the lifecycle only
+ * count while the execution runs.
+ */
+export function applyAgentUpdates(
+	s: SessionContext,
+	executionId: string,
+	updates: readonly AgentUpdate[],
+	now: number,
+): void {
+	let mandate = s.mandates.byExecution(executionId);
+	if (!mandate) return;
+	if (mandate.agent_event_at === null) audit(s, "agent_stream", mandate, { event: "started" }, now);
+	// Only "has the stream spoken lately" matters (STREAM_QUIET_MS), so a write a second is enough.
+	if (mandate.agent_event_at === null || now - mandate.agent_event_at >= 1_000) {
+		mandate = s.mandates.update(mandate.mandate_id, { agent_event_at: now });
+	}
+	for (const update of coalesceChunks(updates)) {
+		if (update.kind === "chunk") {
+			mandate = appendChunk(s, mandate, update.text, update.offset, now);
+			continue;
+		}
+		if (mandate.state !== "running") continue;
+		switch (update.kind) {
+			case "status":
+				mandate = showProgress(s, mandate, update.status, update.progress, now);
+				break;
+			case "error":
+				mandate = showProgress(s, mandate, update.message, 0, now);
+				audit(s, "agent_error", mandate, { message: update.message }, now);
+				break;
+			case "end":
+				mandate = showProgress(s, mandate, STATUS.done, PROGRESS.done, now);
+				moveStages(s, mandate, forwardChanges(s.mandates.board(mandate.mandate_id), 9, "completed"), now);
+				audit(s, "agent_end", mandate, {}, now);
+				break;
+		}
+	}
+}
+
+/** The gateway stream of these executions dropped: ObeGee polling returns to its base pace now. */
+export function agentStreamLost(s: SessionContext, executionIds: readonly string[], now: number): void {
+	const { pollIntervalMs } = s.timing;
+	for (const executionId of executionIds) {
+		const mandate = s.mandates.byExecution(executionId);
+		if (mandate?.state !== "running") continue;
+		s.mandates.update(mandate.mandate_id, {
+			agent_event_at: null,
+			next_poll_at: Math.min(mandate.next_poll_at ?? now, now + pollIntervalMs),
+		});
+		audit(s, "agent_stream", mandate, { event: "lost" }, now);
+	}
+}
+
+/**
+ * Asks the tenant's Gateway DO to stream this execution's agent events to us (or to stop). Best
+ * effort and off the caller's path: ObeGee polling remains the safety net if it fails.
+ */
+export function watchAgent(s: SessionContext, mandate: MandateRecord, watch: boolean): void {
+	const sessionId = s.sessionId();
+	const { execution_id: executionId, tenant_id: tenantId } = mandate;
+	if (!sessionId || !executionId || !tenantId) return;
+	const gateway: Pick<GatewayWatcher, "watch" | "unwatch"> = s.env.GATEWAY.getByName(tenantId);
+	const call = watch
+		? gateway.watch(tenantId, { executionId, sessionId, mandateId: mandate.mandate_id })
+		: gateway.unwatch(tenantId, executionId);
+	s.ctx.waitUntil(
+		call.catch((error: unknown) =>
+			console.warn(JSON.stringify({ msg: "gateway watch failed", watch, executionId, error: String(error) })),
+		),
+	);
+}

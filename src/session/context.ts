@@ -1,0 +1,60 @@
+import { type Timing, timing } from "../config.ts";
+import { AlarmSchedule } from "../durable/alarm.ts";
+import { MetaStore } from "../durable/meta.ts";
+import { runMigrations } from "../durable/migrations.ts";
+import type { Env } from "../env.ts";
+import type { ExecuteResponse } from "../protocol/api.ts";
+import { EventLog } from "./event-log.ts";
+import { MandateStore } from "./mandate-store.ts";
+import { SessionMetrics } from "./metrics.ts";
+import { Outbox } from "./outbox.ts";
+import type { RpcResult } from "./rpc-result.ts";
+import { SESSION_MIGRATIONS } from "./schema.ts";
+import { WebhookLog } from "./webhook-log.ts";
+
+/**
+ * Everything one Session DO holds, handed to each of its rooms (sockets, dispatch, poll, outcomes,
+ * agent stream, alarm, emission): the stores over its SQLite, the settings parsed once, and the few
+ * things kept only in memory. The DO class (session-do.ts) makes one and wires its entry points.
+ */
+export class SessionContext {
+	readonly ctx: DurableObjectState;
+	readonly env: Env;
+	readonly timing: Timing;
+	readonly metrics = new SessionMetrics();
+	readonly meta: MetaStore;
+	readonly log: EventLog;
+	readonly mandates: MandateStore;
+	readonly outbox: Outbox;
+	readonly webhooks: WebhookLog;
+	readonly alarm: AlarmSchedule;
+	/** Dispatches in flight, so a concurrent duplicate `execute` waits for the first instead of racing it. */
+	readonly dispatches = new Map<string, Promise<RpcResult<ExecuteResponse>>>();
+
+	constructor(ctx: DurableObjectState, env: Env) {
+		this.ctx = ctx;
+		this.env = env;
+		this.timing = timing(env);
+		// Every statement goes through the counting proxy, so the benchmark sees all SQLite work.
+		const sql = this.metrics.counting(ctx.storage.sql);
+		runMigrations(sql, SESSION_MIGRATIONS);
+		this.meta = new MetaStore(sql, "ml_meta");
+		this.log = new EventLog(sql);
+		this.mandates = new MandateStore(sql);
+		this.outbox = new Outbox(sql, this.meta, (statements, rows) => this.metrics.d1Batch(statements, rows));
+		this.webhooks = new WebhookLog(sql);
+		this.alarm = new AlarmSchedule(ctx.storage, this.meta);
+	}
+
+	/** The session id this object serves, once a caller has named it. */
+	sessionId(): string | null {
+		return this.meta.get("session_id");
+	}
+
+	/** Every entry point names its session; an object addressed with another id refuses to act. */
+	bind(sessionId: string): void {
+		const known = this.sessionId();
+		if (known === null) this.meta.set("session_id", sessionId);
+		else if (known !== sessionId) throw new Error("session object addressed with a different session id");
+	}
+}
