@@ -7,16 +7,16 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { Webhook } from "standardwebhooks";
+import { startObeGeeSim } from "../sim/obegee.ts";
+import { mintMobileToken } from "../src/auth/mobile-token.ts";
 import {
 	freePort,
 	HOST,
 	isolatedWorkerConfig,
 	type RunningWorker,
 	randomSecrets,
-	startWrangler,
-} from "../scripts/worker-process.ts";
-import { startObeGeeSim } from "../sim/obegee.ts";
-import { mintMobileToken } from "../src/auth/mobile-token.ts";
+	startLocalWorker,
+} from "../tools/local-worker.ts";
 import { Gateways } from "./gateways.ts";
 import { Phone } from "./phone.ts";
 import { type LatencyResult, writeReport, writeSoakReport } from "./report.ts";
@@ -507,7 +507,7 @@ async function main() {
 	log("bundling the Worker as it deploys, then starting it and the floor in workerd (wrangler dev)");
 	const isolated = isolatedWorkerConfig(ROOT);
 	const [service, floor] = await Promise.all([
-		startWrangler({
+		startLocalWorker({
 			root: ROOT,
 			config: isolated.config,
 			port: servicePort,
@@ -520,7 +520,12 @@ async function main() {
 				METRICS_LOG: "true",
 			},
 		}),
-		startWrangler({ root: ROOT, config: "bench/floor/wrangler.toml", readyPath: "/rooms/warmup", vars: {} }),
+		startLocalWorker({
+			root: ROOT,
+			config: "bench/floor/wrangler.toml",
+			readyPath: "/rooms/warmup",
+			vars: {},
+		}),
 	]);
 	const gateways = new Gateways(service.url, secrets.ADMIN_TOKEN, secrets.OPENCLAW_GATEWAY_TOKEN);
 	const metrics: MetricLine[] = [];

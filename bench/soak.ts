@@ -3,16 +3,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
+import { gatewayAgent, startObeGeeSim } from "../sim/obegee.ts";
+import { startGatewaySim } from "../sim/openclaw.ts";
 import {
 	freePort,
 	HOST,
 	isolatedWorkerConfig,
 	type RunningWorker,
 	randomSecrets,
-	startWrangler,
-} from "../scripts/worker-process.ts";
-import { gatewayAgent, startObeGeeSim } from "../sim/obegee.ts";
-import { startGatewaySim } from "../sim/openclaw.ts";
+	startLocalWorker,
+} from "../tools/local-worker.ts";
 import { pool } from "./stats.ts";
 
 /**
@@ -79,7 +79,7 @@ export async function soak(root: string) {
 	const isolated = isolatedWorkerConfig(root);
 	const persist = mkdtempSync(join(tmpdir(), "myndlens-soak-"));
 	const start = (migrations: boolean) =>
-		startWrangler({
+		startLocalWorker({
 			root,
 			config: isolated.config,
 			port,

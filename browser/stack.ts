@@ -1,8 +1,8 @@
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { freePort, HOST, randomSecrets, startWrangler } from "../scripts/worker-process.ts";
 import { gatewayAgent, type ObeGeeSim, startObeGeeSim } from "../sim/obegee.ts";
 import { type GatewaySim, startGatewaySim } from "../sim/openclaw.ts";
+import { freePort, HOST, randomSecrets, startLocalWorker } from "../tools/local-worker.ts";
 
 /**
  * The whole local stack for the browser test, wired as `npm start` wires it: the OpenClaw gateway
@@ -45,7 +45,7 @@ export async function startStack(log: (line: string) => void): Promise<Stack> {
 		await gateway.close();
 	};
 	try {
-		const worker = await startWrangler({
+		const worker = await startLocalWorker({
 			root: ROOT,
 			config: "wrangler.toml",
 			port,

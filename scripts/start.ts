@@ -1,32 +1,30 @@
 // `npm start`: the whole stack on this machine, then a live demo of one mandate.
 //   1. `.dev.vars` with fresh random dev secrets (kept when it exists),
-//   2. local D1 migrations,
-//   3. the OpenClaw gateway simulator on 127.0.0.1:8789 (GATEWAY_PORT) and the ObeGee simulator on
+//   2. the OpenClaw gateway simulator on 127.0.0.1:8789 (GATEWAY_PORT) and the ObeGee simulator on
 //      127.0.0.1:8788 (SIM_PORT), which starts a scripted agent run on the gateway for each execution
 //      (as the MyndLens service does in production),
-//   4. `wrangler dev` on 127.0.0.1:8787 (PORT), pointed at both simulators,
-//   5. a demo: a phone's WebSocket, stages 1–3 from the pipeline, one execute, every frame printed —
+//   3. local D1 migrations, then `wrangler dev` on 127.0.0.1:8787 (PORT), pointed at both simulators
+//      (tools/local-worker.ts, with everything wrangler prints shown as [d1] and [worker] lines),
+//   4. a demo: a phone's WebSocket, stages 1–3 from the pipeline, one execute, every frame printed —
 //      the agent's sub-statuses, rising progress and its answer streaming in, then stage 10.
 // It keeps running until Ctrl-C, then stops wrangler and both simulators.
-// Runs under Node 24 (npm puts the project's node first on PATH), which imports the simulator's
-// TypeScript directly.
+// Runs under Node 24 (npm puts the project's node first on PATH), which strips this file's types and
+// imports the simulators' TypeScript directly.
 
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
-import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { SignJWT } from "jose";
 import { agentAnswer, gatewayAgent, SCENARIOS, startObeGeeSim } from "../sim/obegee.ts";
 import { startGatewaySim } from "../sim/openclaw.ts";
+import { mintMobileToken } from "../src/auth/mobile-token.ts";
+import { HOST, LocalWorkerError, type RunningWorker, startLocalWorker } from "../tools/local-worker.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const DEV_VARS = join(ROOT, ".dev.vars");
 const PERSIST_DIR = ".wrangler/state";
-const HOST = "127.0.0.1";
 const WORKER_PORT = portFromEnv("PORT", 8787);
 const SIM_PORT = portFromEnv("SIM_PORT", 8788);
 const GATEWAY_PORT = portFromEnv("GATEWAY_PORT", 8789);
@@ -35,12 +33,11 @@ const SIM_URL = `http://${HOST}:${SIM_PORT}`;
 const GATEWAY_URL = `ws://${HOST}:${GATEWAY_PORT}`;
 const GATEWAY_CONTROL_URL = `http://${HOST}:${GATEWAY_PORT}`;
 const DEMO_INTENT = "Send weekly report to team";
-const HEALTH_TIMEOUT_MS = 60_000;
 const DEMO_TIMEOUT_MS = 90_000;
-const TOOL_ENV = { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" };
+const DEMO_TOKEN_TTL_SECONDS = 2 * 60 * 60;
 
 /** Dev secrets and how to make each one when `.dev.vars` lacks it. */
-const SECRET_FACTORIES = {
+const SECRET_FACTORIES: Record<string, () => string> = {
 	OBEGEE_API_TOKEN: () => `dev_obegee_${randomBytes(24).toString("hex")}`,
 	WEBHOOK_SECRET: () => `whsec_${randomBytes(32).toString("base64")}`,
 	SESSION_TOKEN_SECRET: () => randomBytes(32).toString("base64url"),
@@ -52,7 +49,9 @@ const SECRET_FACTORIES = {
 /** A failure the user can act on: printed without a stack trace. */
 class StartError extends Error {}
 
-function portFromEnv(name, fallback) {
+type DevVars = Record<string, string>;
+
+function portFromEnv(name: string, fallback: number): number {
 	const raw = process.env[name];
 	if (raw === undefined || raw === "") return fallback;
 	const port = Number(raw);
@@ -63,27 +62,27 @@ function portFromEnv(name, fallback) {
 	return port;
 }
 
-function say(line) {
+function say(line: string): void {
 	console.log(`[start] ${line}`);
 }
 
 // ---- .dev.vars ----
 
 /** Reads `KEY=value` and `KEY="value"` lines; comments and blank lines are skipped. */
-function parseDevVars(text) {
-	const vars = {};
+function parseDevVars(text: string): DevVars {
+	const vars: DevVars = {};
 	for (const line of text.split(/\r?\n/)) {
 		const match = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$/.exec(line);
 		if (!match || line.trimStart().startsWith("#")) continue;
-		const [, key, raw] = match;
+		const [, key = "", raw = ""] = match;
 		const quoted = /^"(.*)"$/.exec(raw) ?? /^'(.*)'$/.exec(raw);
-		vars[key] = quoted ? quoted[1] : raw;
+		vars[key] = quoted?.[1] ?? raw;
 	}
 	return vars;
 }
 
 /** Loads `.dev.vars`, adding any missing secret (so an older file keeps working). */
-function ensureDevVars() {
+function ensureDevVars(): DevVars {
 	const exists = existsSync(DEV_VARS);
 	const text = exists ? readFileSync(DEV_VARS, "utf8") : "";
 	const vars = parseDevVars(text);
@@ -93,8 +92,9 @@ function ensureDevVars() {
 			? ""
 			: "# Local dev secrets for wrangler dev and the simulators (made by npm start).\n";
 		const lines = missing.map((key) => {
-			vars[key] = SECRET_FACTORIES[key]();
-			return `${key}=${vars[key]}\n`;
+			const value = SECRET_FACTORIES[key]?.() ?? "";
+			vars[key] = value;
+			return `${key}=${value}\n`;
 		});
 		const separator = text === "" || text.endsWith("\n") ? "" : "\n";
 		writeFileSync(DEV_VARS, text + separator + header + lines.join(""), { mode: 0o600 });
@@ -102,7 +102,7 @@ function ensureDevVars() {
 	if (!exists) say("created .dev.vars with fresh random dev secrets");
 	else if (missing.length > 0) say(`added ${missing.join(", ")} to .dev.vars`);
 	else say("using the secrets in .dev.vars");
-	if (!vars.WEBHOOK_SECRET.startsWith("whsec_")) {
+	if (!vars.WEBHOOK_SECRET?.startsWith("whsec_")) {
 		throw new StartError("WEBHOOK_SECRET in .dev.vars must be a Standard Webhooks secret (whsec_<base64>)");
 	}
 	return vars;
@@ -110,10 +110,10 @@ function ensureDevVars() {
 
 // ---- processes ----
 
-function assertPortFree(port, what, envName) {
+function assertPortFree(port: number, what: string, envName: string): Promise<void> {
 	return new Promise((resolve, reject) => {
 		const probe = createServer();
-		probe.once("error", (error) => {
+		probe.once("error", (error: NodeJS.ErrnoException) => {
 			const taken = error.code === "EADDRINUSE" || error.code === "EACCES";
 			const hint = `stop whatever uses it, or set ${envName}=<another port>`;
 			reject(taken ? new StartError(`port ${port} (${what}) on ${HOST} is already in use: ${hint}`) : error);
@@ -122,116 +122,81 @@ function assertPortFree(port, what, envName) {
 	});
 }
 
-/** The project's wrangler, run by this same Node (the one npm chose), or npx as a fallback. */
-function wranglerCommand(args) {
-	const local = join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js");
-	if (existsSync(local)) return [process.execPath, [local, ...args]];
-	return ["npx", ["--no-install", "wrangler", ...args]];
-}
-
-function prefixLines(stream, prefix) {
-	createInterface({ input: stream }).on("line", (line) => console.log(`${prefix} ${line}`));
-}
-
-function spawnWrangler(args, prefix) {
-	const [command, commandArgs] = wranglerCommand(args);
-	// Its own process group, so stopping it also stops the workerd processes it starts.
-	const child = spawn(command, commandArgs, {
-		cwd: ROOT,
-		env: TOOL_ENV,
-		stdio: ["ignore", "pipe", "pipe"],
-		detached: true,
-	});
-	prefixLines(child.stdout, prefix);
-	prefixLines(child.stderr, prefix);
-	return child;
-}
-
-function exitCodeOf(child) {
-	return new Promise((resolve) => {
-		if (child.exitCode !== null) resolve(child.exitCode);
-		else child.once("exit", (code, signal) => resolve(code ?? signal));
-	});
-}
-
-async function applyMigrations() {
-	say("applying local D1 migrations");
-	const child = spawnWrangler(
-		["d1", "migrations", "apply", "DB", "--local", "--persist-to", PERSIST_DIR],
-		"[d1]",
-	);
-	const code = await exitCodeOf(child);
-	if (code !== 0)
-		throw new StartError(`wrangler d1 migrations apply failed (exit ${code}); see the [d1] lines above`);
-}
-
-function startWorker() {
-	say(`starting wrangler dev on ${WORKER_URL}`);
-	return spawnWrangler(
-		[
-			"dev",
-			"--ip",
-			HOST,
-			"--port",
-			String(WORKER_PORT),
-			"--persist-to",
-			PERSIST_DIR,
-			"--var",
-			`OBEGEE_BASE_URL:${SIM_URL}`,
-			// Every tenant's default gateway; its token (OPENCLAW_GATEWAY_TOKEN) comes from .dev.vars.
-			"--var",
-			`OPENCLAW_GATEWAY_URL:${GATEWAY_URL}`,
-			"--var",
-			"POLL_INTERVAL_MS:2000",
-			"--var",
-			"DEMO_ROUTES:true",
-		],
-		"[worker]",
-	);
-}
-
-async function waitForHealth(worker) {
-	const deadline = Date.now() + HEALTH_TIMEOUT_MS;
-	while (Date.now() < deadline) {
-		if (worker.exitCode !== null || worker.signalCode !== null) {
-			throw new StartError(
-				"wrangler dev exited before the Worker became healthy; see the [worker] lines above",
-			);
-		}
-		try {
-			const response = await fetch(`${WORKER_URL}/health`, { signal: AbortSignal.timeout(2000) });
-			await response.body?.cancel();
-			if (response.status === 200) return;
-		} catch {
-			// not listening yet
-		}
-		await sleep(500);
+/**
+ * Applies the local D1 migrations, then runs `wrangler dev` on WORKER_PORT, pointed at both
+ * simulators, with every line it prints shown as `[d1] …` or `[worker] …`; resolves once healthy.
+ */
+async function startWorker(): Promise<RunningWorker> {
+	say(`applying local D1 migrations, then starting wrangler dev on ${WORKER_URL}`);
+	try {
+		return await startLocalWorker({
+			root: ROOT,
+			config: "wrangler.toml",
+			port: WORKER_PORT,
+			persist: PERSIST_DIR,
+			migrations: true,
+			readyPath: "/health",
+			onLine: (line, step) => console.log(`${step === "migrations" ? "[d1]" : "[worker]"} ${line}`),
+			// The secrets come from .dev.vars, which wrangler dev reads itself.
+			vars: {
+				OBEGEE_BASE_URL: SIM_URL,
+				// Every tenant's default gateway; its token (OPENCLAW_GATEWAY_TOKEN) comes from .dev.vars.
+				OPENCLAW_GATEWAY_URL: GATEWAY_URL,
+				POLL_INTERVAL_MS: "2000",
+				DEMO_ROUTES: "true",
+			},
+		});
+	} catch (error) {
+		if (!(error instanceof LocalWorkerError)) throw error;
+		const where = error.step === "migrations" ? "[d1]" : "[worker]";
+		throw new StartError(`${error.message}; see the ${where} lines above`);
 	}
-	throw new StartError(`the Worker did not answer GET /health with 200 within ${HEALTH_TIMEOUT_MS / 1000} s`);
-}
-
-/** Stops a process group started with `detached`: politely, then for good after a grace period. */
-async function stopGroup(child) {
-	if (child.exitCode !== null || child.signalCode !== null) return;
-	const signalGroup = (signal) => {
-		try {
-			process.kill(-child.pid, signal);
-		} catch {
-			// already gone
-		}
-	};
-	signalGroup("SIGINT");
-	const exited = await Promise.race([exitCodeOf(child).then(() => true), sleep(5000).then(() => false)]);
-	if (!exited) signalGroup("SIGKILL");
 }
 
 // ---- demo ----
 
-function hex(bytes) {
+/** What the phone reads of a frame (src/protocol/frames.ts has the full schemas). */
+interface StageData {
+	mandate_id?: string;
+	stage?: number;
+	stage_name?: string;
+	status?: string;
+	message?: string;
+	summary?: string;
+	delivered_to?: string[];
+}
+
+interface Frame {
+	seq?: number;
+	event?: string;
+	type?: string;
+	data?: StageData;
+	mandate_id?: string;
+	progress?: number;
+	status?: string;
+	chunk?: string;
+	code?: string;
+	message?: string;
+	mandates?: Array<{ mandate_id: string; state: string; progress?: number }>;
+}
+
+interface DemoContext {
+	sessionId: string;
+	mandateId: string;
+	mobileToken: string;
+	wsUrl: string;
+	executionId: string | null;
+}
+
+function hex(bytes: number): string {
 	return randomBytes(bytes).toString("hex");
 }
 
-async function callWorker(method, path, { token, body } = {}) {
+async function callWorker(
+	method: string,
+	path: string,
+	{ token, body }: { token: string; body?: unknown },
+): Promise<Record<string, unknown> | undefined> {
 	const response = await fetch(WORKER_URL + path, {
 		method,
 		headers: { authorization: `Bearer ${token}`, ...(body ? { "content-type": "application/json" } : {}) },
@@ -239,21 +204,21 @@ async function callWorker(method, path, { token, body } = {}) {
 		signal: AbortSignal.timeout(15_000),
 	});
 	const text = await response.text();
-	let json;
+	let json: Record<string, unknown> | undefined;
 	try {
-		json = JSON.parse(text);
+		json = JSON.parse(text) as Record<string, unknown>;
 	} catch {
 		json = undefined;
 	}
 	if (!response.ok) {
-		const error = json?.error;
+		const error = json?.error as { code?: string; message?: string } | undefined;
 		const detail = error?.message ? `${error.code ?? "error"}: ${error.message}` : text.slice(0, 300);
 		throw new StartError(`${method} ${path} answered ${response.status} (${detail})`);
 	}
 	return json;
 }
 
-function describeStage(data) {
+function describeStage(data: StageData): string {
 	let line = `stage ${data.stage} ${data.stage_name}: ${data.status}`;
 	if (data.message) line += ` (${data.message})`;
 	if (data.summary) line += ` "${data.summary}"`;
@@ -261,23 +226,23 @@ function describeStage(data) {
 	return line;
 }
 
-function describeSnapshot(frame) {
+function describeSnapshot(frame: Frame): string {
 	const mandates = frame.mandates ?? [];
 	const states = mandates.map((m) => `${m.mandate_id} ${m.state} ${m.progress ?? 0}%`);
 	return `snapshot: ${mandates.length} mandate(s)${states.length ? ` [${states.join("; ")}]` : ""}`;
 }
 
-function progressBar(percent) {
+function progressBar(percent: number): string {
 	const filled = Math.round((Math.min(100, Math.max(0, percent)) / 100) * 20);
 	return `${"█".repeat(filled)}${"░".repeat(20 - filled)}`;
 }
 
 /** One readable line per frame the phone receives. */
-function describeFrame(frame) {
+function describeFrame(frame: Frame): string {
 	if (frame.event === "pipeline_stage") return describeStage(frame.data ?? {});
 	switch (frame.type) {
 		case "progress":
-			return `progress ${progressBar(frame.progress)} ${String(frame.progress).padStart(3)}% ${frame.status}`;
+			return `progress ${progressBar(frame.progress ?? 0)} ${String(frame.progress).padStart(3)}% ${frame.status}`;
 		case "response_chunk":
 			return `chunk ${JSON.stringify(frame.chunk)}`;
 		case "snapshot":
@@ -289,7 +254,7 @@ function describeFrame(frame) {
 	}
 }
 
-function isFinalFrame(frame, mandateId) {
+function isFinalFrame(frame: Frame, mandateId: string): boolean {
 	if (frame.event !== "pipeline_stage" || frame.data?.mandate_id !== mandateId) return false;
 	return frame.data.status === "failed" || (frame.data.stage === 10 && frame.data.status === "completed");
 }
@@ -298,16 +263,20 @@ function isFinalFrame(frame, mandateId) {
  * Opens the phone's socket; resolves once open, with a promise that settles on the mandate's last
  * stage and `answer()`, the agent's answer as streamed so far (its chunks joined, in order).
  */
-function watchSession(url, mandateId) {
+interface WatchedSession {
+	ws: WebSocket;
+	/** The mandate's last stage frame, or null when the socket closed first. */
+	final: Promise<Frame | null>;
+	answer(): { text: string; chunks: number };
+}
+
+function watchSession(url: string, mandateId: string): Promise<WatchedSession> {
 	return new Promise((resolveOpen, rejectOpen) => {
 		const ws = new WebSocket(url);
-		const chunks = [];
+		const chunks: string[] = [];
 		const answer = () => ({ text: chunks.join(""), chunks: chunks.length });
-		let settleFinal;
-		const final = new Promise((resolve) => {
-			settleFinal = resolve;
-		});
-		const fail = (why) => {
+		const { promise: final, resolve: settleFinal } = Promise.withResolvers<Frame | null>();
+		const fail = (why: string) => {
 			rejectOpen(new StartError(`the demo WebSocket ${why} (is SESSION_TOKEN_SECRET the Worker's?)`));
 			ws.close();
 		};
@@ -325,42 +294,44 @@ function watchSession(url, mandateId) {
 			settleFinal(null);
 		});
 		ws.addEventListener("message", (event) => {
-			let frame;
+			let frame: Frame;
 			try {
-				frame = JSON.parse(String(event.data));
+				frame = JSON.parse(String(event.data)) as Frame;
 			} catch {
 				console.log(`[phone] (not JSON) ${String(event.data).slice(0, 200)}`);
 				return;
 			}
 			console.log(`[phone] #${frame.seq ?? "-"} ${describeFrame(frame)}`);
-			if (frame.type === "response_chunk" && frame.mandate_id === mandateId) chunks.push(frame.chunk);
+			if (frame.type === "response_chunk" && frame.mandate_id === mandateId) chunks.push(frame.chunk ?? "");
 			if (isFinalFrame(frame, mandateId)) settleFinal(frame);
 		});
 	});
 }
 
-async function runDemo(vars) {
+async function runDemo(vars: DevVars): Promise<DemoContext> {
 	const sessionId = `demo-${hex(4)}`;
 	const mandateId = `mio_demo_${hex(4)}`;
-	const mobileToken = await new SignJWT({ sid: sessionId, sub: "demo-user" })
-		.setProtectedHeader({ alg: "HS256" })
-		.setExpirationTime("2h")
-		.sign(new TextEncoder().encode(vars.SESSION_TOKEN_SECRET));
+	const mobileToken = await mintMobileToken(vars.SESSION_TOKEN_SECRET ?? "", {
+		sid: sessionId,
+		sub: "demo-user",
+		ttlSeconds: DEMO_TOKEN_TTL_SECONDS,
+	});
 	const wsUrl = `ws://${HOST}:${WORKER_PORT}/api/sessions/${sessionId}/ws?token=${mobileToken}`;
-	const context = { sessionId, mandateId, mobileToken, wsUrl, executionId: null };
+	const context: DemoContext = { sessionId, mandateId, mobileToken, wsUrl, executionId: null };
 	say(`demo: session ${sessionId}, mandate ${mandateId}`);
-	let socket = null;
+	let socket: WebSocket | null = null;
+	const serviceToken = vars.SERVICE_TOKEN ?? "";
 	try {
 		const { ws, final, answer } = await watchSession(wsUrl, mandateId);
 		socket = ws;
 		for (const stage of [1, 2, 3]) {
 			await callWorker("POST", `/api/sessions/${sessionId}/stages`, {
-				token: vars.SERVICE_TOKEN,
+				token: serviceToken,
 				body: { mandate_id: mandateId, stage, status: "completed" },
 			});
 		}
 		const executed = await callWorker("POST", "/api/mandate/execute", {
-			token: vars.SERVICE_TOKEN,
+			token: serviceToken,
 			body: {
 				session_id: sessionId,
 				mandate_id: mandateId,
@@ -371,12 +342,12 @@ async function runDemo(vars) {
 				delivery_channels: ["email"],
 			},
 		});
-		context.executionId = executed?.execution_id ?? null;
+		context.executionId = typeof executed?.execution_id === "string" ? executed.execution_id : null;
 		say(`demo: execute answered ${JSON.stringify(executed)}`);
-		const last = await Promise.race([final, sleep(DEMO_TIMEOUT_MS).then(() => "timeout")]);
+		const last = await Promise.race([final, sleep(DEMO_TIMEOUT_MS).then(() => "timeout" as const)]);
 		if (last === "timeout") throw new StartError(`no final stage within ${DEMO_TIMEOUT_MS / 1000} s`);
 		if (last === null) throw new StartError("the WebSocket closed before the mandate finished");
-		say(`demo: mandate ${last.data.status === "failed" ? "failed" : "completed"}`);
+		say(`demo: mandate ${last.data?.status === "failed" ? "failed" : "completed"}`);
 		const streamed = answer();
 		if (streamed.chunks > 0) {
 			const whole = streamed.text === agentAnswer(DEMO_INTENT) ? "the whole answer" : "an INCOMPLETE answer";
@@ -395,7 +366,7 @@ async function runDemo(vars) {
 	return context;
 }
 
-function printTryIt({ sessionId, mobileToken, wsUrl, executionId }) {
+function printTryIt({ sessionId, mobileToken, wsUrl, executionId }: DemoContext): void {
 	const sample = JSON.stringify({
 		session_id: sessionId,
 		mandate_id: `mio_try_${hex(3)}`,
@@ -439,64 +410,54 @@ function printTryIt({ sessionId, mobileToken, wsUrl, executionId }) {
 
 // ---- main ----
 
-async function main() {
+async function main(): Promise<void> {
 	const vars = ensureDevVars();
 	await assertPortFree(WORKER_PORT, "Worker", "PORT");
 	await assertPortFree(SIM_PORT, "ObeGee simulator", "SIM_PORT");
 	await assertPortFree(GATEWAY_PORT, "OpenClaw gateway simulator", "GATEWAY_PORT");
-	await applyMigrations();
 
 	const gateway = await startGatewaySim({
 		host: HOST,
 		port: GATEWAY_PORT,
-		token: vars.OPENCLAW_GATEWAY_TOKEN,
+		token: vars.OPENCLAW_GATEWAY_TOKEN ?? "",
 		log: (line) => console.log(`[gateway] ${line}`),
 	});
 	// ObeGee's simulator starts each execution's agent run on the gateway (runId = execution id).
 	const sim = await startObeGeeSim({
 		host: HOST,
 		port: SIM_PORT,
-		apiToken: vars.OBEGEE_API_TOKEN,
-		webhookSecret: vars.WEBHOOK_SECRET,
+		apiToken: vars.OBEGEE_API_TOKEN ?? "",
+		webhookSecret: vars.WEBHOOK_SECRET ?? "",
 		webhookUrl: `${WORKER_URL}/api/dispatch/delivery-webhook`,
 		log: (line) => console.log(`[sim] ${line}`),
 		agent: gatewayAgent(gateway),
 	});
 	say(`ObeGee simulator on ${sim.url}, OpenClaw gateway simulator on ${gateway.url}`);
 
-	const worker = startWorker();
+	let worker: RunningWorker | null = null;
 	let stopping = false;
-	const stopAll = async (code) => {
+	const stopAll = async (code: number) => {
 		if (stopping) return;
 		stopping = true;
 		say("stopping wrangler and the simulators");
-		await stopGroup(worker);
+		await worker?.stop();
 		await sim.close();
 		await gateway.close();
 		process.exit(code);
 	};
-	// A crash of this script must not leave wrangler running without its parent.
-	process.on("exit", () => {
-		if (worker.exitCode === null && worker.signalCode === null) {
-			try {
-				process.kill(-worker.pid, "SIGKILL");
-			} catch {
-				// already gone
-			}
-		}
-	});
 	process.once("SIGINT", () => void stopAll(0));
 	process.once("SIGTERM", () => void stopAll(0));
 
 	try {
-		await waitForHealth(worker);
+		worker = await startWorker();
 	} catch (error) {
 		console.error(`[start] ${error instanceof StartError ? error.message : String(error)}`);
 		await stopAll(1);
+		return;
 	}
-	worker.once("exit", (code, signal) => {
+	worker.onExit((why) => {
 		if (stopping) return;
-		console.error(`[start] wrangler dev exited unexpectedly (${code ?? signal})`);
+		console.error(`[start] wrangler dev exited unexpectedly (${why})`);
 		void stopAll(1);
 	});
 	say(`Worker healthy on ${WORKER_URL}`);
@@ -505,8 +466,8 @@ async function main() {
 	printTryIt(await runDemo(vars));
 }
 
-main().catch((error) => {
-	const message = error instanceof StartError ? error.message : (error?.stack ?? String(error));
+main().catch((error: unknown) => {
+	const message = error instanceof StartError ? error.message : ((error as Error)?.stack ?? String(error));
 	console.error(`[start] ${message}`);
 	process.exit(1);
 });

@@ -9,53 +9,67 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { SignJWT } from "jose";
-import { currentStage, ProgressClient } from "../client/index.ts";
+import {
+	type ConnectionStatus,
+	currentStage,
+	type MandateView,
+	ProgressClient,
+	type StageView,
+} from "../client/index.ts";
+import { mintMobileToken } from "../src/auth/mobile-token.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const WORKER_URL = `http://127.0.0.1:${process.env.PORT || 8787}`;
 const TIMEOUT_MS = 120_000;
 const BAR_WIDTH = 30;
-const ICONS = { pending: "○", active: "◉", completed: "✓", failed: "✕" };
-const COLORS = { pending: "\x1b[2m", active: "\x1b[1;34m", completed: "\x1b[32m", failed: "\x1b[1;31m" };
+const ICONS: Record<StageView["status"], string> = { pending: "○", active: "◉", completed: "✓", failed: "✕" };
+const COLORS: Record<StageView["status"], string> = {
+	pending: "\x1b[2m",
+	active: "\x1b[1;34m",
+	completed: "\x1b[32m",
+	failed: "\x1b[1;31m",
+};
 const RESET = "\x1b[0m";
 
-function fail(message) {
+type DevVars = Record<string, string>;
+type Display = (mandate: MandateView, intent: string, connection: ConnectionStatus) => void;
+
+function fail(message: string): never {
 	console.error(`demo: ${message}`);
 	process.exit(1);
 }
 
-function readDevVars() {
+function readDevVars(): DevVars {
 	const path = join(ROOT, ".dev.vars");
 	if (!existsSync(path)) fail("no .dev.vars: run `npm start` first (it creates it and starts the stack)");
-	const vars = {};
+	const vars: DevVars = {};
 	for (const line of readFileSync(path, "utf8").split(/\r?\n/)) {
 		const match = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*"?(.*?)"?\s*$/.exec(line);
-		if (match && !line.trimStart().startsWith("#")) vars[match[1]] = match[2];
+		if (match?.[1] && !line.trimStart().startsWith("#")) vars[match[1]] = match[2] ?? "";
 	}
 	for (const name of ["SERVICE_TOKEN", "SESSION_TOKEN_SECRET"])
 		if (!vars[name]) fail(`.dev.vars has no ${name}`);
 	return vars;
 }
 
-async function call(path, token, body) {
+async function call(path: string, token: string, body: unknown): Promise<{ status: number; json: unknown }> {
 	const response = await fetch(WORKER_URL + path, {
 		method: "POST",
 		headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
 		body: JSON.stringify(body),
 		signal: AbortSignal.timeout(15_000),
 	}).catch(() => fail(`cannot reach the Worker at ${WORKER_URL}: is \`npm start\` running?`));
-	const json = await response.json().catch(() => null);
+	const json: unknown = await response.json().catch(() => null);
 	return { status: response.status, json };
 }
 
-function bar(percent) {
+function bar(percent: number): string {
 	const filled = Math.round((percent / 100) * BAR_WIDTH);
 	return `[${"█".repeat(filled)}${"░".repeat(BAR_WIDTH - filled)}] ${String(percent).padStart(3)}%`;
 }
 
 /** The card as lines of text: what the phone shows. */
-function card(mandate, intent, connection) {
+function card(mandate: MandateView, intent: string, connection: ConnectionStatus): string[] {
 	const percent = mandate.phase === "completed" ? 100 : Math.max(mandate.progress, currentStage(mandate) * 5);
 	const lines = [`${intent}   (${mandate.mandate_id}, ${connection})`, bar(percent)];
 	for (const stage of mandate.stages) {
@@ -74,7 +88,7 @@ function card(mandate, intent, connection) {
 }
 
 /** On a terminal, redraw the card in place; otherwise print one plain line per change. */
-function makeDisplay() {
+function makeDisplay(): Display {
 	if (process.stdout.isTTY) {
 		let drawn = 0;
 		return (mandate, intent, connection) => {
@@ -85,9 +99,9 @@ function makeDisplay() {
 			drawn = lines.length;
 		};
 	}
-	const seen = new Map();
+	const seen = new Map<string, string>();
 	return (mandate) => {
-		const say = (key, line) => {
+		const say = (key: string, line: string) => {
 			if (seen.get(key) === line) return;
 			seen.set(key, line);
 			console.log(line);
@@ -111,7 +125,7 @@ function makeDisplay() {
 	};
 }
 
-async function main() {
+async function main(): Promise<void> {
 	const { values } = parseArgs({
 		options: {
 			scenario: { type: "string", default: "happy" },
@@ -121,14 +135,15 @@ async function main() {
 	const vars = readDevVars();
 	const sessionId = `cli_${randomBytes(6).toString("hex")}`;
 	const mandateId = `mio_cli_${randomBytes(6).toString("hex")}`;
-	const token = await new SignJWT({ sid: sessionId })
-		.setProtectedHeader({ alg: "HS256" })
-		.setSubject("demo_cli")
-		.setExpirationTime("1h")
-		.sign(new TextEncoder().encode(vars.SESSION_TOKEN_SECRET));
+	const serviceToken = vars.SERVICE_TOKEN ?? "";
+	const token = await mintMobileToken(vars.SESSION_TOKEN_SECRET ?? "", {
+		sid: sessionId,
+		sub: "demo_cli",
+		ttlSeconds: 60 * 60,
+	});
 	const client = new ProgressClient({ baseUrl: WORKER_URL, sessionId, token });
 	const display = makeDisplay();
-	const done = new Promise((resolve) => {
+	const done = new Promise<MandateView>((resolve) => {
 		client.subscribe((session, connection) => {
 			const mandate = session.mandates.find((m) => m.mandate_id === mandateId);
 			if (!mandate) return;
@@ -139,7 +154,7 @@ async function main() {
 
 	// Play the MyndLens pipeline: stages 1–3, then execute (the Worker dispatches to the simulator).
 	for (const stage of [1, 2, 3]) {
-		const reported = await call(`/api/sessions/${sessionId}/stages`, vars.SERVICE_TOKEN, {
+		const reported = await call(`/api/sessions/${sessionId}/stages`, serviceToken, {
 			mandate_id: mandateId,
 			stage,
 			status: "completed",
@@ -147,7 +162,7 @@ async function main() {
 		if (reported.status !== 200)
 			fail(`reporting stage ${stage} answered ${reported.status}: ${JSON.stringify(reported.json)}`);
 	}
-	await call("/api/mandate/execute", vars.SERVICE_TOKEN, {
+	await call("/api/mandate/execute", serviceToken, {
 		session_id: sessionId,
 		mandate_id: mandateId,
 		tenant_id: "tenant_demo",
@@ -156,7 +171,7 @@ async function main() {
 		generated_skills: [],
 		delivery_channels: ["app"],
 	});
-	const timeout = new Promise((resolve) => setTimeout(() => resolve(null), TIMEOUT_MS).unref());
+	const timeout = new Promise<null>((resolve) => setTimeout(() => resolve(null), TIMEOUT_MS).unref());
 	const final = await Promise.race([done, timeout]);
 	client.close();
 	if (!final) fail(`the mandate did not finish within ${TIMEOUT_MS / 1000} s`);

@@ -2,53 +2,71 @@
 //   1. installs interop/node_modules (openclaw@2026.9.6) if missing, with the project's Node 24 on PATH,
 //   2. a loopback OpenAI-compatible mock model: one `read` tool call, then a streamed text answer,
 //   3. `openclaw gateway run` on loopback with token auth and a temp HOME/state/config (OPENCLAW-NOTES.md),
-//   4. the ObeGee simulator and `wrangler dev` pointed at both,
+//   4. the ObeGee simulator and `wrangler dev` (tools/local-worker.ts) pointed at both,
 //   5. a phone socket, one executed mandate, and the agent run started on the gateway the way the MyndLens
 //      service does it (a separate gateway client, `agent` with idempotencyKey = execution id),
 //   6. checks on what the phone received; prints "N passed, M failed", exits non-zero on failure and
 //      stops everything it started.
-import { spawn, spawnSync } from "node:child_process";
+// Runs under Node 24 (npm puts the project's node first on PATH), which strips this file's types.
+import { type ChildProcess, type SpawnOptions, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { SignJWT } from "jose";
 import WebSocket from "ws";
 import { startObeGeeSim } from "../sim/obegee.ts";
+import { mintMobileToken } from "../src/auth/mobile-token.ts";
+import { freePort, HOST, randomSecrets, startLocalWorker } from "../tools/local-worker.ts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, "..");
-const HOST = "127.0.0.1";
 const ANSWER = "The weekly report was sent to the team. Revenue is up 4%.";
 const REPORT = "# Weekly report\nRevenue up 4%.\n";
 // biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI escape sequences are what it strips.
 const ANSI = /\x1b\[[0-9;?]*[ -/]*[@-~]/g;
-const children = [];
-const cleanups = [];
-const results = [];
+const children: ChildProcess[] = [];
+const cleanups: Array<() => unknown> = [];
+const results: Array<{ name: string; ok: boolean }> = [];
 
-function say(line) {
+/** What the phone reads of a frame (src/protocol/frames.ts has the full schemas). */
+interface Frame {
+	seq?: number;
+	event?: string;
+	type?: string;
+	execution_id?: string;
+	data?: { mandate_id?: string; stage?: number; status?: string };
+	progress?: number;
+	status?: string;
+	chunk?: string;
+}
+
+/** A gateway protocol frame (docs/openclaw.md). */
+interface GatewayFrame {
+	type?: string;
+	event?: string;
+	id?: string;
+	ok?: boolean;
+	payload?: { status?: string; runId?: string; auth?: { scopes?: string[] } } & Record<string, unknown>;
+	error?: unknown;
+}
+
+type AgentRunOutcome = { hello: GatewayFrame["payload"] | null; result: GatewayFrame };
+
+function say(line: string): void {
 	console.log(`[interop] ${line}`);
 }
 
-function check(name, ok, detail = "") {
+function check(name: string, ok: boolean, detail = ""): void {
 	results.push({ name, ok });
 	console.log(`${ok ? "PASS" : "FAIL"} ${name}${ok || !detail ? "" : ` — ${detail}`}`);
 }
 
-async function freePort() {
-	const server = createServer();
-	await new Promise((resolve) => server.listen(0, HOST, resolve));
-	const { port } = server.address();
-	await new Promise((resolve) => server.close(resolve));
-	return port;
-}
-
-function ensureInstalled() {
+function ensureInstalled(): void {
 	if (existsSync(join(HERE, "node_modules", "openclaw", "openclaw.mjs"))) return;
 	say("installing openclaw@2026.9.6 into interop/node_modules (~90 s)");
 	const bin = join(ROOT, "node_modules", ".bin");
@@ -64,7 +82,7 @@ function ensureInstalled() {
 }
 
 /** An OpenAI-compatible model on loopback: first a `read` tool call, then (given the tool result) the answer. */
-async function startMockModel() {
+async function startMockModel(): Promise<number> {
 	const server = createServer(async (req, res) => {
 		if (req.method === "GET" && req.url?.startsWith("/v1/models")) {
 			res.writeHead(200, { "content-type": "application/json" });
@@ -73,12 +91,14 @@ async function startMockModel() {
 			);
 			return;
 		}
-		const chunks = [];
-		for await (const chunk of req) chunks.push(chunk);
-		const body = JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}");
+		const chunks: Buffer[] = [];
+		for await (const chunk of req) chunks.push(chunk as Buffer);
+		const body = JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}") as {
+			messages?: Array<{ role?: string }>;
+		};
 		const toolDone = (body.messages ?? []).some((m) => m.role === "tool");
 		res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
-		const send = (delta, finish = null) =>
+		const send = (delta: Record<string, unknown>, finish: string | null = null) =>
 			res.write(
 				`data: ${JSON.stringify({
 					id: "chatcmpl-mock",
@@ -112,57 +132,74 @@ async function startMockModel() {
 		res.write("data: [DONE]\n\n");
 		res.end();
 	});
-	await new Promise((resolve) => server.listen(0, HOST, resolve));
-	cleanups.push(() => new Promise((resolve) => server.close(resolve)));
-	return server.address().port;
+	await new Promise<void>((resolve) => server.listen(0, HOST, resolve));
+	cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+	return (server.address() as AddressInfo).port;
 }
 
 /**
- * Starts a process in its own process group (stopAll kills the group) and returns a `waitFor(pattern,
- * timeoutMs)` that resolves on the first matching output line, past or future.
+ * The lines a process printed, ANSI colours stripped, and `waitFor(pattern, timeoutMs)`, which
+ * resolves on the first matching line, past or future, and rejects once the process has exited.
  */
-function spawnLogged(command, args, options, prefix) {
-	const child = spawn(command, args, { ...options, stdio: ["ignore", "pipe", "pipe"], detached: true });
-	children.push(child);
-	const lines = [];
-	const waiters = new Set();
-	let exited = null;
-	const onLine = (raw) => {
+class LineLog {
+	readonly #prefix: string;
+	readonly #lines: string[] = [];
+	readonly #waiters = new Set<{ onLine(line: string): void; onExit(): void }>();
+	#exited: Error | null = null;
+
+	constructor(prefix: string) {
+		this.#prefix = prefix;
+	}
+
+	add(raw: string): void {
 		// The gateway colours its log lines even into a pipe ("\x1b[36m[gateway]\x1b[39m \x1b[36mready").
 		const line = raw.replace(ANSI, "");
-		if (process.env.INTEROP_VERBOSE) console.log(`${prefix} ${line}`);
-		lines.push(line);
-		for (const waiter of waiters) waiter.onLine(line);
-	};
-	createInterface({ input: child.stdout }).on("line", onLine);
-	createInterface({ input: child.stderr }).on("line", onLine);
-	child.once("exit", (code, signal) => {
-		exited = new Error(`${prefix} exited early (${code ?? signal}); rerun with INTEROP_VERBOSE=1`);
-		for (const waiter of waiters) waiter.onExit();
-	});
-	const waitFor = (pattern, timeoutMs, what = String(pattern)) =>
-		new Promise((resolve, reject) => {
-			if (lines.some((line) => pattern.test(line))) return resolve();
+		if (process.env.INTEROP_VERBOSE) console.log(`${this.#prefix} ${line}`);
+		this.#lines.push(line);
+		for (const waiter of this.#waiters) waiter.onLine(line);
+	}
+
+	exited(why: string): void {
+		this.#exited = new Error(`${this.#prefix} exited early (${why}); rerun with INTEROP_VERBOSE=1`);
+		for (const waiter of this.#waiters) waiter.onExit();
+	}
+
+	waitFor(pattern: RegExp, timeoutMs: number, what = String(pattern)): Promise<void> {
+		return new Promise((resolve, reject) => {
+			if (this.#lines.some((line) => pattern.test(line))) return resolve();
+			const exited = this.#exited;
 			if (exited) return reject(exited);
+			const done = (settle: () => void) => {
+				clearTimeout(timer);
+				this.#waiters.delete(waiter);
+				settle();
+			};
 			const waiter = {
-				onLine: (line) => pattern.test(line) && done(resolve),
-				onExit: () => done(() => reject(exited)),
+				onLine: (line: string) => pattern.test(line) && done(resolve),
+				onExit: () => done(() => reject(this.#exited)),
 			};
 			const timer = setTimeout(
-				() => done(() => reject(new Error(`${prefix} ${what}: not within ${timeoutMs / 1000} s`))),
+				() => done(() => reject(new Error(`${this.#prefix} ${what}: not within ${timeoutMs / 1000} s`))),
 				timeoutMs,
 			);
-			function done(settle) {
-				clearTimeout(timer);
-				waiters.delete(waiter);
-				settle();
-			}
-			waiters.add(waiter);
+			this.#waiters.add(waiter);
 		});
-	return { child, waitFor };
+	}
 }
 
-async function startGateway(temp, modelPort, token) {
+/** Starts a process in its own process group (stopAll kills the group), its output in a LineLog. */
+function spawnLogged(command: string, args: string[], options: SpawnOptions, prefix: string): LineLog {
+	const child = spawn(command, args, { ...options, stdio: ["ignore", "pipe", "pipe"], detached: true });
+	children.push(child);
+	const log = new LineLog(prefix);
+	for (const stream of [child.stdout, child.stderr]) {
+		if (stream) createInterface({ input: stream }).on("line", (line) => log.add(line));
+	}
+	child.once("exit", (code, signal) => log.exited(String(code ?? signal)));
+	return log;
+}
+
+async function startGateway(temp: string, modelPort: number, token: string): Promise<string> {
 	const port = await freePort();
 	const workspace = join(temp, "workspace");
 	mkdirSync(workspace, { recursive: true });
@@ -231,56 +268,40 @@ async function startGateway(temp, modelPort, token) {
 	return `ws://${HOST}:${port}`;
 }
 
-async function startWorker(temp, vars) {
-	const port = await freePort();
-	const wrangler = join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js");
-	const persist = join(temp, "wrangler");
-	const env = { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true", NO_COLOR: "1" };
-	const migrate = spawnSync(
-		process.execPath,
-		[wrangler, "d1", "migrations", "apply", "DB", "--local", "--persist-to", persist],
-		{
-			cwd: ROOT,
-			env,
-			encoding: "utf8",
-		},
-	);
-	if (migrate.status !== 0) throw new Error(`d1 migrations failed: ${migrate.stderr}`);
-	const varArgs = Object.entries(vars).flatMap(([key, value]) => ["--var", `${key}:${value}`]);
-	const args = [
-		wrangler,
-		"dev",
-		"--ip",
-		HOST,
-		"--port",
-		String(port),
-		// Not the default 9229: another wrangler dev on this machine must not collide with this one.
-		"--inspector-port",
-		String(await freePort()),
-		"--persist-to",
-		persist,
-		...varArgs,
-	];
-	const worker = spawnLogged(process.execPath, args, { cwd: ROOT, env }, "[worker]");
-	await worker.waitFor(/Ready on http/, 90_000, "never logged `Ready on`");
-	return { url: `http://${HOST}:${port}`, waitFor: worker.waitFor };
+async function startWorker(vars: Record<string, string>): Promise<{ url: string; log: LineLog }> {
+	const log = new LineLog("[worker]");
+	const worker = await startLocalWorker({
+		root: ROOT,
+		config: "wrangler.toml",
+		migrations: true,
+		readyPath: "/health",
+		vars,
+		onLine: (line) => log.add(line),
+	});
+	worker.onExit((why) => log.exited(why));
+	cleanups.push(() => worker.stop());
+	return { url: worker.url, log };
 }
 
 /**
  * The MyndLens service's part: its own gateway client starts the agent run for the execution. A plain
  * token client, no device identity: on loopback the real gateway keeps its requested scopes.
  */
-async function startAgentRun(gatewayUrl, token, executionId) {
+async function startAgentRun(
+	gatewayUrl: string,
+	token: string,
+	executionId: string,
+): Promise<AgentRunOutcome> {
 	const ws = new WebSocket(gatewayUrl);
-	const outcome = new Promise((resolve, reject) => {
+	const outcome = new Promise<AgentRunOutcome>((resolve, reject) => {
 		const timer = setTimeout(() => reject(new Error("agent run did not finish within 120 s")), 120_000);
-		const fail = (error) => {
+		const fail = (error: Error) => {
 			clearTimeout(timer);
 			reject(error);
 		};
-		let hello = null;
+		let hello: AgentRunOutcome["hello"] = null;
 		ws.on("message", (data) => {
-			const frame = JSON.parse(String(data));
+			const frame = JSON.parse(String(data)) as GatewayFrame;
 			if (frame.type === "event" && frame.event === "connect.challenge") {
 				ws.send(
 					JSON.stringify({
@@ -300,7 +321,7 @@ async function startAgentRun(gatewayUrl, token, executionId) {
 				);
 			} else if (frame.type === "res" && frame.id === "c1") {
 				if (!frame.ok) return fail(new Error(`service connect refused: ${JSON.stringify(frame.error)}`));
-				hello = frame.payload;
+				hello = frame.payload ?? null;
 				ws.send(
 					JSON.stringify({
 						type: "req",
@@ -329,31 +350,24 @@ async function startAgentRun(gatewayUrl, token, executionId) {
 	}
 }
 
-async function until(condition, timeoutMs) {
+async function until(condition: () => boolean, timeoutMs: number): Promise<boolean> {
 	for (const deadline = Date.now() + timeoutMs; !condition() && Date.now() < deadline; ) await sleep(100);
 	return condition();
 }
 
-function describe(frame) {
-	if (frame.event === "pipeline_stage") return `stage ${frame.data.stage} ${frame.data.status}`;
+function describe(frame: Frame): string {
+	if (frame.event === "pipeline_stage") return `stage ${frame.data?.stage} ${frame.data?.status}`;
 	if (frame.type === "progress") return `progress ${frame.progress}% ${frame.status}`;
 	if (frame.type === "response_chunk") return `chunk ${JSON.stringify(frame.chunk)}`;
 	return frame.type ?? frame.event ?? "?";
 }
 
-async function main() {
+async function main(): Promise<void> {
 	const started = Date.now();
 	ensureInstalled();
 	const temp = mkdtempSync(join(tmpdir(), "myndlens-interop-"));
 	cleanups.push(() => rmSync(temp, { recursive: true, force: true }));
-	const secrets = {
-		OBEGEE_API_TOKEN: `it_${randomBytes(12).toString("hex")}`,
-		WEBHOOK_SECRET: `whsec_${randomBytes(32).toString("base64")}`,
-		SESSION_TOKEN_SECRET: randomBytes(32).toString("base64url"),
-		SERVICE_TOKEN: `it_service_${randomBytes(12).toString("hex")}`,
-		ADMIN_TOKEN: `it_admin_${randomBytes(12).toString("hex")}`,
-	};
-	const gatewayToken = `it_gw_${randomBytes(16).toString("hex")}`;
+	const { OPENCLAW_GATEWAY_TOKEN: gatewayToken, ...secrets } = randomSecrets();
 
 	const modelPort = await startMockModel();
 	say(`mock model on ${modelPort}; starting the OpenClaw gateway`);
@@ -367,7 +381,7 @@ async function main() {
 		log: () => {},
 	});
 	cleanups.push(() => obegee.close());
-	const worker = await startWorker(temp, {
+	const worker = await startWorker({
 		...secrets,
 		OBEGEE_BASE_URL: obegee.url,
 		OPENCLAW_GATEWAY_URL: gatewayUrl,
@@ -380,16 +394,12 @@ async function main() {
 
 	const sessionId = `interop-${randomBytes(4).toString("hex")}`;
 	const mandateId = `mio_interop_${randomBytes(4).toString("hex")}`;
-	const mobile = await new SignJWT({ sid: sessionId })
-		.setProtectedHeader({ alg: "HS256" })
-		.setSubject("interop")
-		.setExpirationTime("1h")
-		.sign(new TextEncoder().encode(secrets.SESSION_TOKEN_SECRET));
-	const frames = [];
+	const mobile = await mintMobileToken(secrets.SESSION_TOKEN_SECRET, { sid: sessionId, sub: "interop" });
+	const frames: Frame[] = [];
 	const phone = new WebSocket(
 		`${worker.url.replace("http", "ws")}/api/sessions/${sessionId}/ws?token=${mobile}`,
 	);
-	phone.on("message", (data) => frames.push(JSON.parse(String(data))));
+	phone.on("message", (data) => frames.push(JSON.parse(String(data)) as Frame));
 	await new Promise((resolve, reject) => {
 		phone.once("open", resolve);
 		phone.once("error", reject);
@@ -410,12 +420,12 @@ async function main() {
 			delivery_channels: ["app"],
 		}),
 	});
-	const executeBody = await execute.json();
+	const executeBody = (await execute.json()) as { execution_id?: unknown };
 	const executionId = executeBody.execution_id;
 	if (typeof executionId !== "string") {
 		throw new Error(`execute answered ${execute.status} ${JSON.stringify(executeBody)}`);
 	}
-	const stage9 = (status) =>
+	const stage9 = (status: string) =>
 		frames.some(
 			(f) =>
 				f.event === "pipeline_stage" &&
@@ -429,10 +439,10 @@ async function main() {
 	// the real gateway. Start the run only once that socket is up, so no event can be missed.
 	let connected = true;
 	try {
-		await worker.waitFor(/"openclaw: gateway connected".*"protocol":4/, 30_000, "Gateway DO handshake");
+		await worker.log.waitFor(/"openclaw: gateway connected".*"protocol":4/, 30_000, "Gateway DO handshake");
 	} catch (error) {
 		connected = false;
-		say(error.message);
+		say((error as Error).message);
 	}
 	check("the Gateway DO completes the protocol-4 handshake with the real gateway", connected);
 
@@ -458,8 +468,8 @@ async function main() {
 	await sleep(750);
 
 	const progressFrames = mine().filter((f) => f.type === "progress");
-	const statuses = progressFrames.map((f) => f.status);
-	const progress = progressFrames.map((f) => f.progress);
+	const statuses = progressFrames.map((f) => f.status ?? "");
+	const progress = progressFrames.map((f) => f.progress ?? 0);
 	const answer = answerOf();
 	const toolStep = statuses.findIndex((s) => /REPORT\.md|read tool/i.test(s));
 	check(
@@ -472,9 +482,9 @@ async function main() {
 	);
 	check(
 		"progress only rises, from 10 through the tool step to 100",
-		progress.every((p, i) => i === 0 || p >= progress[i - 1]) &&
+		progress.every((p, i) => i === 0 || p >= (progress[i - 1] ?? 0)) &&
 			progress.includes(10) &&
-			progress[toolStep] > 10 &&
+			(progress[toolStep] ?? 0) > 10 &&
 			progress.at(-1) === 100,
 		JSON.stringify(progress),
 	);
@@ -492,22 +502,21 @@ async function main() {
 	say(`done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
 
-async function stopAll() {
+function signalGroups(signal: NodeJS.Signals): void {
 	for (const child of children) {
+		if (child.pid === undefined) continue;
 		try {
-			process.kill(-child.pid, "SIGTERM");
+			process.kill(-child.pid, signal);
 		} catch {
 			// already gone
 		}
 	}
+}
+
+async function stopAll(): Promise<void> {
+	signalGroups("SIGTERM");
 	await sleep(500);
-	for (const child of children) {
-		try {
-			process.kill(-child.pid, "SIGKILL");
-		} catch {
-			// already gone
-		}
-	}
+	signalGroups("SIGKILL");
 	for (const cleanup of cleanups.reverse()) {
 		try {
 			await cleanup();
@@ -518,14 +527,14 @@ async function stopAll() {
 }
 
 // Ctrl-C or a cancelled CI job: the gateway and wrangler run in their own process groups and would outlive us.
-for (const signal of ["SIGINT", "SIGTERM"]) {
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
 	process.once(signal, () => {
 		say(`${signal}: stopping everything`);
 		stopAll().finally(() => process.exit(130));
 	});
 }
 
-let crashed = null;
+let crashed: unknown = null;
 try {
 	await main();
 } catch (error) {
