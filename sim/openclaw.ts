@@ -1,5 +1,5 @@
 import { createHash, createPublicKey, randomUUID, verify } from "node:crypto";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type WebSocket, WebSocketServer } from "ws";
@@ -98,18 +98,6 @@ export interface GatewaySimStats {
 	runs: string[];
 }
 
-export interface GatewaySim {
-	url: string;
-	httpUrl: string;
-	port: number;
-	stats(): GatewaySimStats;
-	run(script: RunScript): Promise<{ events: number }>;
-	dropAll(code?: number, deviceId?: string): void;
-	setTicks(enabled: boolean): void;
-	reset(): void;
-	close(): Promise<void>;
-}
-
 interface Peer {
 	ws: WebSocket;
 	ready: boolean;
@@ -126,22 +114,105 @@ interface SimError {
 	details?: Record<string, unknown>;
 }
 
-export async function startGatewaySim(options: GatewaySimOptions): Promise<GatewaySim> {
-	const log = options.log ?? ((line: string) => console.log(`[openclaw-sim] ${line}`));
-	const tickIntervalMs = options.tickIntervalMs ?? 30_000;
-	const peers = new Set<Peer>();
-	const paired = new Map<string, string>(); // deviceId → deviceToken
-	let ticksEnabled = true;
-	let stats: GatewaySimStats = freshStats();
-	const approvedDevices = new Set<string>();
+/**
+ * The simulator: one HTTP server carrying both the gateway's WebSocket and the `/__sim` control API.
+ * Start one with `startGatewaySim` (or `new GatewaySim(options).listen()`).
+ */
+export class GatewaySim {
+	readonly #options: GatewaySimOptions;
+	readonly #log: (line: string) => void;
+	readonly #tickIntervalMs: number;
+	readonly #host: string;
+	readonly #peers = new Set<Peer>();
+	/** deviceId → deviceToken */
+	readonly #paired = new Map<string, string>();
+	readonly #approvedDevices = new Set<string>();
+	readonly #http: Server;
+	readonly #wss: WebSocketServer;
+	#ticksEnabled = true;
+	#stats: GatewaySimStats = freshStats();
+	#port = 0;
 
-	const http = createServer((req, res) => {
-		void control(req, res).catch((error: unknown) => reply(res, 500, { error: String(error) }));
-	});
-	const wss = new WebSocketServer({ server: http, maxPayload: MAX_PAYLOAD });
+	constructor(options: GatewaySimOptions) {
+		this.#options = options;
+		this.#log = options.log ?? ((line: string) => console.log(`[openclaw-sim] ${line}`));
+		this.#tickIntervalMs = options.tickIntervalMs ?? 30_000;
+		this.#host = options.host ?? "127.0.0.1";
+		this.#http = createServer((req, res) => {
+			void this.#control(req, res).catch((error: unknown) => reply(res, 500, { error: String(error) }));
+		});
+		this.#wss = new WebSocketServer({ server: this.#http, maxPayload: MAX_PAYLOAD });
+		this.#wss.on("connection", (ws) => this.#accept(ws));
+	}
 
-	wss.on("connection", (ws) => {
-		stats.connections++;
+	/** Listens on the options' host and port (0: a free one). */
+	async listen(): Promise<this> {
+		await new Promise<void>((resolve, reject) => {
+			this.#http.once("error", reject);
+			this.#http.listen(this.#options.port ?? 0, this.#host, () => {
+				this.#http.off("error", reject);
+				resolve();
+			});
+		});
+		this.#port = (this.#http.address() as AddressInfo).port;
+		this.#log(`OpenClaw gateway simulator on ${this.url}`);
+		return this;
+	}
+
+	get port(): number {
+		return this.#port;
+	}
+
+	/** The gateway's WebSocket address. */
+	get url(): string {
+		return `ws://${this.#host}:${this.#port}`;
+	}
+
+	/** The same port over HTTP: `/health` and the `/__sim` control API. */
+	get httpUrl(): string {
+		return `http://${this.#host}:${this.#port}`;
+	}
+
+	/** `open`: connections that completed the handshake and are still up. */
+	stats(): GatewaySimStats {
+		return { ...this.#stats, open: [...this.#peers].filter((peer) => peer.ready).length };
+	}
+
+	/** Plays one scripted agent run to every connected client; resolves once its last event is sent. */
+	async run(script: RunScript): Promise<{ events: number }> {
+		const broadcast: Broadcast = (event, payload, skipSeq) => this.#broadcast(event, payload, skipSeq);
+		const drop = () => {
+			for (const peer of this.#peers) peer.ws.close(1012, "service restart");
+		};
+		return new ScriptedRun(script, broadcast, drop).play(this.#stats);
+	}
+
+	/** Closes every connection, or only one device's (tests share one simulator). */
+	dropAll(code = 1012, deviceId?: string): void {
+		for (const peer of this.#peers) {
+			if (deviceId === undefined || peer.deviceId === deviceId) peer.ws.close(code, "dropped by simulator");
+		}
+	}
+
+	setTicks(enabled: boolean): void {
+		this.#ticksEnabled = enabled;
+	}
+
+	reset(): void {
+		this.#stats = freshStats();
+		this.#ticksEnabled = true;
+	}
+
+	async close(): Promise<void> {
+		for (const peer of this.#peers) peer.ws.terminate();
+		await new Promise<void>((resolve) => this.#wss.close(() => resolve()));
+		await new Promise<void>((resolve) => this.#http.close(() => resolve()));
+	}
+
+	// ---- connections ----
+
+	#accept(ws: WebSocket): void {
+		this.#stats.connections++;
 		const peer: Peer = {
 			ws,
 			ready: false,
@@ -151,7 +222,7 @@ export async function startGatewaySim(options: GatewaySimOptions): Promise<Gatew
 			ts: Date.now(),
 			tick: null,
 		};
-		peers.add(peer);
+		this.#peers.add(peer);
 		ws.send(
 			JSON.stringify({
 				type: "event",
@@ -159,27 +230,24 @@ export async function startGatewaySim(options: GatewaySimOptions): Promise<Gatew
 				payload: { nonce: peer.nonce, ts: peer.ts, capabilities: [] },
 			}),
 		);
-		ws.on("message", (data) => onMessage(peer, String(data)));
+		ws.on("message", (data) => this.#onMessage(peer, String(data)));
 		ws.on("close", () => {
 			if (peer.tick) clearInterval(peer.tick);
-			peers.delete(peer);
+			this.#peers.delete(peer);
 		});
-	});
+	}
 
-	function send(peer: Peer, event: string, payload: unknown, skipSeq = false): void {
+	#send(peer: Peer, event: string, payload: unknown, skipSeq = false): void {
 		if (!peer.ready || peer.ws.readyState !== peer.ws.OPEN) return;
 		peer.seq += skipSeq ? 2 : 1;
 		peer.ws.send(JSON.stringify({ type: "event", event, payload, seq: peer.seq }));
 	}
 
-	function refuse(peer: Peer, id: unknown, error: SimError): void {
-		stats.refusals.push({ code: String(error.details?.code ?? error.code) });
-		log(`connect refused: ${error.details?.code ?? error.code}`);
-		peer.ws.send(JSON.stringify({ type: "res", id, ok: false, error }));
-		peer.ws.close(1008, "connect refused");
+	#broadcast(event: string, payload: unknown, skipSeq = false): void {
+		for (const peer of this.#peers) this.#send(peer, event, payload, skipSeq);
 	}
 
-	function onMessage(peer: Peer, text: string): void {
+	#onMessage(peer: Peer, text: string): void {
 		let frame: { type?: unknown; id?: unknown; method?: unknown; params?: Record<string, unknown> };
 		try {
 			frame = JSON.parse(text);
@@ -192,9 +260,9 @@ export async function startGatewaySim(options: GatewaySimOptions): Promise<Gatew
 				peer.ws.close(1008, "first frame must be connect");
 				return;
 			}
-			const error = checkConnect(peer, frame.params ?? {});
-			if (error) refuse(peer, frame.id, error);
-			else hello(peer, frame.id, frame.params ?? {});
+			const error = this.#checkConnect(peer, frame.params ?? {});
+			if (error) this.#refuse(peer, frame.id, error);
+			else this.#hello(peer, frame.id, frame.params ?? {});
 			return;
 		}
 		if (frame.type === "req" && frame.method === "agent") {
@@ -204,7 +272,7 @@ export async function startGatewaySim(options: GatewaySimOptions): Promise<Gatew
 			peer.ws.send(
 				JSON.stringify({ type: "res", id: frame.id, ok: true, payload: { runId, status: "accepted" } }),
 			);
-			void runScript({
+			void this.run({
 				runId,
 				sessionKey: typeof params.sessionKey === "string" ? params.sessionKey : undefined,
 			}).then(() =>
@@ -226,7 +294,16 @@ export async function startGatewaySim(options: GatewaySimOptions): Promise<Gatew
 		}
 	}
 
-	function checkConnect(peer: Peer, params: Record<string, unknown>): SimError | null {
+	// ---- the handshake ----
+
+	#refuse(peer: Peer, id: unknown, error: SimError): void {
+		this.#stats.refusals.push({ code: String(error.details?.code ?? error.code) });
+		this.#log(`connect refused: ${error.details?.code ?? error.code}`);
+		peer.ws.send(JSON.stringify({ type: "res", id, ok: false, error }));
+		peer.ws.close(1008, "connect refused");
+	}
+
+	#checkConnect(peer: Peer, params: Record<string, unknown>): SimError | null {
 		const invalid = (message: string, code?: string): SimError => ({
 			code: "INVALID_REQUEST",
 			message,
@@ -242,9 +319,9 @@ export async function startGatewaySim(options: GatewaySimOptions): Promise<Gatew
 		if (!CLIENT_MODES.includes(String(client.mode))) return invalid("invalid connect params: client/mode");
 		const auth = (params.auth ?? {}) as Record<string, unknown>;
 		const device = params.device as Record<string, unknown> | undefined;
-		if (auth.token !== options.token) {
+		if (auth.token !== this.#options.token) {
 			const deviceToken = typeof auth.deviceToken === "string" ? auth.deviceToken : null;
-			const deviceOk = device && deviceToken && paired.get(String(device.id)) === deviceToken;
+			const deviceOk = device && deviceToken && this.#paired.get(String(device.id)) === deviceToken;
 			if (!deviceOk) {
 				return invalid(
 					"unauthorized: gateway token mismatch (set gateway.remote.token to match gateway.auth.token)",
@@ -255,10 +332,10 @@ export async function startGatewaySim(options: GatewaySimOptions): Promise<Gatew
 		if (!device) return invalid("device identity required", "DEVICE_IDENTITY_REQUIRED");
 		const deviceError = verifyDevice(peer, params, device, String(auth.token ?? auth.deviceToken ?? ""));
 		if (deviceError) return invalid("device signature invalid", deviceError);
-		if (typeof auth.deviceToken === "string" && paired.get(String(device.id)) !== auth.deviceToken) {
+		if (typeof auth.deviceToken === "string" && this.#paired.get(String(device.id)) !== auth.deviceToken) {
 			return invalid("device token mismatch", "AUTH_DEVICE_TOKEN_MISMATCH");
 		}
-		if (options.pairing === "required" && !approvedDevices.has(String(device.id))) {
+		if (this.#options.pairing === "required" && !this.#approvedDevices.has(String(device.id))) {
 			return {
 				code: "NOT_PAIRED",
 				message: "pairing required",
@@ -268,53 +345,18 @@ export async function startGatewaySim(options: GatewaySimOptions): Promise<Gatew
 		return null;
 	}
 
-	function verifyDevice(
-		peer: Peer,
-		params: Record<string, unknown>,
-		device: Record<string, unknown>,
-		token: string,
-	): string | null {
-		const publicKey = String(device.publicKey ?? "");
-		const raw = Buffer.from(publicKey, "base64url");
-		if (raw.length !== 32) return "DEVICE_AUTH_PUBLIC_KEY_INVALID";
-		if (createHash("sha256").update(raw).digest("hex") !== device.id) return "DEVICE_AUTH_DEVICE_ID_MISMATCH";
-		if (device.nonce !== peer.nonce) return "DEVICE_AUTH_NONCE_MISMATCH";
-		if (device.signedAt !== peer.ts) return "DEVICE_AUTH_SIGNATURE_EXPIRED";
-		const client = params.client as Record<string, unknown>;
-		const payload = signaturePayload({
-			deviceId: String(device.id),
-			clientId: String(client.id),
-			clientMode: String(client.mode),
-			role: String(params.role ?? ""),
-			scopes: Array.isArray(params.scopes) ? params.scopes.map(String) : [],
-			signedAt: peer.ts,
-			token,
-			nonce: peer.nonce,
-			platform: String(client.platform ?? ""),
-			deviceFamily: String(client.deviceFamily ?? ""),
-		});
-		const key = createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: publicKey }, format: "jwk" });
-		const ok = verify(
-			null,
-			Buffer.from(payload),
-			key,
-			Buffer.from(String(device.signature ?? ""), "base64url"),
-		);
-		return ok ? null : "DEVICE_AUTH_SIGNATURE_INVALID";
-	}
-
-	function hello(peer: Peer, id: unknown, params: Record<string, unknown>): void {
+	#hello(peer: Peer, id: unknown, params: Record<string, unknown>): void {
 		const device = params.device as Record<string, unknown>;
 		const deviceId = String(device.id);
 		const auth = (params.auth ?? {}) as Record<string, unknown>;
-		if (typeof auth.deviceToken === "string") stats.deviceTokenConnects++;
-		let deviceToken = paired.get(deviceId);
+		if (typeof auth.deviceToken === "string") this.#stats.deviceTokenConnects++;
+		let deviceToken = this.#paired.get(deviceId);
 		if (!deviceToken) {
 			deviceToken = `devtok_${randomUUID()}`;
-			paired.set(deviceId, deviceToken);
+			this.#paired.set(deviceId, deviceToken);
 		}
-		stats.hellos++;
-		if (!stats.devices.includes(deviceId)) stats.devices.push(deviceId);
+		this.#stats.hellos++;
+		if (!this.#stats.devices.includes(deviceId)) this.#stats.devices.push(deviceId);
 		peer.ready = true;
 		peer.deviceId = deviceId;
 		peer.ws.send(
@@ -333,74 +375,153 @@ export async function startGatewaySim(options: GatewaySimOptions): Promise<Gatew
 						scopes: ["operator.read", "operator.write"],
 						deviceToken,
 					},
-					policy: { maxPayload: MAX_PAYLOAD, maxBufferedBytes: 2 * MAX_PAYLOAD, tickIntervalMs },
+					policy: {
+						maxPayload: MAX_PAYLOAD,
+						maxBufferedBytes: 2 * MAX_PAYLOAD,
+						tickIntervalMs: this.#tickIntervalMs,
+					},
 				},
 			}),
 		);
-		log(`hello-ok for device ${deviceId.slice(0, 12)}…`);
+		this.#log(`hello-ok for device ${deviceId.slice(0, 12)}…`);
 		// Noise every real gateway sends, which clients must ignore.
-		send(peer, "health", { ok: true, ts: Date.now() });
+		this.#send(peer, "health", { ok: true, ts: Date.now() });
 		peer.tick = setInterval(() => {
-			if (ticksEnabled) send(peer, "tick", { ts: Date.now() });
-		}, tickIntervalMs);
+			if (this.#ticksEnabled) this.#send(peer, "tick", { ts: Date.now() });
+		}, this.#tickIntervalMs);
 	}
 
-	function broadcast(event: string, payload: unknown, skipSeq = false): void {
-		for (const peer of peers) send(peer, event, payload, skipSeq);
+	// ---- the control API ----
+
+	async #control(req: IncomingMessage, res: ServerResponse): Promise<void> {
+		const path = new URL(req.url ?? "/", "http://sim").pathname;
+		const body = req.method === "POST" ? await readJson(req) : {};
+		if (req.method === "GET" && path === "/health") return reply(res, 200, { ok: true });
+		if (req.method === "GET" && path === "/__sim/state") return reply(res, 200, this.#stats);
+		if (req.method === "POST" && path === "/__sim/runs") {
+			const script = body as unknown as RunScript;
+			if (typeof script.runId !== "string" || script.runId === "")
+				return reply(res, 400, { error: "runId required" });
+			return reply(res, 200, await this.run(script));
+		}
+		if (req.method === "POST" && path === "/__sim/drop") {
+			this.dropAll(Number(body.code ?? 1012), typeof body.deviceId === "string" ? body.deviceId : undefined);
+			return reply(res, 200, { ok: true });
+		}
+		if (req.method === "POST" && path === "/__sim/ticks") {
+			this.#ticksEnabled = body.enabled !== false;
+			return reply(res, 200, { ok: true, ticks: this.#ticksEnabled });
+		}
+		if (req.method === "POST" && path === "/__sim/shutdown") {
+			this.#broadcast("shutdown", {
+				reason: "restart",
+				restartExpectedMs: Number(body.restartExpectedMs ?? 1000),
+			});
+			return reply(res, 200, { ok: true });
+		}
+		if (req.method === "POST" && path === "/__sim/approve") {
+			this.#approvedDevices.add(String(body.deviceId));
+			return reply(res, 200, { ok: true });
+		}
+		if (req.method === "POST" && path === "/__sim/reset") {
+			this.reset();
+			return reply(res, 200, { ok: true });
+		}
+		return reply(res, 404, { error: `no route ${req.method} ${path}` });
+	}
+}
+
+export function startGatewaySim(options: GatewaySimOptions): Promise<GatewaySim> {
+	return new GatewaySim(options).listen();
+}
+
+/** Checks a `connect`'s Ed25519 device signature over the challenge; null when it holds. */
+function verifyDevice(
+	peer: Peer,
+	params: Record<string, unknown>,
+	device: Record<string, unknown>,
+	token: string,
+): string | null {
+	const publicKey = String(device.publicKey ?? "");
+	const raw = Buffer.from(publicKey, "base64url");
+	if (raw.length !== 32) return "DEVICE_AUTH_PUBLIC_KEY_INVALID";
+	if (createHash("sha256").update(raw).digest("hex") !== device.id) return "DEVICE_AUTH_DEVICE_ID_MISMATCH";
+	if (device.nonce !== peer.nonce) return "DEVICE_AUTH_NONCE_MISMATCH";
+	if (device.signedAt !== peer.ts) return "DEVICE_AUTH_SIGNATURE_EXPIRED";
+	const client = params.client as Record<string, unknown>;
+	const payload = signaturePayload({
+		deviceId: String(device.id),
+		clientId: String(client.id),
+		clientMode: String(client.mode),
+		role: String(params.role ?? ""),
+		scopes: Array.isArray(params.scopes) ? params.scopes.map(String) : [],
+		signedAt: peer.ts,
+		token,
+		nonce: peer.nonce,
+		platform: String(client.platform ?? ""),
+		deviceFamily: String(client.deviceFamily ?? ""),
+	});
+	const key = createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: publicKey }, format: "jwk" });
+	const ok = verify(
+		null,
+		Buffer.from(payload),
+		key,
+		Buffer.from(String(device.signature ?? ""), "base64url"),
+	);
+	return ok ? null : "DEVICE_AUTH_SIGNATURE_INVALID";
+}
+
+type Broadcast = (event: string, payload: unknown, skipSeq?: boolean) => void;
+
+/**
+ * One scripted agent run, event by event as the real gateway streams it (openclaw-sample-run.jsonl):
+ * lifecycle start, each tool as item/tool events, the answer as assistant deltas mirrored by chat
+ * deltas, usage, lifecycle end, the late chat delta and chat final — with the script's faults.
+ */
+class ScriptedRun {
+	readonly #script: RunScript;
+	readonly #broadcast: Broadcast;
+	readonly #dropAll: () => void;
+	readonly #pace: number;
+	readonly #sessionKey: string;
+	#seq = 0;
+	#events = 0;
+	#frameGapPending: boolean;
+
+	constructor(script: RunScript, broadcast: Broadcast, dropAll: () => void) {
+		this.#script = script;
+		this.#broadcast = broadcast;
+		this.#dropAll = dropAll;
+		this.#pace = script.paceMs ?? 2;
+		this.#sessionKey = script.sessionKey ?? `agent:main:myndlens-${script.runId}`;
+		this.#frameGapPending = script.frameSeqGap ?? false;
 	}
 
-	async function runScript(script: RunScript): Promise<{ events: number }> {
+	async play(stats: GatewaySimStats): Promise<{ events: number }> {
+		const script = this.#script;
 		stats.runs.push(script.runId);
-		const pace = script.paceMs ?? 2;
-		const sessionKey = script.sessionKey ?? `agent:main:myndlens-${script.runId}`;
 		const answer = script.answer ?? "The weekly report was sent to the team. Revenue is up 4%.";
 		const tools = script.tools ?? [{ name: "read", title: "Read from REPORT.md" }];
-		let seq = 0;
-		let events = 0;
-		let frameGapPending = script.frameSeqGap ?? false;
-		const agent = async (stream: string, data: Record<string, unknown>, options: { skip?: boolean } = {}) => {
-			seq++;
-			if (options.skip) return seq;
-			broadcast(
-				"agent",
-				{ runId: script.runId, sessionKey, stream, data, seq, ts: Date.now() },
-				frameGapPending,
-			);
-			frameGapPending = false;
-			events++;
-			await sleep(pace);
-			return seq;
-		};
-		const chat = async (state: string, at: number, extra: Record<string, unknown>) => {
-			broadcast("chat", { runId: script.runId, sessionKey, seq: at, state, ...extra });
-			events++;
-			await sleep(pace);
-		};
-		const message = (text: string) => ({
-			role: "assistant",
-			content: [{ type: "text", text }],
-			timestamp: Date.now(),
-		});
 
-		await agent("lifecycle", { phase: "start", startedAt: Date.now() });
-		await agent("lifecycle", { phase: "model", provider: "mock", model: "mock-1" });
+		await this.#agent("lifecycle", { phase: "start", startedAt: Date.now() });
+		await this.#agent("lifecycle", { phase: "model", provider: "mock", model: "mock-1" });
 		for (const [index, tool] of tools.entries()) {
 			const toolCallId = `call_${index + 1}`;
 			const item = { itemId: `tool:${toolCallId}`, toolCallId, name: tool.name, kind: "tool" };
-			await agent("item", { ...item, phase: "start", title: tool.title, status: "running" });
-			await agent("tool", { phase: "start", name: tool.name, toolCallId, args: {} });
-			await agent("tool", { phase: "result", name: tool.name, toolCallId, isError: false });
-			await agent("item", { ...item, phase: "end", title: tool.title, status: "completed" });
+			await this.#agent("item", { ...item, phase: "start", title: tool.title, status: "running" });
+			await this.#agent("tool", { phase: "start", name: tool.name, toolCallId, args: {} });
+			await this.#agent("tool", { phase: "result", name: tool.name, toolCallId, isError: false });
+			await this.#agent("item", { ...item, phase: "end", title: tool.title, status: "completed" });
 		}
 		if (script.dropMidRun) {
-			for (const peer of peers) peer.ws.close(1012, "service restart");
-			return { events };
+			this.#dropAll();
+			return { events: this.#events };
 		}
 		if (script.lifecycleError) {
-			await agent("lifecycle", { phase: "error", error: "model overloaded" });
-			await agent("lifecycle", { phase: "start", startedAt: Date.now() });
+			await this.#agent("lifecycle", { phase: "error", error: "model overloaded" });
+			await this.#agent("lifecycle", { phase: "start", startedAt: Date.now() });
 		}
-		await agent("lifecycle", { phase: "model", provider: "mock", model: "mock-1" });
+		await this.#agent("lifecycle", { phase: "model", provider: "mock", model: "mock-1" });
 		const pieces = splitAnswer(answer);
 		const itemId = `${randomUUID()}:2`;
 		let text = "";
@@ -408,107 +529,83 @@ export async function startGatewaySim(options: GatewaySimOptions): Promise<Gatew
 		for (const [index, delta] of pieces.entries()) {
 			text += delta;
 			const skip = script.seqGap === true && index === 1 && pieces.length > 2;
-			const at = await agent("assistant", { text, delta, itemId }, { skip });
+			const at = await this.#agent("assistant", { text, delta, itemId }, { skip });
 			if (skip) continue;
 			if (script.duplicate && index === 0) {
-				broadcast("agent", {
+				this.#broadcast("agent", {
 					runId: script.runId,
-					sessionKey,
+					sessionKey: this.#sessionKey,
 					stream: "assistant",
 					data: { text, delta, itemId },
 					seq: at,
 				});
-				events++;
+				this.#events++;
 			}
 			// The last chat delta is throttled past the lifecycle end, as on the real gateway.
 			if (index === pieces.length - 1) lateDelta = { at, delta, text };
 			else {
-				await chat("delta", at, { deltaText: delta, message: message(text) });
+				await this.#chat("delta", at, { deltaText: delta, message: message(text) });
 				if (script.duplicate && index === 0)
-					await chat("delta", at, { deltaText: delta, message: message(text) });
+					await this.#chat("delta", at, { deltaText: delta, message: message(text) });
 			}
 		}
-		await agent("usage", { outputTokens: 20 });
-		await agent("lifecycle", { phase: "finishing", stopReason: "stop" });
-		const endSeq = await agent("lifecycle", {
+		await this.#agent("usage", { outputTokens: 20 });
+		await this.#agent("lifecycle", { phase: "finishing", stopReason: "stop" });
+		const endSeq = await this.#agent("lifecycle", {
 			phase: "end",
 			stopReason: "stop",
 			...(script.terminalReply === false ? {} : { terminalReply: { disposition: "visible", text: answer } }),
 		});
 		if (lateDelta)
-			await chat("delta", lateDelta.at, { deltaText: lateDelta.delta, message: message(lateDelta.text) });
-		await chat("final", endSeq, { stopReason: "stop", message: message(answer) });
-		return { events };
+			await this.#chat("delta", lateDelta.at, {
+				deltaText: lateDelta.delta,
+				message: message(lateDelta.text),
+			});
+		await this.#chat("final", endSeq, { stopReason: "stop", message: message(answer) });
+		return { events: this.#events };
 	}
 
-	async function control(req: IncomingMessage, res: ServerResponse): Promise<void> {
-		const path = new URL(req.url ?? "/", "http://sim").pathname;
-		const body = req.method === "POST" ? await readJson(req) : {};
-		if (req.method === "GET" && path === "/health") return reply(res, 200, { ok: true });
-		if (req.method === "GET" && path === "/__sim/state") return reply(res, 200, stats);
-		if (req.method === "POST" && path === "/__sim/runs") {
-			const script = body as unknown as RunScript;
-			if (typeof script.runId !== "string" || script.runId === "")
-				return reply(res, 400, { error: "runId required" });
-			return reply(res, 200, await runScript(script));
-		}
-		if (req.method === "POST" && path === "/__sim/drop") {
-			dropAll(Number(body.code ?? 1012), typeof body.deviceId === "string" ? body.deviceId : undefined);
-			return reply(res, 200, { ok: true });
-		}
-		if (req.method === "POST" && path === "/__sim/ticks") {
-			ticksEnabled = body.enabled !== false;
-			return reply(res, 200, { ok: true, ticks: ticksEnabled });
-		}
-		if (req.method === "POST" && path === "/__sim/shutdown") {
-			broadcast("shutdown", { reason: "restart", restartExpectedMs: Number(body.restartExpectedMs ?? 1000) });
-			return reply(res, 200, { ok: true });
-		}
-		if (req.method === "POST" && path === "/__sim/approve") {
-			approvedDevices.add(String(body.deviceId));
-			return reply(res, 200, { ok: true });
-		}
-		if (req.method === "POST" && path === "/__sim/reset") {
-			reset();
-			return reply(res, 200, { ok: true });
-		}
-		return reply(res, 404, { error: `no route ${req.method} ${path}` });
+	/** One `agent` event with the run's next seq (not sent when `skip`); returns that seq. */
+	async #agent(
+		stream: string,
+		data: Record<string, unknown>,
+		options: { skip?: boolean } = {},
+	): Promise<number> {
+		this.#seq++;
+		if (options.skip) return this.#seq;
+		this.#broadcast(
+			"agent",
+			{
+				runId: this.#script.runId,
+				sessionKey: this.#sessionKey,
+				stream,
+				data,
+				seq: this.#seq,
+				ts: Date.now(),
+			},
+			this.#frameGapPending,
+		);
+		this.#frameGapPending = false;
+		this.#events++;
+		await sleep(this.#pace);
+		return this.#seq;
 	}
 
-	/** Closes every connection, or only one device's (tests share one simulator). */
-	function dropAll(code = 1012, deviceId?: string): void {
-		for (const peer of peers) {
-			if (deviceId === undefined || peer.deviceId === deviceId) peer.ws.close(code, "dropped by simulator");
-		}
+	async #chat(state: string, at: number, extra: Record<string, unknown>): Promise<void> {
+		this.#broadcast("chat", {
+			runId: this.#script.runId,
+			sessionKey: this.#sessionKey,
+			seq: at,
+			state,
+			...extra,
+		});
+		this.#events++;
+		await sleep(this.#pace);
 	}
+}
 
-	function reset(): void {
-		stats = freshStats();
-		ticksEnabled = true;
-	}
-
-	await new Promise<void>((resolve) => http.listen(options.port ?? 0, options.host ?? "127.0.0.1", resolve));
-	const port = (http.address() as AddressInfo).port;
-	const host = options.host ?? "127.0.0.1";
-	log(`OpenClaw gateway simulator on ws://${host}:${port}`);
-	return {
-		url: `ws://${host}:${port}`,
-		httpUrl: `http://${host}:${port}`,
-		port,
-		// `open`: connections that completed the handshake and are still up.
-		stats: () => ({ ...stats, open: [...peers].filter((peer) => peer.ready).length }),
-		run: runScript,
-		dropAll,
-		setTicks: (enabled) => {
-			ticksEnabled = enabled;
-		},
-		reset,
-		close: async () => {
-			for (const peer of peers) peer.ws.terminate();
-			await new Promise<void>((resolve) => wss.close(() => resolve()));
-			await new Promise<void>((resolve) => http.close(() => resolve()));
-		},
-	};
+function message(text: string) {
+	return { role: "assistant", content: [{ type: "text", text }], timestamp: Date.now() };
 }
 
 function freshStats(): GatewaySimStats {
