@@ -17,8 +17,9 @@ import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { agentAnswer, gatewayAgent, SCENARIOS, startObeGeeSim } from "../sim/obegee.ts";
+import { agentAnswer, gatewayAgent, startObeGeeSim } from "../sim/obegee.ts";
 import { startGatewaySim } from "../sim/openclaw.ts";
+import { SCENARIOS } from "../sim/scenarios.ts";
 import { mintMobileToken } from "../src/auth/mobile-token.ts";
 import { HOST, LocalWorkerError, type RunningWorker, startLocalWorker } from "../tools/local-worker.ts";
 

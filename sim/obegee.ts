@@ -7,13 +7,15 @@ import { z } from "zod";
 import { Mandate } from "../src/protocol/api.ts";
 import type { DeliveryWebhook, DispatchResponse, ExecutionStatus } from "../src/protocol/obegee.ts";
 import type { GatewaySim, RunScript } from "./openclaw.ts";
+import { SCENARIOS, type Scenario } from "./scenarios.ts";
 import { deliverWebhook, type SignedWebhook, signWebhook, type WebhookAttempt } from "./webhooks.ts";
 
 /**
  * A local stand-in for ObeGee's HTTP API (seed-spec.md), speaking its real wire formats: dispatch,
  * status polling and the Standard Webhooks delivery webhook. `npm start` and the tests run the Worker
- * against it. Each mandate picks a scenario (`dimensions.sim_scenario`) so one simulator can play a
- * fast success, a failure, a lost or duplicated webhook, a flaky status API or a run a test drives.
+ * against it. Each mandate picks a scenario (`dimensions.sim_scenario`, listed in sim/scenarios.ts) so
+ * one simulator can play a fast success, a failure, a lost or duplicated webhook, a flaky status API
+ * or a run a test drives.
  *
  * With an `agent` (the OpenClaw gateway simulator, sim/openclaw.ts), each execution also plays the
  * tenant's agent working on it, as the MyndLens service starts it in production: a gateway run with
@@ -24,21 +26,6 @@ import { deliverWebhook, type SignedWebhook, signWebhook, type WebhookAttempt } 
  * The control API under `/__sim` has NO authentication on purpose: the simulator is a local test
  * tool bound to 127.0.0.1 and never deployed, and tests must drive it without knowing its secrets.
  */
-
-export const SCENARIOS = [
-	"happy",
-	"slow",
-	"fail",
-	"invalid_tenant",
-	"no_webhook",
-	"early_webhook",
-	"duplicate_webhook",
-	"flaky",
-	"gateway_drop",
-	"agent_error",
-	"manual",
-] as const;
-export type Scenario = (typeof SCENARIOS)[number];
 
 export interface ObeGeeSimOptions {
 	/** 0 (the default) picks a free port. */

@@ -16,7 +16,11 @@ import { sessionStub } from "./rpc.ts";
  */
 export const demo = new Hono<AppEnv>();
 
-/** The simulator scenarios the page offers (`dimensions.sim_scenario`, see sim/obegee.ts). */
+/**
+ * The simulator scenarios the page offers (`dimensions.sim_scenario`): every one in sim/scenarios.ts
+ * but the test-only `manual`, with a label. The Worker imports nothing from sim/, so the list is
+ * repeated here and test/demo-scenarios.test.ts checks that the two agree.
+ */
 export const DEMO_SCENARIOS = [
 	{ id: "happy", label: "Happy path (6 s)" },
 	{ id: "slow", label: "Slow (45 s)" },
