@@ -12,7 +12,7 @@ describe("mintMobileToken", () => {
 		const claims = decodeJwt(token);
 		expect(claims.iat).toBeGreaterThanOrEqual(before);
 		expect(claims.exp).toBe((claims.iat ?? 0) + 3600);
-		expect(await verifyMobileToken(token, SECRET)).toEqual({
+		expect(await verifyMobileToken(token, SECRET)).toMatchObject({
 			ok: true,
 			claims: { sid: "sess_mint", sub: "user_mint", exp: claims.exp },
 		});
