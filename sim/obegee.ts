@@ -204,10 +204,14 @@ function scenarioOf(mandate: Mandate, fallback: Scenario): Scenario {
 }
 
 /**
- * A fault a mandate asks for in its dimensions: `sim_dispatch_error` (an HTTP status its dispatch
+ * A fault a mandate asks for in its dimensions: `sim_dispatch_errors` (how many of its first dispatch
+ * attempts answer 503), `sim_dispatch_error` (an HTTP status its dispatch
  * answers) or `sim_status_errors` (how many of its first status calls answer 503); 0 when absent.
  */
-function mandateFault(mandate: Mandate, name: "sim_dispatch_error" | "sim_status_errors"): number {
+function mandateFault(
+	mandate: Mandate,
+	name: "sim_dispatch_error" | "sim_dispatch_errors" | "sim_status_errors",
+): number {
 	const value = mandate.dimensions?.[name];
 	return typeof value === "number" && Number.isInteger(value) ? value : 0;
 }
@@ -299,6 +303,8 @@ class ObeGeeSimulator {
 	readonly #statusCalls = new Map<string, number>();
 	#webhookAttempts: WebhookAttempt[] = [];
 	#dispatchCalls = 0;
+	/** Dispatch attempts per mandate_id, for `sim_dispatch_errors`. */
+	readonly #dispatchAttempts = new Map<string, number>();
 	#faults = noFaults();
 	#defaultScenario: Scenario = "happy";
 	/** Aborted on reset and close: stops pending deliveries and hanging answers of the old state. */
@@ -322,6 +328,11 @@ class ObeGeeSimulator {
 		const mandate = parseBody(Mandate, body);
 		const scenario = scenarioOf(mandate, this.#defaultScenario);
 		// Per-mandate faults, so tests running side by side never see each other's outages.
+		const attempt = (this.#dispatchAttempts.get(mandate.mandate_id) ?? 0) + 1;
+		this.#dispatchAttempts.set(mandate.mandate_id, attempt);
+		if (attempt <= mandateFault(mandate, "sim_dispatch_errors")) {
+			throw new SimError(503, "injected_fault", "Simulated ObeGee outage");
+		}
 		const dispatchError = mandateFault(mandate, "sim_dispatch_error");
 		if (dispatchError >= 400 && dispatchError <= 599) {
 			throw new SimError(dispatchError, "injected_fault", "Simulated ObeGee outage");

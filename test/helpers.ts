@@ -1,4 +1,4 @@
-import { runDurableObjectAlarm } from "cloudflare:test";
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { afterEach, expect } from "vitest";
 import { mintMobileToken } from "../src/auth/mobile-token.ts";
@@ -72,6 +72,20 @@ export function sessionStub(sessionId: string) {
 /** Fires the session's alarm now (time is driven, not waited for). */
 export function runAlarm(sessionId: string): Promise<boolean> {
 	return runDurableObjectAlarm(sessionStub(sessionId));
+}
+
+/**
+ * Fires the session's alarm as if the clock read `at` (time is driven, not waited for): the alarm acts
+ * as of the time it was armed for, so arming it for `at` jumps the session's clock there.
+ */
+export async function runAlarmAt(sessionId: string, at: number): Promise<boolean> {
+	await runInDurableObject(sessionStub(sessionId), (_instance, state) => {
+		state.storage.sql.exec(
+			"INSERT INTO ml_meta (key, value) VALUES ('alarm_at', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+			String(at),
+		);
+	});
+	return runAlarm(sessionId);
 }
 
 // ── The simulated ObeGee ────────────────────────────────────────────────────────────────────────
@@ -218,6 +232,25 @@ export async function connectResponse(sessionId: string, query = "", headers: Re
 	return api(`/api/sessions/${sessionId}/ws${query}`, { headers: { Upgrade: "websocket", ...headers } });
 }
 
+/**
+ * The close a refused upgrade ends in: the Worker accepts a socket with a bad token and closes it at
+ * once (4401/4403), since a phone never sees the status of a refused upgrade (issue 14).
+ */
+export async function refusal(response: Response): Promise<{ code: number; reason: string }> {
+	expect(response.status).toBe(101);
+	const socket = response.webSocket;
+	if (!socket) throw new Error("no websocket in the upgrade response");
+	const closed = new Promise<{ code: number; reason: string }>((resolve, reject) => {
+		const timer = setTimeout(() => reject(new Error("the refused socket was never closed")), 5_000);
+		socket.addEventListener("close", (event) => {
+			clearTimeout(timer);
+			resolve({ code: event.code, reason: event.reason });
+		});
+	});
+	socket.accept();
+	return closed;
+}
+
 export async function connectPhone(
 	sessionId: string,
 	options: { since?: number; token?: string } = {},
@@ -231,6 +264,16 @@ export async function connectPhone(
 	const phone = new Phone(socket);
 	socket.accept();
 	return phone;
+}
+
+/** When the earliest phone token of a session expires: the alarm closes its socket then (issue 14). */
+export function phoneTokenExpiry(sessionId: string): Promise<number | null> {
+	return runInDurableObject(sessionStub(sessionId), (_instance, state) => {
+		const row = state.storage.sql
+			.exec<{ value: string }>("SELECT value FROM ml_meta WHERE key = 'sockets_expire_at'")
+			.toArray()[0];
+		return row ? Number(row.value) : null;
+	});
 }
 
 export async function progressOf(sessionId: string): Promise<SnapshotFrame> {

@@ -1,6 +1,6 @@
 import { exportJWK, generateKeyPair, SignJWT, UnsecuredJWT } from "jose";
 import { describe, expect, it } from "vitest";
-import { verifyMobileToken } from "../src/auth/mobile-token.ts";
+import { MAX_TOKEN_LIFETIME_SECONDS, verifyMobileToken } from "../src/auth/mobile-token.ts";
 import { TEST_SECRETS } from "./secrets.ts";
 
 // Issue 4: mobile tokens are HS256 only, with exp and nbf enforced and the claims we rely on present.
@@ -13,6 +13,7 @@ describe("mobile token verification", () => {
 	it("accepts a well-formed HS256 token", async () => {
 		const token = await new SignJWT(claims)
 			.setProtectedHeader({ alg: "HS256" })
+			.setIssuedAt(now)
 			.setExpirationTime(now + 60)
 			.sign(key);
 		expect(await verifyMobileToken(token, secret)).toMatchObject({
@@ -24,6 +25,7 @@ describe("mobile token verification", () => {
 	it("refuses expired and not-yet-valid tokens", async () => {
 		const expired = await new SignJWT(claims)
 			.setProtectedHeader({ alg: "HS256" })
+			.setIssuedAt(now - 600)
 			.setExpirationTime(now - 120)
 			.sign(key);
 		expect(await verifyMobileToken(expired, secret)).toEqual({ ok: false, reason: "expired" });
@@ -67,6 +69,22 @@ describe("mobile token verification", () => {
 			.sign(key);
 		for (const token of [noSid, noExp, badSid])
 			expect(await verifyMobileToken(token, secret)).toEqual({ ok: false, reason: "invalid" });
+	});
+
+	it("requires iat and refuses a token that lives longer than the maximum or was issued in the future", async () => {
+		const sign = (issuedAt: number | null, expiresAt: number) => {
+			const jwt = new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).setExpirationTime(expiresAt);
+			return (issuedAt === null ? jwt : jwt.setIssuedAt(issuedAt)).sign(key);
+		};
+		const invalid = { ok: false, reason: "invalid" };
+		expect(await verifyMobileToken(await sign(null, now + 60), secret)).toEqual(invalid);
+		expect(await verifyMobileToken(await sign(now, now + MAX_TOKEN_LIFETIME_SECONDS + 1), secret)).toEqual(
+			invalid,
+		);
+		expect(await verifyMobileToken(await sign(now + 3600, now + 7200), secret)).toEqual(invalid);
+		expect(await verifyMobileToken(await sign(now, now + MAX_TOKEN_LIFETIME_SECONDS), secret)).toMatchObject({
+			ok: true,
+		});
 	});
 
 	it("refuses a token signed with another key", async () => {

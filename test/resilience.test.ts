@@ -8,6 +8,7 @@ import {
 	execute,
 	mandateBody,
 	phonesClosedAfterEach,
+	phoneTokenExpiry,
 	progressOf,
 	reportStage,
 	runAlarm,
@@ -105,7 +106,10 @@ describe("resilience", () => {
 		const failed = await phone.waitForStage(body.mandate_id, 9, "failed");
 		expect((failed.data as { message: string }).message).toMatch(/taking longer than expected/);
 		expect((await progressOf(sessionId)).mandates[0]?.state).toBe("timed_out");
-		expect(await runAlarm(sessionId)).toBe(false);
+		// Polling stopped: the only alarm left is the phone's token expiry (issue 14).
+		expect(
+			await runInDurableObject(sessionStub(sessionId), (_instance, state) => state.storage.getAlarm()),
+		).toBe(await phoneTokenExpiry(sessionId));
 
 		// A late success beats a stale "timed out".
 		const late = await deliverWebhook(

@@ -1,4 +1,4 @@
-import { createExecutionContext } from "cloudflare:test";
+import { createExecutionContext, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import app from "../src/index.ts";
@@ -11,8 +11,11 @@ import {
 	mobileToken,
 	postJson,
 	progressOf,
+	refusal,
 	reportStage,
 	SERVICE,
+	sessionStub,
+	simCalls,
 	uniqueId,
 } from "./helpers.ts";
 import { TEST_SECRETS } from "./secrets.ts";
@@ -42,16 +45,27 @@ describe("routes: auth and bad input", () => {
 			)}.`.replaceAll("=", "");
 			const cases: Array<[Response, number, string]> = [
 				[await api(`/api/sessions/${sessionId}/ws`), 426, "upgrade_required"],
-				[await connectResponse(sessionId), 401, "unauthorized"],
-				[await connectResponse(sessionId, "", bearer("garbage")), 401, "unauthorized"],
-				[await connectResponse(sessionId, "", bearer(unsigned)), 401, "unauthorized"],
-				[await connectResponse(sessionId, "", bearer(wrongKey)), 401, "unauthorized"],
-				[await connectResponse(sessionId, "", bearer(expired)), 401, "token_expired"],
-				[await connectResponse(sessionId, "", bearer(other)), 403, "forbidden"],
-				[await connectResponse(sessionId, "", SERVICE), 403, "forbidden"],
 				[await connectResponse("bad id!", "", bearer(await mobileToken("bad id!"))), 400, "invalid_request"],
 			];
 			for (const [response, status, code] of cases) expect(await errorOf(response)).toEqual({ status, code });
+			// A refused upgrade is accepted and closed at once, so a browser or phone can read why.
+			const refused: Array<[Response, number, string]> = [
+				[await connectResponse(sessionId), 4401, "unauthorized"],
+				[await connectResponse(sessionId, "", bearer("garbage")), 4401, "unauthorized"],
+				[await connectResponse(sessionId, "", bearer(unsigned)), 4401, "unauthorized"],
+				[await connectResponse(sessionId, "", bearer(wrongKey)), 4401, "unauthorized"],
+				[await connectResponse(sessionId, "", bearer(expired)), 4401, "token_expired"],
+				[await connectResponse(sessionId, "", bearer(other)), 4403, "token is not for this session"],
+				[await connectResponse(sessionId, "", SERVICE), 4403, "token is not for this session"],
+			];
+			for (const [response, code, reason] of refused)
+				expect(await refusal(response)).toEqual({ code, reason });
+			// None of them woke the session: it has never been bound to anybody.
+			expect(
+				await runInDurableObject(sessionStub(sessionId), (_i, state) =>
+					state.storage.sql.exec("SELECT 1 FROM ml_meta WHERE key = 'session_id'").toArray(),
+				),
+			).toEqual([]);
 		});
 
 		it("accepts the token as ?token= for clients that cannot set headers", async () => {
@@ -127,10 +141,11 @@ describe("routes: auth and bad input", () => {
 	});
 
 	describe("POST /api/mandate/execute", () => {
-		it("takes the service token or a mobile token of that session and tenant", async () => {
+		it("takes only the pipeline's service token: a phone only watches", async () => {
 			const sessionId = uniqueId("sess");
 			const body = mandateBody(sessionId);
 			const post = (headers: Record<string, string>) => postJson("/api/mandate/execute", body, headers);
+			const before = (await simCalls()).dispatch;
 			expect(await errorOf(await post({}))).toEqual({ status: 401, code: "unauthorized" });
 			expect(await errorOf(await post(ADMIN))).toEqual({ status: 403, code: "forbidden" });
 			expect(await errorOf(await post(bearer(await mobileToken(uniqueId("sess")))))).toEqual({
@@ -139,10 +154,13 @@ describe("routes: auth and bad input", () => {
 			});
 			const otherTenant = await mobileToken(sessionId, { tenantId: "tenant_other" });
 			expect(await errorOf(await post(bearer(otherTenant)))).toEqual({ status: 403, code: "forbidden" });
-			expect((await progressOf(sessionId)).mandates).toEqual([]);
-
+			// Issue 14: even a phone of this very session and tenant cannot send a mandate.
 			const ownTenant = await mobileToken(sessionId, { tenantId: body.tenant_id });
-			expect((await post(bearer(ownTenant))).status).toBe(200);
+			expect(await errorOf(await post(bearer(ownTenant)))).toEqual({ status: 403, code: "forbidden" });
+			expect((await progressOf(sessionId)).mandates).toEqual([]);
+			expect((await simCalls()).dispatch).toBe(before);
+
+			expect((await post(SERVICE)).status).toBe(200);
 		});
 
 		it("refuses malformed mandates with 400 and dispatches nothing", async () => {

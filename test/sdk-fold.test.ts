@@ -2,8 +2,8 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { emptySession, foldFrame } from "../client/fold.ts";
 import type { SessionView } from "../client/view.ts";
-import { STAGE_STATUSES } from "../src/protocol/stages.ts";
 import type { LoggedFrame, ServerFrame, SnapshotFrame } from "../src/protocol/frames.ts";
+import { STAGE_STATUSES } from "../src/protocol/stages.ts";
 
 // issue 5: the SDK's pure fold — seq dedup, snapshots, no stage ever moving back.
 

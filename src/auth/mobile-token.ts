@@ -5,13 +5,19 @@ import { Identifier, text } from "../protocol/common.ts";
 /**
  * Mobile tokens (DESIGN.md): HS256 JWTs signed with SESSION_TOKEN_SECRET, scoped to one session
  * by `sid`. jose checks the signature, `exp` and `nbf`, and only HS256 is accepted, so `none` and
- * algorithm-confusion tokens are refused.
+ * algorithm-confusion tokens are refused. `iat` is required and a token may live at most
+ * MAX_TOKEN_LIFETIME_SECONDS (`exp - iat`), so a leaked token is not good for ever (issue 14).
  */
+
+/** The longest a mobile token may live, from `iat` to `exp` (SECURITY.md). */
+export const MAX_TOKEN_LIFETIME_SECONDS = 24 * 60 * 60;
+const CLOCK_TOLERANCE_SECONDS = 30;
 
 export const MobileClaims = z.object({
 	sid: Identifier,
 	sub: text(256, 1),
 	exp: z.number(),
+	iat: z.number(),
 	tenant_id: z.optional(Identifier),
 });
 export type MobileClaims = z.infer<typeof MobileClaims>;
@@ -72,11 +78,15 @@ export async function verifyMobileToken(token: string, secret: string): Promise<
 	try {
 		const { payload } = await jwtVerify(token, hmacKey(secret), {
 			algorithms: ["HS256"],
-			requiredClaims: ["sid", "sub", "exp"],
-			clockTolerance: 30,
+			requiredClaims: ["sid", "sub", "exp", "iat"],
+			clockTolerance: CLOCK_TOLERANCE_SECONDS,
 		});
 		const claims = MobileClaims.safeParse(payload);
-		return claims.success ? { ok: true, claims: claims.data } : { ok: false, reason: "invalid" };
+		if (!claims.success) return { ok: false, reason: "invalid" };
+		const { iat, exp } = claims.data;
+		const issuedInFuture = iat > Date.now() / 1000 + CLOCK_TOLERANCE_SECONDS;
+		if (exp - iat > MAX_TOKEN_LIFETIME_SECONDS || issuedInFuture) return { ok: false, reason: "invalid" };
+		return { ok: true, claims: claims.data };
 	} catch (error) {
 		return { ok: false, reason: error instanceof errors.JWTExpired ? "expired" : "invalid" };
 	}

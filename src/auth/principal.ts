@@ -10,16 +10,20 @@ import { bearerToken, secretsEqual } from "./secrets.ts";
  */
 export type Principal = { kind: "service" } | { kind: "admin" } | { kind: "mobile"; claims: MobileClaims };
 
-export type Identified = { ok: true; principal: Principal } | { ok: false; response: Response };
+/** A refusal carries its error code too, so a WebSocket upgrade can turn it into a close reason. */
+export type Identified =
+	| { ok: true; principal: Principal }
+	| { ok: false; code: "not_configured" | "unauthorized" | "token_expired"; response: Response };
 
 export async function identify(c: AppContext, token: string | null): Promise<Identified> {
 	const { SERVICE_TOKEN, ADMIN_TOKEN, SESSION_TOKEN_SECRET } = c.env;
 	if (!SERVICE_TOKEN && !ADMIN_TOKEN && !SESSION_TOKEN_SECRET) {
-		return { ok: false, response: notConfigured(c, "authentication") };
+		return { ok: false, code: "not_configured", response: notConfigured(c, "authentication") };
 	}
 	if (!token) {
 		return {
 			ok: false,
+			code: "unauthorized",
 			response: apiError(c, 401, "unauthorized", "Send a bearer token in the Authorization header."),
 		};
 	}
@@ -34,10 +38,18 @@ export async function identify(c: AppContext, token: string | null): Promise<Ide
 		const verified = await verifyMobileToken(token, SESSION_TOKEN_SECRET);
 		if (verified.ok) return { ok: true, principal: { kind: "mobile", claims: verified.claims } };
 		if (verified.reason === "expired") {
-			return { ok: false, response: apiError(c, 401, "token_expired", "The session token has expired.") };
+			return {
+				ok: false,
+				code: "token_expired",
+				response: apiError(c, 401, "token_expired", "The session token has expired."),
+			};
 		}
 	}
-	return { ok: false, response: apiError(c, 401, "unauthorized", "The token is not valid.") };
+	return {
+		ok: false,
+		code: "unauthorized",
+		response: apiError(c, 401, "unauthorized", "The token is not valid."),
+	};
 }
 
 export function fromHeader(c: AppContext): string | null {
@@ -53,7 +65,10 @@ export function notConfigured(c: AppContext, what: string): Response {
 	return apiError(c, 503, "not_configured", `This service is not configured for ${what} yet.`);
 }
 
-/** A mobile principal may only touch its own session, and its own tenant where the token names one. */
+/**
+ * A mobile principal may only touch its own session (`sid`). Whether its user and tenant may watch
+ * that session is the Session DO's to say (session/owner.ts): the session is bound to its first user.
+ */
 export function mobileMaySee(principal: Principal, sessionId: string): boolean {
 	return principal.kind === "mobile" && principal.claims.sid === sessionId;
 }

@@ -12,6 +12,8 @@ const MAX_REMEMBERED = 10_000;
 const sessionsByExecution = new Map<string, string>();
 
 export function rememberExecution(executionId: string, sessionId: string): void {
+	// First come, for good: an execution's owner never changes (issue 14).
+	if (sessionsByExecution.has(executionId)) return;
 	if (sessionsByExecution.size >= MAX_REMEMBERED) {
 		const oldest = sessionsByExecution.keys().next().value;
 		if (oldest !== undefined) sessionsByExecution.delete(oldest);

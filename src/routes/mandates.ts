@@ -11,17 +11,12 @@ export const mandates = new Hono<AppEnv>();
 mandates.post("/execute", limitBody(64 * 1024), async (c) => {
 	const who = await identify(c, fromHeader(c));
 	if (!who.ok) return who.response;
-	if (who.principal.kind === "admin") return forbidden(c, "Operators do not execute mandates.");
+	// Phones only watch (issue 14): a mandate runs only after the pipeline's stages 1–5, so only the
+	// pipeline may send one, never a phone naming any tenant, intent or skills it likes.
+	if (who.principal.kind !== "service") return forbidden(c, "Only the MyndLens pipeline executes mandates.");
 	const request = await readJson(c, ExecuteRequest);
 	if (!request.ok) return request.response;
-	const { session_id, tenant_id } = request.value;
-	if (who.principal.kind === "mobile") {
-		const { claims } = who.principal;
-		if (claims.sid !== session_id) return forbidden(c, "This token is not for this session.");
-		if (claims.tenant_id !== undefined && claims.tenant_id !== tenant_id) {
-			return forbidden(c, "This token is not for this tenant.");
-		}
-	}
+	const { session_id } = request.value;
 	if (!c.env.OBEGEE_API_TOKEN || !c.env.OBEGEE_BASE_URL) return notConfigured(c, "mandate execution");
 	const result = await sessionStub(c, session_id).execute(request.value);
 	if (result.ok) rememberExecution(result.value.execution_id, session_id);

@@ -1,13 +1,19 @@
 import { Hono } from "hono";
-import { forbidden, fromHeader, identify, mobileMaySee } from "../auth/principal.ts";
+import { forbidden, fromHeader, identify, mobileMaySee, type Principal } from "../auth/principal.ts";
 import { bearerToken } from "../auth/secrets.ts";
 import { type AppEnv, apiError, limitBody, readJson, validate } from "../http.ts";
 import { ResumeQuery, StageReport } from "../protocol/api.ts";
+import { CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED } from "../protocol/close-codes.ts";
 import { Identifier } from "../protocol/common.ts";
+import { refusedSocket } from "../session/sockets.ts";
 import { rpcResponse, sessionStub } from "./rpc.ts";
 
 /** Phones' live socket, the pipeline's stage reports and the progress snapshot of one session. */
 export const sessions = new Hono<AppEnv>();
+
+/** The subprotocol phones speak; the token travels beside it as `bearer.<token>` (DESIGN.md). */
+export const SUBPROTOCOL = "myndlens.v1";
+const BEARER_PROTOCOL = "bearer.";
 
 sessions.get("/:sessionId/ws", async (c) => {
 	if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
@@ -17,21 +23,42 @@ sessions.get("/:sessionId/ws", async (c) => {
 	if (!sessionId.ok) return sessionId.response;
 	const query = validate(c, ResumeQuery, { since: c.req.query("since") });
 	if (!query.ok) return query.response;
-	// Browsers cannot set headers on a WebSocket, so the token may also come as ?token=.
-	const token = bearerToken(c.req.header("Authorization")) ?? c.req.query("token") ?? null;
-	// Refused here, before any Durable Object is woken (issue 4).
-	const who = await identify(c, token);
-	if (!who.ok) return who.response;
-	if (!mobileMaySee(who.principal, sessionId.value))
-		return forbidden(c, "This token is not for this session.");
+	const offered = (c.req.header("Sec-WebSocket-Protocol") ?? "")
+		.split(",")
+		.map((protocol) => protocol.trim())
+		.filter(Boolean);
+	// The token rides in the subprotocol so it never sits in a logged URL; the Authorization header
+	// (native clients) and ?token= (old clients) are still accepted.
+	const fromProtocol = offered.find((protocol) => protocol.startsWith(BEARER_PROTOCOL));
+	const token =
+		(fromProtocol ? fromProtocol.slice(BEARER_PROTOCOL.length) : null) ??
+		bearerToken(c.req.header("Authorization")) ??
+		c.req.query("token") ??
+		null;
+	// Only ever the plain subprotocol in the answer, never the offered bearer.<token>.
+	const answer = offered.includes(SUBPROTOCOL) ? { "Sec-WebSocket-Protocol": SUBPROTOCOL } : undefined;
 
+	// Refused here, before any Durable Object is woken: accepted and closed at once with a code the
+	// client can read, since a browser or phone never sees the status of a refused upgrade (issue 14).
+	const who = await identify(c, token);
+	if (!who.ok) {
+		return who.code === "not_configured" ? who.response : refusedSocket(CLOSE_UNAUTHORIZED, who.code, answer);
+	}
+	if (!mobileMaySee(who.principal, sessionId.value)) {
+		return refusedSocket(CLOSE_FORBIDDEN, "token is not for this session", answer);
+	}
+	const { claims } = who.principal as Extract<Principal, { kind: "mobile" }>;
 	const headers = new Headers({
 		Upgrade: "websocket",
 		"X-Session-Id": sessionId.value,
-		"X-Subject": who.principal.kind === "mobile" ? who.principal.claims.sub : "",
+		"X-Subject": claims.sub,
+		"X-Token-Expires-At": String(claims.exp * 1000),
 	});
+	if (claims.tenant_id) headers.set("X-Tenant", claims.tenant_id);
 	if (query.value.since !== undefined) headers.set("X-Resume-Since", String(query.value.since));
-	return sessionStub(c, sessionId.value).fetch("https://session/ws", { headers });
+	const response = await sessionStub(c, sessionId.value).fetch("https://session/ws", { headers });
+	if (!answer || response.status !== 101) return response;
+	return new Response(null, { status: 101, webSocket: response.webSocket, headers: answer });
 });
 
 sessions.post("/:sessionId/stages", limitBody(8 * 1024), async (c) => {
@@ -50,8 +77,13 @@ sessions.get("/:sessionId/progress", async (c) => {
 	if (!sessionId.ok) return sessionId.response;
 	const who = await identify(c, fromHeader(c));
 	if (!who.ok) return who.response;
-	if (who.principal.kind !== "service" && !mobileMaySee(who.principal, sessionId.value)) {
+	const { principal } = who;
+	if (principal.kind !== "service" && !mobileMaySee(principal, sessionId.value)) {
 		return forbidden(c, "This token is not for this session.");
 	}
-	return c.json(await sessionStub(c, sessionId.value).progress(sessionId.value));
+	const viewer =
+		principal.kind === "mobile"
+			? { sub: principal.claims.sub, tenantId: principal.claims.tenant_id ?? null }
+			: null;
+	return rpcResponse(c, await sessionStub(c, sessionId.value).progress(sessionId.value, viewer));
 });

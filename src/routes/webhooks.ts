@@ -47,8 +47,20 @@ webhooks.post("/delivery-webhook", limitBody(64 * 1024), async (c) => {
 	const payload = validate(c, DeliveryWebhook, raw);
 	if (!payload.ok) return payload.response;
 
-	const sessionId = await sessionOfExecution(c.env.DB, payload.value.execution_id);
-	// Unknown (or not yet recorded) execution: a non-2xx makes ObeGee retry later.
+	let sessionId: string | null;
+	try {
+		sessionId = await sessionOfExecution(c.env.DB, payload.value.execution_id);
+	} catch (error) {
+		// Not knowing is not "unknown": 503 makes ObeGee retry once the lookup works again.
+		console.error(JSON.stringify({ msg: "execution owner lookup failed", error: String(error) }));
+		return apiError(
+			c,
+			503,
+			"lookup_unavailable",
+			"The execution could not be looked up just now; retry later.",
+		);
+	}
+	// The owner is stored before execute answers (d1/owners.ts): unknown here really is unknown.
 	if (!sessionId) return apiError(c, 404, "unknown_execution", "No execution with this id is known.");
 	const stub = sessionStub(c, sessionId);
 	return rpcResponse(c, await stub.deliverWebhook(sessionId, verified.webhookId, payload.value, body));

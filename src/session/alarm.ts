@@ -1,10 +1,13 @@
 import type { SessionContext } from "./context.ts";
+import { resumeDispatches } from "./dispatch.ts";
 import { timeOut } from "./outcomes.ts";
 import { pollExecution } from "./poll.ts";
+import { closeExpiredSockets, socketsExpireAt } from "./sockets.ts";
 
 /**
  * The session's one alarm (DESIGN.md, "Rules that keep it correct"), multiplexed over every running
- * execution's next poll and deadline and the outbox's retry. It may run early (tests fire it on
+ * execution's next poll and deadline, every stored dispatch's retry, the phones' token expiries and
+ * the outbox's retry. It may run early (tests fire it on
  * demand) or twice: it acts as of the time it was armed for, does the work due by then, and re-arms.
  */
 export async function runAlarm(s: SessionContext): Promise<void> {
@@ -12,6 +15,8 @@ export async function runAlarm(s: SessionContext): Promise<void> {
 	if (!sessionId) return;
 	if (s.env.METRICS_LOG === "true") console.log(JSON.stringify({ metric: "alarm", session_id: sessionId }));
 	const now = s.alarm.fired();
+	closeExpiredSockets(s, now);
+	await resumeDispatches(s, now);
 
 	// Poll first: at the deadline, one last look at ObeGee lets a finished run end as a success.
 	const due = s.mandates
@@ -24,10 +29,11 @@ export async function runAlarm(s: SessionContext): Promise<void> {
 	await flush(s);
 }
 
-/** Arms the one alarm for the earliest pending job: a poll, a deadline or an outbox retry. */
+/** Arms the one alarm for the earliest pending job: a poll, a deadline, a dispatch, an expiry or a retry. */
 export function armAlarm(s: SessionContext): void {
-	const times: Array<number | null> = [s.outbox.retryAt()];
+	const times: Array<number | null> = [s.outbox.retryAt(), socketsExpireAt(s)];
 	for (const mandate of s.mandates.running()) times.push(mandate.next_poll_at, mandate.deadline_at);
+	for (const mandate of s.mandates.dispatching()) times.push(mandate.next_dispatch_at);
 	s.alarm.arm(times);
 }
 

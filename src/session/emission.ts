@@ -94,9 +94,20 @@ export function heartbeat(s: SessionContext, mandate: MandateRecord, now: number
 }
 
 /**
- * The next piece of the agent's answer: kept with the mandate and streamed to the phones. With an
- * offset, only what lies beyond the answer already kept is new, so a batch delivered twice is
- * appended once. Returns the mandate as stored.
+ * The longest answer kept and shown (UTF-16 units): a row stays far below SQLite's 2 MB value limit
+ * and a snapshot far below the WebSocket message limit. What comes after is dropped, and the answer
+ * ends with ANSWER_TRUNCATED_NOTICE (README, "Mobile wire format").
+ */
+export const MAX_ANSWER_CHARS = 100_000;
+export const ANSWER_TRUNCATED_NOTICE = "\n\n[The answer is longer than this app shows; the rest was cut.]";
+/** Marks where part of the answer could not be delivered, so the text is never silently joined. */
+export const ANSWER_GAP_MARK = " […] ";
+
+/**
+ * The next piece of the agent's answer: kept with the mandate and streamed to the phones. `offset`
+ * is where the piece starts in the whole answer, so a batch delivered twice is appended once, and a
+ * piece that starts beyond what arrived shows a gap mark (and is audited) instead of being joined
+ * over the hole. Returns the mandate as stored.
  */
 export function appendChunk(
 	s: SessionContext,
@@ -106,18 +117,37 @@ export function appendChunk(
 	now: number,
 ): MandateRecord {
 	const executionId = mandate.execution_id;
-	if (!executionId) return mandate;
-	const fresh = offset === undefined ? text : text.slice(Math.max(0, mandate.answer.length - offset));
+	if (!executionId || mandate.answer_truncated) return mandate;
+	const received = mandate.answer_chars;
+	const start = offset ?? received;
+	const fresh = start >= received ? text : text.slice(received - start);
 	if (fresh.length === 0) return mandate;
+	let shown = fresh;
+	if (start > received) {
+		audit(s, "answer_gap", mandate, { from: received, to: start }, now);
+		shown = ANSWER_GAP_MARK + fresh;
+	}
+	let truncated = 0;
+	const room = MAX_ANSWER_CHARS - mandate.answer.length;
+	if (shown.length > room) {
+		let kept = shown.slice(0, Math.max(0, room));
+		// Never end on half of a surrogate pair (an emoji cut in two).
+		if (/[\uD800-\uDBFF]$/.test(kept)) kept = kept.slice(0, -1);
+		shown = kept + ANSWER_TRUNCATED_NOTICE;
+		truncated = 1;
+		audit(s, "answer_truncated", mandate, { kept: MAX_ANSWER_CHARS }, now);
+	}
 	const updated = s.mandates.update(mandate.mandate_id, {
-		answer: mandate.answer + fresh,
+		answer: mandate.answer + shown,
+		answer_chars: Math.max(received, start) + fresh.length,
+		answer_truncated: truncated,
 		heartbeat_at: now,
 	});
 	emit(s, {
 		type: "response_chunk",
 		execution_id: executionId,
 		mandate_id: mandate.mandate_id,
-		chunk: fresh,
+		chunk: shown,
 	});
 	return updated;
 }

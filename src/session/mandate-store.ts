@@ -13,6 +13,10 @@ export interface MandateRecord {
 	sub_status: string | null;
 	progress: number;
 	answer: string;
+	/** How many characters of the agent's answer arrived: chunk offsets are positions in it. */
+	answer_chars: number;
+	/** 1 once the stored answer reached MAX_ANSWER_CHARS and ends with the truncation notice. */
+	answer_truncated: number;
 	error: string | null;
 	error_code: string | null;
 	error_http: number | null;
@@ -23,6 +27,11 @@ export interface MandateRecord {
 	poll_failures: number;
 	heartbeat_at: number | null;
 	agent_event_at: number | null;
+	/** The mandate as sent to ObeGee, kept until ObeGee answers so a retry sends the same body. */
+	dispatch_body: string | null;
+	dispatch_attempts: number;
+	/** When the next dispatch attempt is due (a retry, or the lease of the attempt in flight). */
+	next_dispatch_at: number | null;
 	created_at: number;
 	updated_at: number;
 }
@@ -45,6 +54,8 @@ const COLUMNS = new Set<string>([
 	"sub_status",
 	"progress",
 	"answer",
+	"answer_chars",
+	"answer_truncated",
 	"error",
 	"error_code",
 	"error_http",
@@ -55,6 +66,9 @@ const COLUMNS = new Set<string>([
 	"poll_failures",
 	"heartbeat_at",
 	"agent_event_at",
+	"dispatch_body",
+	"dispatch_attempts",
+	"next_dispatch_at",
 	"updated_at",
 ]);
 
@@ -81,6 +95,13 @@ export class MandateStore {
 	running(): MandateRecord[] {
 		return this.#sql
 			.exec<Row>("SELECT * FROM ml_mandates WHERE state = 'running' ORDER BY created_at")
+			.toArray() as unknown as MandateRecord[];
+	}
+
+	/** Mandates stored for dispatch that ObeGee has not answered yet (retried by the alarm). */
+	dispatching(): MandateRecord[] {
+		return this.#sql
+			.exec<Row>("SELECT * FROM ml_mandates WHERE state = 'dispatching' ORDER BY created_at")
 			.toArray() as unknown as MandateRecord[];
 	}
 

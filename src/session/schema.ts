@@ -42,6 +42,15 @@ const STEPS: readonly string[] = [
 	 CREATE TABLE ml_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, payload TEXT NOT NULL);`,
 	// Issue 3: when the agent's gateway stream last spoke for this execution (slows ObeGee polling).
 	"ALTER TABLE ml_mandates ADD COLUMN agent_event_at INTEGER;",
+	// Issue 14: a dispatch is stored before it is sent and retried (same Idempotency-Key) until an answer.
+	`ALTER TABLE ml_mandates ADD COLUMN dispatch_body TEXT;
+	 ALTER TABLE ml_mandates ADD COLUMN dispatch_attempts INTEGER NOT NULL DEFAULT 0;
+	 ALTER TABLE ml_mandates ADD COLUMN next_dispatch_at INTEGER;`,
+	// Issue 14: how much of the agent's answer arrived (chunk offsets count in it; the stored answer may
+	// also hold a gap mark or the truncation notice), and whether the answer reached its cap.
+	`ALTER TABLE ml_mandates ADD COLUMN answer_chars INTEGER NOT NULL DEFAULT 0;
+	 ALTER TABLE ml_mandates ADD COLUMN answer_truncated INTEGER NOT NULL DEFAULT 0;
+	 UPDATE ml_mandates SET answer_chars = length(answer);`,
 ];
 
 export const SESSION_MIGRATIONS: MigrationPlan = { versionTable: "ml_schema", steps: STEPS };

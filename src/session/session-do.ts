@@ -5,16 +5,18 @@ import type { ExecuteRequest, ExecuteResponse, StageReport } from "../protocol/a
 import type { SnapshotFrame } from "../protocol/frames.ts";
 import type { DeliveryWebhook } from "../protocol/obegee.ts";
 import { agentStreamLost, applyAgentUpdates } from "./agent-stream.ts";
-import { flush, runAlarm } from "./alarm.ts";
+import { armAlarm, flush, runAlarm } from "./alarm.ts";
 import { SessionContext } from "./context.ts";
 import { execute } from "./dispatch.ts";
 import { snapshot } from "./emission.ts";
 import { takeWebhook, type WebhookOutcome } from "./outcomes.ts";
-import type { RpcResult } from "./rpc-result.ts";
+import { admitViewer, type Viewer } from "./owner.ts";
+import { fail, ok, type RpcResult } from "./rpc-result.ts";
 import { acceptPhone, autoRespondToPings, onPhoneClose, onPhoneMessage } from "./sockets.ts";
 import { reportStage, type StageReportResult } from "./stage-reports.ts";
 
 export type { WebhookOutcome } from "./outcomes.ts";
+export type { Viewer } from "./owner.ts";
 export type { RpcError, RpcResult } from "./rpc-result.ts";
 export type { StageReportResult } from "./stage-reports.ts";
 
@@ -47,9 +49,14 @@ export class SessionDO extends DurableObject<Env> implements AgentUpdateSink {
 				{ status: 426 },
 			);
 		}
-		this.#s.bind(request.headers.get("X-Session-Id") ?? "");
-		const since = request.headers.get("X-Resume-Since");
-		return acceptPhone(this.ctx, since === null ? null : Number(since), this.#s.log, () => snapshot(this.#s));
+		const headers = request.headers;
+		this.#s.bind(headers.get("X-Session-Id") ?? "");
+		const since = headers.get("X-Resume-Since");
+		const viewer = { sub: headers.get("X-Subject") ?? "", tenantId: headers.get("X-Tenant") || null };
+		const expiresAt = Number(headers.get("X-Token-Expires-At") ?? 0);
+		const accepted = acceptPhone(this.#s, viewer, expiresAt, since === null ? null : Number(since));
+		armAlarm(this.#s);
+		return accepted;
 	}
 
 	override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
@@ -62,9 +69,13 @@ export class SessionDO extends DurableObject<Env> implements AgentUpdateSink {
 
 	// ── RPC from the Worker ─────────────────────────────────────────────────────────────────────
 
-	progress(sessionId: string): SnapshotFrame {
+	/** The snapshot, for the pipeline (no viewer) or a phone (its token's user and tenant). */
+	progress(sessionId: string, viewer: Viewer | null = null): RpcResult<SnapshotFrame> {
 		this.#s.bind(sessionId);
-		return snapshot(this.#s);
+		if (viewer && !admitViewer(this.#s, viewer).ok) {
+			return fail(403, "forbidden", "This session belongs to another user.");
+		}
+		return ok(snapshot(this.#s));
 	}
 
 	reportStage(sessionId: string, report: StageReport): Promise<RpcResult<StageReportResult>> {

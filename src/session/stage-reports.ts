@@ -3,7 +3,9 @@ import type { StageReport } from "../protocol/api.ts";
 import { type StageNumber, stageName } from "../protocol/stages.ts";
 import { flush } from "./alarm.ts";
 import type { SessionContext } from "./context.ts";
+import { claim } from "./dispatch.ts";
 import { moveStages, type StageDetails } from "./emission.ts";
+import type { MandateRecord } from "./mandate-store.ts";
 import { fail, ok, type RpcResult } from "./rpc-result.ts";
 
 export interface StageReportResult {
@@ -13,13 +15,30 @@ export interface StageReportResult {
 	changed: boolean;
 }
 
-/** Stages 1–5, reported by the MyndLens pipeline (`POST /api/sessions/:id/stages`). */
+/**
+ * Stages 1–5, reported by the MyndLens pipeline (`POST /api/sessions/:id/stages`). The first report
+ * of a mandate claims its id for this session; once a mandate is being dispatched its stages 1–5 are
+ * settled, and a report for it is refused with nothing changed (issue 14: a stage-5 "failed" that
+ * arrives mid-dispatch must neither be overwritten by "running" nor look as if it stopped the run).
+ */
 export async function reportStage(
 	s: SessionContext,
 	report: StageReport,
 ): Promise<RpcResult<StageReportResult>> {
+	let existing = s.mandates.get(report.mandate_id);
+	if (!existing) {
+		const refused = await claim(s, report.mandate_id, s.sessionId() ?? "");
+		if (refused) return refused;
+		existing = s.mandates.get(report.mandate_id);
+	}
+	if (existing && sentForExecution(existing)) {
+		return fail(
+			409,
+			"mandate_dispatched",
+			"This mandate has already been sent for execution; its stages 1–5 can no longer change.",
+		);
+	}
 	const now = Date.now();
-	const existing = s.mandates.get(report.mandate_id);
 	const board = existing ? s.mandates.board(report.mandate_id) : emptyBoard();
 	const stage = report.stage as StageNumber;
 	const plan = planStageMove(board, stage, report.status);
@@ -43,4 +62,9 @@ export async function reportStage(
 	});
 	await flush(s);
 	return ok(result);
+}
+
+/** Dispatching, running or finished at ObeGee (a dispatch that failed included). */
+function sentForExecution(mandate: MandateRecord): boolean {
+	return mandate.state !== "reporting" && !(mandate.state === "failed" && mandate.error_code === null);
 }
