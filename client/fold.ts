@@ -1,4 +1,3 @@
-import { STAGE_NAMES, STAGES, type StageNumber, type StageStatus } from "../src/protocol/stages.ts";
 import type {
 	MandateState,
 	PipelineStageFrame,
@@ -7,6 +6,7 @@ import type {
 	ServerFrame,
 	SnapshotFrame,
 } from "../src/protocol/frames.ts";
+import { STAGE_NAMES, STAGES, type StageNumber, type StageStatus } from "../src/protocol/stages.ts";
 import type { MandatePhase, MandateView, SessionView, StageView } from "./view.ts";
 
 /**

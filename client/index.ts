@@ -19,7 +19,7 @@ export {
 	type ProgressListener,
 	type WebSocketConstructor,
 } from "./progress-client.ts";
-export { sessionSocketUrl } from "./socket-url.ts";
+export { SUBPROTOCOL, sessionSocketProtocols, sessionSocketUrl } from "./socket-url.ts";
 export type {
 	ConnectionStatus,
 	MandatePhase,

@@ -1,7 +1,7 @@
 import ReconnectingWebSocket from "partysocket/ws";
 import { type LoggedFrame, ServerFrame } from "../src/protocol/frames.ts";
 import { emptySession, foldFrame } from "./fold.ts";
-import { sessionSocketUrl } from "./socket-url.ts";
+import { sessionSocketProtocols, sessionSocketUrl } from "./socket-url.ts";
 import type { ConnectionStatus, SessionView } from "./view.ts";
 
 /** A WebSocket class: the platform's, or a stand-in (tests open sockets through the Worker's fetch). */
@@ -51,17 +51,21 @@ export class ProgressClient {
 	constructor(options: ProgressClientOptions) {
 		this.#options = options;
 		const minDelay = options.minDelayMs ?? DEFAULT_MIN_DELAY_MS;
-		this.#socket = new ReconnectingWebSocket(() => this.#nextUrl(), undefined, {
-			...(options.WebSocket ? { WebSocket: options.WebSocket } : {}),
-			minReconnectionDelay: minDelay,
-			maxReconnectionDelay: options.maxDelayMs ?? DEFAULT_MAX_DELAY_MS,
-			reconnectionDelayGrowFactor: 1.5,
-			// A connection must stay up this long before the backoff resets to its minimum.
-			minUptime: 5_000,
-			connectionTimeout: 5_000,
-			// Nothing the client sends is worth replaying on a new socket (only pings).
-			maxEnqueuedMessages: 0,
-		});
+		this.#socket = new ReconnectingWebSocket(
+			() => this.#nextUrl(),
+			() => this.#nextProtocols(),
+			{
+				...(options.WebSocket ? { WebSocket: options.WebSocket } : {}),
+				minReconnectionDelay: minDelay,
+				maxReconnectionDelay: options.maxDelayMs ?? DEFAULT_MAX_DELAY_MS,
+				reconnectionDelayGrowFactor: 1.5,
+				// A connection must stay up this long before the backoff resets to its minimum.
+				minUptime: 5_000,
+				connectionTimeout: 5_000,
+				// Nothing the client sends is worth replaying on a new socket (only pings).
+				maxEnqueuedMessages: 0,
+			},
+		);
 		this.#socket.addEventListener("open", () => {
 			this.#lastHeardAt = Date.now();
 			this.#setStatus("live");
@@ -103,12 +107,17 @@ export class ProgressClient {
 		this.#listeners.clear();
 	}
 
-	async #nextUrl(): Promise<string> {
-		const { token, baseUrl, sessionId } = this.#options;
-		const value = typeof token === "function" ? await token() : token;
+	#nextUrl(): string {
+		const { baseUrl, sessionId } = this.#options;
 		const since = this.#resync ? null : this.#session.seq;
 		this.#resync = false;
-		return sessionSocketUrl(baseUrl, sessionId, value, since);
+		return sessionSocketUrl(baseUrl, sessionId, since);
+	}
+
+	/** Asked before every (re)connect, so a refreshed token is used; it never goes in the URL. */
+	async #nextProtocols(): Promise<string[]> {
+		const { token } = this.#options;
+		return sessionSocketProtocols(typeof token === "function" ? await token() : token);
 	}
 
 	#receive(data: unknown): void {

@@ -144,6 +144,9 @@ describe("ProgressClient against the Worker", () => {
 		expectNoStageWentBack(phone.history);
 		expect(phone.network.urls).toHaveLength(1);
 		expect(phone.network.urls[0]).not.toContain("since=");
+		// Issue 14: the token travels in the subprotocol, never in the (logged) URL.
+		expect(phone.network.urls[0]).not.toContain("token");
+		expect(phone.network.protocols[0]).toEqual(["myndlens.v1", expect.stringMatching(/^bearer\.ey/)]);
 	});
 
 	it("resumes with ?since after the server closes the socket mid-run and events happen while away", async () => {

@@ -6,9 +6,11 @@ import { exports } from "cloudflare:workers";
  * while `offline`, every connection attempt fails, and `drop()` cuts the open sockets.
  */
 export interface TestNetwork {
-	WebSocket: new (url: string) => WebSocket;
+	WebSocket: new (url: string, protocols?: string | string[]) => WebSocket;
 	/** Every URL the SDK connected to, in order (to see its `since`). */
 	readonly urls: string[];
+	/** The subprotocols offered on each connection, in order (the token travels there). */
+	readonly protocols: string[][];
 	offline: boolean;
 	/** Closes every open socket from the phone's side, as a dead network would. */
 	drop(): void;
@@ -18,6 +20,7 @@ export function testNetwork(): TestNetwork {
 	const open = new Set<WorkerSocket>();
 	const network: TestNetwork = {
 		urls: [],
+		protocols: [],
 		offline: false,
 		drop() {
 			for (const socket of open) socket.close(4001, "network lost");
@@ -35,21 +38,30 @@ export function testNetwork(): TestNetwork {
 		binaryType = "blob";
 		readonly bufferedAmount = 0;
 		readonly extensions = "";
-		readonly protocol = "";
+		protocol = "";
+		readonly #offered: string[];
 		#socket: WebSocket | null = null;
 
-		constructor(url: string) {
+		constructor(url: string, protocols?: string | string[]) {
 			super();
 			this.url = url;
+			this.#offered = protocols === undefined ? [] : Array.isArray(protocols) ? protocols : [protocols];
 			network.urls.push(url);
+			network.protocols.push(this.#offered);
 			void this.#connect();
 		}
 
 		async #connect(): Promise<void> {
 			if (network.offline) return this.#fail("offline");
 			const response = await exports.default.fetch(
-				new Request(this.url.replace(/^ws/, "http"), { headers: { Upgrade: "websocket" } }),
+				new Request(this.url.replace(/^ws/, "http"), {
+					headers: {
+						Upgrade: "websocket",
+						...(this.#offered.length > 0 ? { "Sec-WebSocket-Protocol": this.#offered.join(", ") } : {}),
+					},
+				}),
 			);
+			this.protocol = response.headers.get("Sec-WebSocket-Protocol") ?? "";
 			const socket = response.webSocket;
 			if (response.status !== 101 || !socket) return this.#fail(`upgrade answered ${response.status}`);
 			if (this.readyState !== 0) {
