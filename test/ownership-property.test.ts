@@ -99,7 +99,12 @@ describe("ownership under random interleavings", () => {
 						}
 						expect((await deliverWebhook(webhook)).status).toBe(200);
 					} else if (next.kind === "poll") {
-						await runAlarm(sessions[next.session] as string);
+						// Only while it polls something: an idle session's alarm is its phone's token expiry,
+						// and firing that would move its clock an hour on.
+						const polling = [...owner].some(
+							([mandate, session]) => session === next.session && !webhookOf.has(mandate),
+						);
+						if (polling) await runAlarm(sessions[next.session] as string);
 					} else {
 						const executionId = executionOf.get(next.mandate);
 						if (!executionId) continue;
