@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { AgentUpdate } from "../src/openclaw/contract.ts";
-import { AgentUpdateDelivery } from "../src/openclaw/delivery.ts";
+import { AgentUpdateDelivery, RETRY_DELAYS_MS } from "../src/openclaw/delivery.ts";
 
 // Issue 6: a fast answer travels in a few coalesced batches, in order, with nothing lost or repeated.
 describe("agent update delivery", () => {
@@ -45,5 +45,77 @@ describe("agent update delivery", () => {
 			{ kind: "chunk", text: "ab" },
 			{ kind: "end" },
 		]);
+	});
+});
+
+// Issue 14, finding 11: a failing session is retried over time; a batch given up leaves a visible hole.
+describe("agent update delivery to a failing session", () => {
+	it("retries a failed call after growing waits, not in the same millisecond, and loses nothing", async () => {
+		const waits: number[] = [];
+		let failures = 4;
+		const delivered: AgentUpdate[][] = [];
+		const given: number[] = [];
+		const delivery = new AgentUpdateDelivery(
+			async (_s, _e, updates) => {
+				if (failures-- > 0) throw new Error("session unavailable");
+				delivered.push(updates);
+			},
+			(_e, _error, dropped) => given.push(dropped),
+			{ sleep: async (ms) => void waits.push(ms) },
+		);
+		await delivery.push("s1", "exec_1", [{ kind: "status", status: "Agent started", progress: 10 }]);
+		expect(delivered).toEqual([[{ kind: "status", status: "Agent started", progress: 10 }]]);
+		expect(given).toEqual([]);
+		expect(waits).toEqual([250, 500, 1_000, 2_000]);
+		expect(delivery.stats).toEqual({ failedCalls: 4, dropped: 0 });
+	});
+
+	it("gives a batch up only after every wait, and the next chunk keeps its offset so the hole shows", async () => {
+		const waits: number[] = [];
+		const delivered: AgentUpdate[][] = [];
+		let failing = true;
+		const delivery = new AgentUpdateDelivery(
+			async (_s, _e, updates) => {
+				if (failing) throw new Error("session unavailable");
+				delivered.push(updates);
+			},
+			() => {
+				failing = false;
+			},
+			{ sleep: async (ms) => void waits.push(ms) },
+		);
+		void delivery.push("s1", "exec_1", [{ kind: "chunk", text: "Hello, ", offset: 0 }]);
+		await delivery.idle();
+		await delivery.push("s1", "exec_1", [{ kind: "chunk", text: "world.", offset: 7 }]);
+		expect(waits).toEqual([...RETRY_DELAYS_MS]);
+		expect(delivered).toEqual([[{ kind: "chunk", text: "world.", offset: 7 }]]);
+	});
+
+	it("keeps a bounded queue while the session fails: statuses fold, the oldest go first", async () => {
+		let release = () => {};
+		const gate = new Promise<void>((resolve) => {
+			release = resolve;
+		});
+		const delivered: AgentUpdate[][] = [];
+		const delivery = new AgentUpdateDelivery(
+			async (_s, _e, updates) => {
+				await gate;
+				delivered.push(updates);
+			},
+			() => {},
+			{ maxQueued: 3 },
+		);
+		const done = delivery.push("s1", "exec_1", [{ kind: "end" }]);
+		for (let i = 1; i <= 10; i++)
+			void delivery.push("s1", "exec_1", [
+				{ kind: "status", status: `step ${i}`, progress: i },
+				{ kind: "error", message: `e${i}` },
+			]);
+		expect(delivery.queued()).toBeLessThanOrEqual(3);
+		release();
+		await done;
+		await delivery.idle();
+		expect(delivered.flat().at(-1)).toEqual({ kind: "error", message: "e10" });
+		expect(delivery.stats.dropped).toBeGreaterThan(0);
 	});
 });

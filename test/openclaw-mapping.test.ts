@@ -8,8 +8,10 @@ import {
 	mapAgentEvent,
 	mapChatEvent,
 	matchesExecution,
+	mustPersist,
 	newRunState,
 	type RunState,
+	restoredRunState,
 } from "../src/openclaw/mapping.ts";
 
 /** The pure event → AgentUpdate mapping (issue 3, "Map events to progress"). */
@@ -195,5 +197,50 @@ describe("mapping properties", () => {
 			}),
 			{ numRuns: 300 },
 		);
+	});
+});
+
+// Issue 14, finding 11: what a restored state (after a Gateway DO restart) can and cannot place.
+describe("mapping state restored after a restart", () => {
+	const streaming = feed([
+		agent(1, "lifecycle", { phase: "start" }),
+		agent(2, "assistant", { itemId: "i1", text: "Let me", delta: "Let me" }),
+	]);
+	// Persisted mid-item, then restored (gateway-store.ts does the same).
+	const restored = () => restoredRunState(JSON.parse(JSON.stringify({ ...streaming.state, resumed: false })));
+
+	it("persists at item boundaries: a new item, the end of an item's text, a tool call", () => {
+		const settled = feed(
+			[agent(3, "item", { kind: "tool", phase: "start", toolCallId: "c1" })],
+			streaming.state,
+		);
+		expect(mustPersist(streaming.state, settled.state)).toBe(true);
+		const more = feed(
+			[agent(3, "assistant", { itemId: "i1", text: "Let me check", delta: " check" })],
+			streaming.state,
+		);
+		expect(mustPersist(streaming.state, more.state)).toBe(false);
+	});
+
+	it("skips a delta without cumulative text, then places the next cumulative text exactly", () => {
+		const out = feed(
+			[
+				agent(4, "assistant", { itemId: "i1", delta: "check." }),
+				agent(5, "assistant", { itemId: "i1", text: "Let me check. Done", delta: " Done" }),
+			],
+			restored(),
+		);
+		expect(out.updates.filter((u) => u.kind === "chunk")).toEqual([
+			{ kind: "chunk", text: " check. Done", offset: 6 },
+		]);
+	});
+
+	it("flags the next item's first chunk as following a gap when the restored item ended unseen", () => {
+		const out = feed([agent(7, "assistant", { itemId: "i2", text: "Sent.", delta: "Sent." })], restored());
+		expect(out.updates.filter((u) => u.kind === "chunk")).toEqual([
+			{ kind: "chunk", text: "\n\nSent.", offset: 6, gap: true },
+		]);
+		expect(out.notes).toContainEqual({ kind: "resumed_gap", offset: 6 });
+		expect(coalesceChunks([{ kind: "chunk", text: "Let me", offset: 0 }, ...out.updates])).toHaveLength(2);
 	});
 });

@@ -11,9 +11,12 @@ export type AgentUpdate =
 	| { kind: "status"; status: string; progress: number }
 	/**
 	 * The next piece of the agent's answer, in order. `offset` is where it starts in the whole answer,
-	 * so a batch delivered twice (a retried call, a restart mid-run) is appended only once.
+	 * so a batch delivered twice (a retried call, a restart mid-run) is appended only once, and an
+	 * `offset` beyond the answer kept so far is a hole (a batch the Gateway DO had to give up).
+	 * `gap`: text right before this chunk may be lost and `offset` is only a lower bound (a Gateway DO
+	 * restart mid-item, and that item ended while it was away): keep the whole chunk after a gap mark.
 	 */
-	| { kind: "chunk"; text: string; offset?: number }
+	| { kind: "chunk"; text: string; offset?: number; gap?: true }
 	/** Lifecycle `end`: stage 9 completes at 100 %; stage 10 still waits for ObeGee. */
 	| { kind: "end" }
 	/** Lifecycle `error`: shown as a sub-status only; ObeGee decides whether the run failed. */
@@ -53,6 +56,7 @@ export function coalesceChunks(updates: readonly AgentUpdate[]): AgentUpdate[] {
 type Chunk = Extract<AgentUpdate, { kind: "chunk" }>;
 
 function contiguous(first: Chunk, next: Chunk): boolean {
+	if (next.gap) return false;
 	return (
 		first.offset === undefined ||
 		next.offset === undefined ||

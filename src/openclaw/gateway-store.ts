@@ -1,11 +1,22 @@
 import type { MigrationPlan } from "../durable/migrations.ts";
-import { newRunState, type RunState } from "./mapping.ts";
+import { mustPersist, newRunState, type RunState, restoredRunState } from "./mapping.ts";
 
 /*
  * The Gateway DO's SQLite: a few key/value rows (device key, device token, schedule) and one row
  * per watched execution with its mapping state, so a reconnect or an eviction never forwards an
- * answer twice or lowers progress. Tables share the `gw_` prefix (STYLE.md).
+ * answer twice or lowers progress, and a short-lived tombstone per unwatched execution, so a watch
+ * that arrives after its unwatch is ignored. Tables share the `gw_` prefix (STYLE.md).
  */
+
+/** What `add` did with a watch request. */
+export type WatchOutcome =
+	| "added"
+	/** The same session watched again (a retried stage 9): TTL extended, mapping state kept. */
+	| "renewed"
+	/** Another session already watches this execution: refused, the owner keeps it (finding 1). */
+	| "owned_by_another"
+	/** Unwatched moments ago: this watch was overtaken by its unwatch (finding 12). */
+	| "unwatched";
 
 export interface WatchedExecution {
 	executionId: string;
@@ -35,6 +46,8 @@ export const GATEWAY_MIGRATIONS: MigrationPlan = {
 		   expires_at   INTEGER NOT NULL,
 		   run_state    TEXT NOT NULL
 		 );`,
+		// Issue 14, finding 12: unwatched executions, so a late watch is ignored until `until`.
+		"CREATE TABLE IF NOT EXISTS gw_unwatched (execution_id TEXT PRIMARY KEY, until INTEGER NOT NULL);",
 	],
 	// Objects created before the shared runner kept their version as gw_meta's `schema_version`.
 	legacyVersion: (sql) => {
@@ -48,13 +61,17 @@ export const GATEWAY_MIGRATIONS: MigrationPlan = {
 	},
 };
 
-/** How often a run's mapping state is written while it streams; its end is written at once. */
+/**
+ * How often a run's mapping state is written while an item streams; boundaries (mapping.ts
+ * `mustPersist`) and its end are written at once.
+ */
 const RUN_PERSIST_INTERVAL_MS = 1_000;
 
 /**
  * The watched executions, kept in memory and written through to SQLite. A busy stream reads its
  * watch for every event, so it must not parse rows each time; its mapping state is persisted at most
- * once a second (a restart mid-run resumes from there, and chunk offsets keep the answer whole).
+ * once a second while an item streams and at once at every boundary (a restart mid-run resumes from
+ * there with exact chunk offsets, so the answer stays whole).
  */
 export class WatchStore {
 	readonly #sql: SqlStorage;
@@ -77,26 +94,60 @@ export class WatchStore {
 		return this.#cache;
 	}
 
-	/** Watching again (a retried stage 9) keeps the run's mapping state and extends the TTL. */
-	upsert(executionId: string, sessionId: string, mandateId: string, expiresAt: number): void {
+	/**
+	 * Watches an execution for its session. An execution belongs to the first session that watches
+	 * it, for good: another session's watch never re-points it. Watching again from the same session
+	 * (a retried stage 9) keeps the run's mapping state and extends the TTL.
+	 */
+	add(
+		executionId: string,
+		sessionId: string,
+		mandateId: string,
+		expiresAt: number,
+		now = Date.now(),
+	): WatchOutcome {
+		const existing = this.#watches().get(executionId);
+		if (existing && existing.sessionId !== sessionId) return "owned_by_another";
+		if (existing) {
+			this.extend(existing, expiresAt);
+			return "renewed";
+		}
+		const tombstone = this.#sql
+			.exec<{ until: number }>("SELECT until FROM gw_unwatched WHERE execution_id = ?", executionId)
+			.toArray()[0];
+		if (tombstone && tombstone.until > now) return "unwatched";
 		this.#sql.exec(
-			`INSERT INTO gw_watch (execution_id, session_id, mandate_id, expires_at, run_state) VALUES (?, ?, ?, ?, ?)
-			 ON CONFLICT (execution_id) DO UPDATE SET session_id = excluded.session_id,
-			   mandate_id = excluded.mandate_id, expires_at = excluded.expires_at`,
+			`INSERT INTO gw_watch (execution_id, session_id, mandate_id, expires_at, run_state) VALUES (?, ?, ?, ?, ?)`,
 			executionId,
 			sessionId,
 			mandateId,
 			expiresAt,
 			JSON.stringify(newRunState()),
 		);
-		const existing = this.#watches().get(executionId);
-		this.#watches().set(executionId, {
+		this.#watches().set(executionId, { executionId, sessionId, mandateId, expiresAt, run: newRunState() });
+		return "added";
+	}
+
+	/** Moves a watch's expiry later (never earlier). */
+	extend(watch: WatchedExecution, expiresAt: number): void {
+		if (expiresAt <= watch.expiresAt) return;
+		watch.expiresAt = expiresAt;
+		this.#sql.exec("UPDATE gw_watch SET expires_at = ? WHERE execution_id = ?", expiresAt, watch.executionId);
+	}
+
+	/**
+	 * Stops watching and leaves a tombstone until `tombstoneUntil`, so a watch overtaken by this
+	 * unwatch is ignored; tombstones past their time are swept here.
+	 */
+	unwatch(executionId: string, tombstoneUntil: number, now = Date.now()): boolean {
+		this.#sql.exec("DELETE FROM gw_unwatched WHERE until <= ?", now);
+		this.#sql.exec(
+			`INSERT INTO gw_unwatched (execution_id, until) VALUES (?, ?)
+			 ON CONFLICT (execution_id) DO UPDATE SET until = excluded.until`,
 			executionId,
-			sessionId,
-			mandateId,
-			expiresAt,
-			run: existing?.run ?? newRunState(),
-		});
+			tombstoneUntil,
+		);
+		return this.remove(executionId);
 	}
 
 	remove(executionId: string): boolean {
@@ -143,12 +194,14 @@ export class WatchStore {
 	saveRun(executionId: string, run: RunState, now = Date.now()): void {
 		const watch = this.#watches().get(executionId);
 		if (!watch) return;
+		const boundary = mustPersist(watch.run, run);
 		watch.run = run;
-		if (!run.ended && now - (this.#persistedAt.get(executionId) ?? 0) < RUN_PERSIST_INTERVAL_MS) return;
+		if (!boundary && !run.ended && now - (this.#persistedAt.get(executionId) ?? 0) < RUN_PERSIST_INTERVAL_MS)
+			return;
 		this.#persistedAt.set(executionId, now);
 		this.#sql.exec(
 			"UPDATE gw_watch SET run_state = ? WHERE execution_id = ?",
-			JSON.stringify(run),
+			JSON.stringify({ ...run, resumed: false }),
 			executionId,
 		);
 	}
@@ -157,7 +210,7 @@ export class WatchStore {
 function fromRow(row: WatchRow): WatchedExecution {
 	let run: RunState;
 	try {
-		run = { ...newRunState(), ...(JSON.parse(row.run_state) as Partial<RunState>) };
+		run = restoredRunState(JSON.parse(row.run_state) as Partial<RunState>);
 	} catch {
 		run = newRunState();
 	}

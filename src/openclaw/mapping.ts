@@ -12,6 +12,12 @@ import { type AgentEvent, type ChatEvent, messageText } from "./frames.ts";
  * the part beyond what was already forwarded is sent. So the answer goes out once, in order,
  * whichever source is first, a lost delta is healed by the next cumulative text, and lifecycle
  * `end` (whose `terminalReply.text` is the whole answer) and `chat` `final` complete it.
+ *
+ * Offsets survive a restart of the Gateway DO (issue 14, finding 11) without a write per chunk: the
+ * state is persisted at every boundary (`mustPersist`: a new item, the end of an item's text, tool
+ * calls, lifecycle), so a restored state always knows where the current item starts in the answer,
+ * and the next cumulative `text` places every character exactly. Only a delta without its cumulative
+ * text cannot be placed after a restart: it is skipped, and the next cumulative text heals it.
  */
 
 /** The answer's share of the 90–95 % band: one point per this many characters. */
@@ -37,13 +43,25 @@ export interface RunState {
 	itemId: string | null;
 	itemText: string;
 	answerChars: number;
+	/**
+	 * The current item's text is known to be whole: a later non-answer event (tool call, lifecycle,
+	 * usage) closed it. Persisted the moment it turns true.
+	 */
+	itemSettled: boolean;
+	/**
+	 * Restored from storage while its item was still streaming: `itemText` may lag what was sent, so
+	 * deltas without cumulative text are skipped until a cumulative one arrives. Never persisted true.
+	 */
+	resumed: boolean;
 }
 
 /** Something worth a log line; never carries answer text or tokens. */
 export type MappingNote =
 	| { kind: "duplicate"; stream: "agent" | "chat"; seq: number }
 	| { kind: "gap"; stream: "agent"; expected: number; got: number }
-	| { kind: "diverged"; source: string };
+	| { kind: "diverged"; source: string }
+	/** After a restart, an item ended unseen: how much of it was sent before is unknown. */
+	| { kind: "resumed_gap"; offset: number };
 
 export interface MapResult {
 	state: RunState;
@@ -63,7 +81,30 @@ export function newRunState(): RunState {
 		itemId: null,
 		itemText: "",
 		answerChars: 0,
+		itemSettled: false,
+		resumed: false,
 	};
+}
+
+/**
+ * The state as restored after a restart: only an item whose text was still streaming when it was
+ * persisted may lag (see `resumed`).
+ */
+export function restoredRunState(persisted: Partial<RunState>): RunState {
+	const state = { ...newRunState(), ...persisted };
+	state.resumed = state.itemId !== null && !state.itemSettled;
+	return state;
+}
+
+/** Whether this step crossed a boundary that must be persisted at once (see the header). */
+export function mustPersist(before: RunState, after: RunState): boolean {
+	return (
+		before.ended !== after.ended ||
+		before.started !== after.started ||
+		before.itemId !== after.itemId ||
+		before.itemSettled !== after.itemSettled ||
+		before.toolCount !== after.toolCount
+	);
 }
 
 /** DESIGN.md: runs match by `runId` = execution id, or a `sessionKey` ending in it. */
@@ -106,6 +147,8 @@ export function mapAgentEvent(state: RunState, event: AgentEvent): MapResult {
 		step.state.agentSeq = event.seq;
 	}
 	const data = event.data ?? {};
+	// Any other stream after answer text closes the item: its text is now whole.
+	if (event.stream !== "assistant" && step.state.itemId !== null) step.state.itemSettled = true;
 	switch (event.stream) {
 		case "lifecycle":
 			onLifecycle(step, data);
@@ -126,7 +169,8 @@ export function mapAgentEvent(state: RunState, event: AgentEvent): MapResult {
 			const cumulative = str(data.text);
 			const delta = str(data.delta);
 			if (cumulative !== null) onAnswerText(step, itemId, cumulative, "agent");
-			else if (delta !== null) onAnswerText(step, itemId, currentText(step.state, itemId) + delta, "agent");
+			else if (delta !== null && !step.state.resumed)
+				onAnswerText(step, itemId, currentText(step.state, itemId) + delta, "agent");
 			break;
 		}
 		// `usage`, `thinking`, … change nothing the phone shows.
@@ -147,7 +191,9 @@ export function mapChatEvent(state: RunState, event: ChatEvent): MapResult {
 	switch (event.state) {
 		case "delta": {
 			const whole = messageText(event.message);
-			const text = whole ?? (event.deltaText !== undefined ? step.state.itemText + event.deltaText : null);
+			const text =
+				whole ??
+				(event.deltaText !== undefined && !step.state.resumed ? step.state.itemText + event.deltaText : null);
 			if (text !== null) onAnswerText(step, step.state.itemId, text, "chat.delta");
 			break;
 		}
@@ -210,15 +256,21 @@ function onToolCall(step: Step, callId: string | null, name: string | null, titl
 function onAnswerText(step: Step, itemId: string | null, cumulative: string, source: string): void {
 	const state = step.state;
 	let separator = "";
+	let gap = false;
 	if (itemId !== null && state.itemId !== null && itemId !== state.itemId) {
 		// A new assistant item: its text follows what was already forwarded.
 		if (cumulative === "") return;
+		// Restored mid-item and that item ended unseen: its tail (and so this offset) is unknown.
+		gap = state.resumed;
+		if (gap) step.notes.push({ kind: "resumed_gap", offset: state.answerChars });
 		separator = state.answerChars > 0 ? ITEM_SEPARATOR : "";
 		state.itemId = itemId;
 		state.itemText = "";
 	} else if (state.itemId === null && itemId !== null) {
 		state.itemId = itemId;
 	}
+	// A cumulative text of the current item places everything exactly again.
+	state.resumed = false;
 	if (!cumulative.startsWith(state.itemText)) {
 		// Behind (an older, shorter text) is normal; anything else cannot be unsent, only noted.
 		if (!state.itemText.startsWith(cumulative)) step.notes.push({ kind: "diverged", source });
@@ -227,6 +279,7 @@ function onAnswerText(step: Step, itemId: string | null, cumulative: string, sou
 	const suffix = cumulative.slice(state.itemText.length);
 	if (suffix === "") return;
 	state.itemText = cumulative;
+	state.itemSettled = false;
 	const text = separator + suffix;
 	const offset = state.answerChars;
 	state.answerChars += text.length;
@@ -237,7 +290,7 @@ function onAnswerText(step: Step, itemId: string | null, cumulative: string, sou
 		);
 		if (candidate > state.progress) step.status(STATUS.generating, candidate);
 	}
-	step.updates.push({ kind: "chunk", text, offset });
+	step.updates.push(gap ? { kind: "chunk", text, offset, gap: true } : { kind: "chunk", text, offset });
 }
 
 function currentText(state: RunState, itemId: string | null): string {

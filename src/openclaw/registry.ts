@@ -3,25 +3,59 @@ import type { Env } from "../env.ts";
 
 /*
  * Where a tenant's OpenClaw Gateway lives (DESIGN.md, "External contract"): its row in D1
- * `tenant_gateways` (written by the admin route), else OPENCLAW_GATEWAY_URL/_TOKEN.
+ * `tenant_gateways` (written by the admin route), else OPENCLAW_GATEWAY_URL/_TOKEN. Both obey one
+ * rule (issue 14, finding 8): `wss://`, plain `ws://` only on loopback, no credentials, query or
+ * fragment — the token travels in the `connect` frame, never in the address.
  */
 
 export interface GatewayTarget {
-	/** ws:// or wss:// (http(s):// accepted and used as is for the upgrade fetch). */
+	/** wss://, or ws:// on a loopback host (gatewayUrlProblem). */
 	url: string;
 	token: string | null;
 	source: "registry" | "default";
 }
 
-export async function gatewayFor(env: Env, tenantId: string): Promise<GatewayTarget | null> {
+export type GatewayLookup = { ok: true; target: GatewayTarget } | { ok: false; reason: string };
+
+export async function gatewayFor(env: Env, tenantId: string): Promise<GatewayLookup> {
 	const row = await getTenantGateway(env.DB, tenantId);
-	if (row) return { url: row.url, token: row.token || null, source: "registry" };
+	if (row) {
+		const problem = gatewayUrlProblem(row.url);
+		if (problem) return { ok: false, reason: `the registered gateway URL ${problem}` };
+		return { ok: true, target: { url: row.url, token: row.token || null, source: "registry" } };
+	}
 	const url = env.OPENCLAW_GATEWAY_URL?.trim();
-	if (!url) return null;
-	return { url, token: env.OPENCLAW_GATEWAY_TOKEN || null, source: "default" };
+	if (!url) return { ok: false, reason: "no gateway registered and OPENCLAW_GATEWAY_URL is empty" };
+	const problem = gatewayUrlProblem(url);
+	if (problem) return { ok: false, reason: `no gateway registered and OPENCLAW_GATEWAY_URL ${problem}` };
+	return { ok: true, target: { url, token: env.OPENCLAW_GATEWAY_TOKEN || null, source: "default" } };
 }
 
-/** `fetch` upgrades over http(s); the gateway's address is usually written ws(s)://. */
+/** Why a gateway address is refused, or null when it is fine. Never echoes the URL (it may hold secrets). */
+export function gatewayUrlProblem(value: string): string | null {
+	let url: URL;
+	try {
+		url = new URL(value);
+	} catch {
+		return "is not an absolute URL";
+	}
+	if (url.username !== "" || url.password !== "") return "must not carry credentials";
+	if (url.search !== "" || value.includes("?")) return "must not carry a query";
+	if (url.hash !== "" || value.includes("#")) return "must not carry a fragment";
+	if (url.protocol === "wss:") return null;
+	if (url.protocol === "ws:")
+		return isLoopback(url.hostname) ? null : "must use wss:// (ws:// only on loopback)";
+	return "must use wss:// (ws:// only on loopback)";
+}
+
+/** 127.0.0.0/8, localhost and [::1]: the only hosts a plain ws:// may reach. */
+export function isLoopback(hostname: string): boolean {
+	const host = hostname.toLowerCase();
+	if (host === "localhost" || host === "[::1]") return true;
+	return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/** `fetch` upgrades over http(s); the gateway's address is written ws(s)://. */
 export function upgradeUrl(url: string): string {
 	return url.replace(/^ws(s?):\/\//i, "http$1://");
 }

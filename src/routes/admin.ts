@@ -3,6 +3,7 @@ import * as z from "zod/mini";
 import { forbidden, fromHeader, identify } from "../auth/principal.ts";
 import { deleteTenantGateway, getTenantGateway, putTenantGateway } from "../d1/gateways.ts";
 import { type AppContext, type AppEnv, apiError, limitBody, readJson, validate } from "../http.ts";
+import { gatewayUrlProblem } from "../openclaw/registry.ts";
 import { Identifier } from "../protocol/common.ts";
 
 /**
@@ -12,30 +13,20 @@ import { Identifier } from "../protocol/common.ts";
  */
 export const admin = new Hono<AppEnv>();
 
-const GatewayUrl = z
-	.string()
-	.check(
-		z.minLength(1),
-		z.maxLength(2048),
-		z.refine(isGatewayUrl, "must be an absolute ws://, wss://, http:// or https:// URL without credentials"),
-	);
+const GatewayUrl = z.string().check(
+	z.minLength(1),
+	z.maxLength(2048),
+	z.refine(
+		(value) => gatewayUrlProblem(value) === null,
+		"must be a wss:// URL (ws:// only on a loopback host) without credentials, query or fragment",
+	),
+);
 const GatewayRegistration = z.strictObject({
 	url: GatewayUrl,
 	token: z
 		.string()
 		.check(z.minLength(1), z.maxLength(4096), z.regex(/^[\x21-\x7e]+$/, "must be printable ASCII")),
 });
-
-function isGatewayUrl(value: string): boolean {
-	try {
-		const url = new URL(value);
-		return (
-			["ws:", "wss:", "http:", "https:"].includes(url.protocol) && url.username === "" && url.password === ""
-		);
-	} catch {
-		return false;
-	}
-}
 
 async function asAdmin(c: AppContext): Promise<Response | null> {
 	const who = await identify(c, fromHeader(c));
