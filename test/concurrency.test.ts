@@ -78,7 +78,8 @@ describe("concurrent mandates", () => {
 		expect(phoneB.frames).toEqual([{ type: "snapshot", seq: 0, session_id: sessionB, mandates: [] }]);
 		expect((await progressOf(sessionB)).mandates).toEqual([]);
 
-		// A mandate id reported to session B does not touch session A's mandate of the same id.
+		// A mandate id reported to session B does not touch session A's mandate of the same id: since
+		// issue 14 the id is A's, and B's report is refused with nothing changed.
 		expect(
 			(
 				await postJson(`/api/sessions/${sessionB}/stages`, {
@@ -87,7 +88,8 @@ describe("concurrent mandates", () => {
 					status: "active",
 				})
 			).status,
-		).toBe(200);
+		).toBe(409);
+		expect((await progressOf(sessionB)).mandates).toEqual([]);
 		const [inA] = (await progressOf(sessionA)).mandates;
 		expect(inA?.state).toBe("completed");
 		expect((await simCalls()).status[json.execution_id] ?? 0).toBe(0);

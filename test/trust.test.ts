@@ -224,6 +224,20 @@ describe("the answer is never silently cut or joined", () => {
 		);
 	});
 
+	it("keeps a whole piece after a gap the Gateway DO flags, behind a gap mark", async () => {
+		const { sessionId, executionId, stub } = await runningMandate(phones);
+		await stub.applyAgentUpdates(sessionId, executionId, [
+			{ kind: "chunk", text: "Let me check.", offset: 0 },
+		]);
+		// The offset is only a lower bound after a Gateway DO restart: nothing of the piece may be dropped.
+		await stub.applyAgentUpdates(sessionId, executionId, [
+			{ kind: "chunk", text: "Your report was sent.", offset: 5, gap: true },
+		]);
+		expect((await progressOf(sessionId)).mandates[0]?.answer).toBe(
+			`Let me check.${ANSWER_GAP_MARK}Your report was sent.`,
+		);
+	});
+
 	it("caps a stored answer and says so", async () => {
 		const { sessionId, executionId, stub } = await runningMandate(phones);
 		await stub.applyAgentUpdates(sessionId, executionId, [

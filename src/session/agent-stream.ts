@@ -32,7 +32,7 @@ export function applyAgentUpdates(
 	}
 	for (const update of coalesceChunks(updates)) {
 		if (update.kind === "chunk") {
-			mandate = appendChunk(s, mandate, update.text, update.offset, now);
+			mandate = appendChunk(s, mandate, update.text, update.offset, now, update.gap === true);
 			continue;
 		}
 		if (mandate.state !== "running") continue;

@@ -106,8 +106,8 @@ export const ANSWER_GAP_MARK = " […] ";
 /**
  * The next piece of the agent's answer: kept with the mandate and streamed to the phones. `offset`
  * is where the piece starts in the whole answer, so a batch delivered twice is appended once, and a
- * piece that starts beyond what arrived shows a gap mark (and is audited) instead of being joined
- * over the hole. Returns the mandate as stored.
+ * piece that starts beyond what arrived — or that the Gateway DO flags as following lost text — shows
+ * a gap mark (and is audited) instead of being joined over the hole. Returns the mandate as stored.
  */
 export function appendChunk(
 	s: SessionContext,
@@ -115,15 +115,17 @@ export function appendChunk(
 	text: string,
 	offset: number | undefined,
 	now: number,
+	gap = false,
 ): MandateRecord {
 	const executionId = mandate.execution_id;
 	if (!executionId || mandate.answer_truncated) return mandate;
 	const received = mandate.answer_chars;
-	const start = offset ?? received;
+	// After a gap the offset is only a lower bound: the whole piece is new, behind a gap mark.
+	const start = gap ? Math.max(offset ?? received, received) : (offset ?? received);
 	const fresh = start >= received ? text : text.slice(received - start);
 	if (fresh.length === 0) return mandate;
 	let shown = fresh;
-	if (start > received) {
+	if (start > received || gap) {
 		audit(s, "answer_gap", mandate, { from: received, to: start }, now);
 		shown = ANSWER_GAP_MARK + fresh;
 	}
