@@ -266,6 +266,25 @@ export async function connectPhone(
 	return phone;
 }
 
+/**
+ * Waits until the session's audit outbox has been copied to D1, or a copy failed and waits for its
+ * retry: the copy runs off the caller's path (issue 16), so a test that reads D1 waits for it.
+ */
+export async function auditSettled(sessionId: string, timeoutMs = 3_000): Promise<{ pending: number }> {
+	const deadline = Date.now() + timeoutMs;
+	for (;;) {
+		const state = await runInDurableObject(sessionStub(sessionId), (_instance, storage) => ({
+			pending: storage.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM ml_outbox").one().n,
+			failed:
+				storage.storage.sql.exec("SELECT 1 FROM ml_meta WHERE key = 'outbox_retry_at'").toArray().length > 0,
+		}));
+		if (state.pending === 0 || state.failed) return { pending: state.pending };
+		if (Date.now() > deadline)
+			throw new Error(`audit outbox of ${sessionId} never settled (${state.pending} rows)`);
+		await new Promise((resolve) => setTimeout(resolve, 10));
+	}
+}
+
 /** When the earliest phone token of a session expires: the alarm closes its socket then (issue 14). */
 export function phoneTokenExpiry(sessionId: string): Promise<number | null> {
 	return runInDurableObject(sessionStub(sessionId), (_instance, state) => {

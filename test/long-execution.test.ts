@@ -1,6 +1,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import {
+	auditSettled,
 	connectPhone,
 	execute,
 	mandateBody,
@@ -38,6 +39,8 @@ describe("long execution", () => {
 					)
 					.one().next_poll_at,
 			}));
+		// The audit copy to D1 runs after execute answered (issue 16); the alarm covers it until then.
+		await auditSettled(sessionId);
 		const first = await scheduled();
 		expect(first.alarm).toBe(first.nextPoll);
 
@@ -74,7 +77,9 @@ describe("long execution", () => {
 		await runAlarm(sessionId);
 		await phone.waitForStage(body.mandate_id, 10, "completed");
 		await phone.waitFor((f) => f.type === "progress" && f.progress === 100, "100 %");
-		// Polling ended with the execution: the only alarm left is the phone's token expiry (issue 14).
+		// Polling ended with the execution: once the audit trail is in D1, the only alarm left is the
+		// phone's token expiry (issue 14).
+		await auditSettled(sessionId);
 		expect((await scheduled()).alarm).toBe(await phoneTokenExpiry(sessionId));
 	});
 });

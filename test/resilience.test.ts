@@ -3,6 +3,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { POLL_BACKOFF_CAP_MS } from "../src/pipeline/backoff.ts";
 import {
+	auditSettled,
 	connectPhone,
 	deliverWebhook,
 	execute,
@@ -102,11 +103,14 @@ describe("resilience", () => {
 		const body = mandateBody(sessionId);
 		const { json } = await execute(body);
 
+		// Once the execute's audit copy is in D1 (off its path, issue 16), every alarm run is one poll.
+		await auditSettled(sessionId);
 		for (let i = 0; i < TIMEOUT_MS / POLL_INTERVAL_MS; i++) await runAlarm(sessionId);
 		const failed = await phone.waitForStage(body.mandate_id, 9, "failed");
 		expect((failed.data as { message: string }).message).toMatch(/taking longer than expected/);
 		expect((await progressOf(sessionId)).mandates[0]?.state).toBe("timed_out");
-		// Polling stopped: the only alarm left is the phone's token expiry (issue 14).
+		// Polling stopped: once the audit trail is in D1, the only alarm left is the phone's token expiry.
+		await auditSettled(sessionId);
 		expect(
 			await runInDurableObject(sessionStub(sessionId), (_instance, state) => state.storage.getAlarm()),
 		).toBe(await phoneTokenExpiry(sessionId));
@@ -137,6 +141,8 @@ describe("resilience", () => {
 		let response: Response;
 		try {
 			response = await reportStage(sessionId, mandateId, 2, "active");
+			// The copy to D1 runs after the answer (issue 16): the outage lasts until it has failed.
+			await auditSettled(sessionId);
 		} finally {
 			await env.DB.exec(`DROP TRIGGER ${trigger}`);
 		}

@@ -123,3 +123,20 @@ export function outboxStatement(
 				);
 	}
 }
+
+/** A poison outbox row, kept for operators in `outbox_dead_letters` (same id scheme as audit_log). */
+export function deadLetterStatement(
+	db: D1Database,
+	sessionId: string,
+	id: number,
+	kind: string,
+	payload: string,
+	error: string,
+): D1PreparedStatement {
+	return db
+		.prepare(
+			`INSERT OR IGNORE INTO outbox_dead_letters (id, session_id, kind, payload, error, failed_at)
+			 VALUES (?, ?, ?, ?, ?, ?)`,
+		)
+		.bind(`${sessionId}:${id}`, sessionId, kind, payload, error.slice(0, 2_000), new Date().toISOString());
+}

@@ -26,7 +26,7 @@ export async function runAlarm(s: SessionContext): Promise<void> {
 	for (const mandate of s.mandates.running()) {
 		if (mandate.deadline_at !== null && mandate.deadline_at <= now) timeOut(s, mandate, now);
 	}
-	await flush(s);
+	await flushNow(s);
 }
 
 /** Arms the one alarm for the earliest pending job: a poll, a deadline, a dispatch, an expiry or a retry. */
@@ -38,10 +38,27 @@ export function armAlarm(s: SessionContext): void {
 }
 
 /**
- * Copies the outbox to D1. The alarm is armed before and after: before, so a state change is covered
- * even if the object dies mid-flush; after, to drop that cover or schedule a retry.
+ * Starts copying the outbox to D1 off the caller's path (issue 16): a webhook or a stage report is
+ * answered once its state is stored and its frames are sent, never after a D1 backlog. The alarm is
+ * armed first, so the rows are covered even if the object dies before the copy finishes; when it
+ * finishes, the alarm is armed again (to drop that cover, or for a retry with backoff).
  */
-export async function flush(s: SessionContext): Promise<void> {
+export function flush(s: SessionContext): Promise<void> {
+	const sessionId = s.sessionId();
+	if (!sessionId) return Promise.resolve();
+	armAlarm(s);
+	// A flush in progress drains rows added meanwhile too (it reads until the outbox is empty).
+	if (s.outbox.inProgress()) return Promise.resolve();
+	s.ctx.waitUntil(
+		flushNow(s).catch((error: unknown) =>
+			console.error(JSON.stringify({ msg: "outbox flush crashed", error: String(error) })),
+		),
+	);
+	return Promise.resolve();
+}
+
+/** Copies the outbox to D1 and waits for it (the alarm's retry). */
+export async function flushNow(s: SessionContext): Promise<void> {
 	const sessionId = s.sessionId();
 	if (!sessionId) return;
 	armAlarm(s);

@@ -1,19 +1,35 @@
-import { type OutboxRecord, outboxStatement } from "../d1/outbox-statements.ts";
+import { deadLetterStatement, type OutboxRecord, outboxStatement } from "../d1/outbox-statements.ts";
 import type { MetaStore } from "../durable/meta.ts";
 import { backoffDelay, OUTBOX_BACKOFF_CAP_MS } from "../pipeline/backoff.ts";
 
 export type { OutboxRecord };
 
 /**
- * The D1 outbox (DESIGN.md): audit rows and the D1 copies of stage progress, executions and
- * delivery events are first written to DO storage in the same transaction as the state change
- * they describe, then copied to D1 in batches (the statements: src/d1/outbox-statements.ts). A D1
- * failure leaves them in place and the alarm retries with backoff, so a D1 hiccup loses nothing.
+ * The D1 outbox (DESIGN.md): audit rows and the D1 copies of stage progress, executions and delivery
+ * events are first written to DO storage in the same turn as the state change they describe, then
+ * copied to D1 in batches (the statements: src/d1/outbox-statements.ts), off the caller's path. A D1
+ * outage leaves them in place and the alarm retries with backoff, so a D1 hiccup loses nothing.
+ *
+ * One row D1 always refuses must not hold back the rows behind it (issue 16): when a batch fails, its
+ * rows are tried one by one; a row refused on its own MAX_ROW_ATTEMPTS times — or one that cannot even
+ * be turned into a statement — moves to D1's `outbox_dead_letters` (logged for operators), and the
+ * rest flow on. When every row fails alone too, D1 is down: back off and let the alarm retry.
  */
 
 const BATCH_SIZE = 50;
 /** How long a flush in progress may take before the alarm tries again on its own. */
 const FLUSH_LEASE_MS = 5_000;
+/** A row refused on its own this many times is a poison row, not an outage. */
+export const MAX_ROW_ATTEMPTS = 5;
+/** Past this many rows waiting, an error line tells the operator D1 is not keeping up. */
+export const OUTBOX_ALERT_ROWS = 1_000;
+
+interface OutboxRow {
+	id: number;
+	kind: string;
+	payload: string;
+	attempts: number;
+}
 
 export class Outbox {
 	readonly #sql: SqlStorage;
@@ -53,6 +69,11 @@ export class Outbox {
 		return this.#meta.getNumber("outbox_retry_at") ?? now + FLUSH_LEASE_MS;
 	}
 
+	/** The flush in progress, if any (so a caller that must see D1 up to date can wait for it). */
+	inProgress(): Promise<boolean> | null {
+		return this.#flushing;
+	}
+
 	/**
 	 * Copies everything pending to D1. One flush runs at a time (a second caller waits and then
 	 * flushes what arrived meanwhile), so D1 sees the rows in the order they were written.
@@ -69,40 +90,112 @@ export class Outbox {
 	async #drain(db: D1Database, sessionId: string): Promise<boolean> {
 		for (;;) {
 			const rows = this.#sql
-				.exec<{ id: number; payload: string }>(
-					"SELECT id, payload FROM ml_outbox ORDER BY id LIMIT ?",
+				.exec<OutboxRow & Record<string, SqlStorageValue>>(
+					"SELECT id, kind, payload, attempts FROM ml_outbox ORDER BY id LIMIT ?",
 					BATCH_SIZE,
 				)
 				.toArray();
 			if (rows.length === 0) {
 				this.#meta.delete("outbox_failures");
 				this.#meta.delete("outbox_retry_at");
+				this.#meta.delete("outbox_alerted");
 				return true;
 			}
-			try {
-				const results = await db.batch(
-					rows.map((row) => outboxStatement(db, sessionId, row.id, JSON.parse(row.payload) as OutboxRecord)),
-				);
-				this.#onBatch(
-					rows.length,
-					results.reduce((sum, result) => sum + (result.meta.rows_written ?? 0), 0),
-				);
-			} catch (error) {
-				const failures = (this.#meta.getNumber("outbox_failures") ?? 0) + 1;
-				this.#meta.set("outbox_failures", failures);
-				this.#meta.set("outbox_retry_at", Date.now() + backoffDelay(failures, 1_000, OUTBOX_BACKOFF_CAP_MS));
-				console.warn(
-					JSON.stringify({
-						msg: "d1 outbox flush failed",
-						failures,
-						pending: rows.length,
-						error: String(error),
-					}),
-				);
-				return false;
+			// A row that cannot become a statement is poison at once: no retry can fix it.
+			const statements: Array<{ row: OutboxRow; statement: D1PreparedStatement }> = [];
+			for (const row of rows) {
+				try {
+					statements.push({
+						row,
+						statement: outboxStatement(db, sessionId, row.id, JSON.parse(row.payload) as OutboxRecord),
+					});
+				} catch (error) {
+					if (!(await this.#deadLetter(db, sessionId, row, error))) return this.#failed(rows.length, error);
+				}
 			}
-			const lastId = rows[rows.length - 1]?.id ?? 0;
-			this.#sql.exec("DELETE FROM ml_outbox WHERE id <= ?", lastId);
+			if (statements.length === 0) continue;
+			try {
+				const results = await db.batch(statements.map((item) => item.statement));
+				this.#delivered(
+					statements.map((item) => item.row.id),
+					results,
+				);
+				continue;
+			} catch {
+				// One of them may be the problem, or D1 may be down: try each on its own.
+			}
+			const refused: Array<{ row: OutboxRow; error: unknown }> = [];
+			for (const { row, statement } of statements) {
+				try {
+					this.#delivered([row.id], await db.batch([statement]));
+				} catch (error) {
+					refused.push({ row, error });
+				}
+			}
+			const lastError = refused.at(-1)?.error ?? null;
+			// D1 answering a trivial query while refusing these rows means the rows are the problem.
+			if (refused.length === statements.length && !(await answers(db)))
+				return this.#failed(refused.length, lastError);
+			for (const { row, error } of refused) {
+				const attempts = row.attempts + 1;
+				this.#sql.exec("UPDATE ml_outbox SET attempts = ? WHERE id = ?", attempts, row.id);
+				if (attempts >= MAX_ROW_ATTEMPTS) await this.#deadLetter(db, sessionId, { ...row, attempts }, error);
+			}
+			if (refused.length > 0) return this.#failed(refused.length, lastError);
 		}
+	}
+
+	#delivered(ids: number[], results: D1Result[]): void {
+		this.#onBatch(
+			ids.length,
+			results.reduce((sum, result) => sum + (result.meta.rows_written ?? 0), 0),
+		);
+		this.#sql.exec(`DELETE FROM ml_outbox WHERE id IN (${ids.map(() => "?").join(", ")})`, ...ids);
+	}
+
+	/** Moves a poison row to D1's dead letters; false when D1 would not take even that. */
+	async #deadLetter(db: D1Database, sessionId: string, row: OutboxRow, error: unknown): Promise<boolean> {
+		try {
+			await deadLetterStatement(db, sessionId, row.id, row.kind, row.payload, String(error)).run();
+		} catch {
+			return false;
+		}
+		this.#sql.exec("DELETE FROM ml_outbox WHERE id = ?", row.id);
+		console.error(
+			JSON.stringify({
+				msg: "outbox row dead-lettered",
+				session_id: sessionId,
+				outbox_id: row.id,
+				kind: row.kind,
+				attempts: row.attempts,
+				error: String(error).slice(0, 500),
+			}),
+		);
+		return true;
+	}
+
+	#failed(refused: number, error: unknown): false {
+		const failures = (this.#meta.getNumber("outbox_failures") ?? 0) + 1;
+		this.#meta.set("outbox_failures", failures);
+		this.#meta.set("outbox_retry_at", Date.now() + backoffDelay(failures, 1_000, OUTBOX_BACKOFF_CAP_MS));
+		const pending = this.pending();
+		console.warn(
+			JSON.stringify({ msg: "d1 outbox flush failed", failures, refused, pending, error: String(error) }),
+		);
+		if (pending > OUTBOX_ALERT_ROWS && this.#meta.get("outbox_alerted") === null) {
+			this.#meta.set("outbox_alerted", 1);
+			console.error(JSON.stringify({ msg: "outbox backlog over bound", pending, bound: OUTBOX_ALERT_ROWS }));
+		}
+		return false;
+	}
+}
+
+/** Whether D1 answers at all (asked only after every row of a batch was refused on its own). */
+async function answers(db: D1Database): Promise<boolean> {
+	try {
+		await db.prepare("SELECT 1").first();
+		return true;
+	} catch {
+		return false;
 	}
 }

@@ -51,6 +51,8 @@ const STEPS: readonly string[] = [
 	`ALTER TABLE ml_mandates ADD COLUMN answer_chars INTEGER NOT NULL DEFAULT 0;
 	 ALTER TABLE ml_mandates ADD COLUMN answer_truncated INTEGER NOT NULL DEFAULT 0;
 	 UPDATE ml_mandates SET answer_chars = length(answer);`,
+	// Issue 16: how often D1 refused an outbox row on its own; a poison row is dead-lettered, not retried for ever.
+	"ALTER TABLE ml_outbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;",
 ];
 
 export const SESSION_MIGRATIONS: MigrationPlan = { versionTable: "ml_schema", steps: STEPS };
