@@ -21,6 +21,11 @@ export function rememberExecution(executionId: string, sessionId: string): void 
 	sessionsByExecution.set(executionId, sessionId);
 }
 
+/** Forgets what this isolate remembered: as if the next webhook landed in another isolate (tests). */
+export function forgetRememberedExecutions(): void {
+	sessionsByExecution.clear();
+}
+
 export async function sessionOfExecution(db: D1Database, executionId: string): Promise<string | null> {
 	const remembered = sessionsByExecution.get(executionId);
 	if (remembered) return remembered;
@@ -44,7 +49,34 @@ interface ExecutionRow {
 	error: string | null;
 	created_at: string;
 	updated_at: string;
+	/** Ours: when this service learned the outcome. */
 	completed_at: string | null;
+	/** ObeGee's own `completed_at`, as it said it (bounded). */
+	reported_completed_at: string | null;
+}
+
+/**
+ * The execution's audit timeline, in two index-exact halves merged by `seq` (issue 16): the rows that
+ * name the execution (index audit_log_execution), and its mandate's rows from before ObeGee named it
+ * (partial index audit_log_mandate). One query with an OR let SQLite scan every pre-dispatch row of
+ * the session once D1 had statistics. test/audit-trail.test.ts proves each plan.
+ */
+export const TIMELINE_QUERIES = {
+	ofExecution:
+		"SELECT seq, event, detail, at FROM audit_log WHERE execution_id = ? AND session_id = ? ORDER BY seq",
+	beforeExecution:
+		"SELECT seq, event, detail, at FROM audit_log WHERE session_id = ? AND mandate_id = ? AND execution_id IS NULL ORDER BY seq",
+	stages:
+		"SELECT stage, status, message, updated_at FROM pipeline_progress WHERE session_id = ? AND mandate_id = ? ORDER BY stage",
+	deliveries:
+		"SELECT webhook_id, status, outcome, received_at FROM delivery_events WHERE execution_id = ? ORDER BY received_at",
+} as const;
+
+interface TimelineRow {
+	seq: number;
+	event: string;
+	detail: string;
+	at: string;
 }
 
 /** `GET /api/executions/:id`: the record, its stages, its audit timeline and its delivery events. */
@@ -52,40 +84,30 @@ export async function readExecution(db: D1Database, executionId: string) {
 	const execution = await db
 		.prepare(
 			`SELECT execution_id, session_id, mandate_id, tenant_id, intent, state, summary, delivered_to, error,
-			        created_at, updated_at, completed_at
+			        created_at, updated_at, completed_at, reported_completed_at
 			 FROM executions WHERE execution_id = ?`,
 		)
 		.bind(executionId)
 		.first<ExecutionRow>();
 	if (!execution) return null;
-	const [stages, timeline, deliveries] = await db.batch([
-		db
-			.prepare(
-				"SELECT stage, status, message, updated_at FROM pipeline_progress WHERE session_id = ? AND mandate_id = ? ORDER BY stage",
-			)
-			.bind(execution.session_id, execution.mandate_id),
-		db
-			.prepare(
-				`SELECT event, detail, at FROM audit_log
-				 WHERE session_id = ? AND (execution_id = ? OR (execution_id IS NULL AND mandate_id = ?)) ORDER BY seq`,
-			)
-			.bind(execution.session_id, execution.execution_id, execution.mandate_id),
-		db
-			.prepare(
-				"SELECT webhook_id, status, outcome, received_at FROM delivery_events WHERE execution_id = ? ORDER BY received_at",
-			)
-			.bind(execution.execution_id),
+	const { session_id: sessionId, mandate_id: mandateId } = execution;
+	const [stages, ofExecution, beforeExecution, deliveries] = await db.batch([
+		db.prepare(TIMELINE_QUERIES.stages).bind(sessionId, mandateId),
+		db.prepare(TIMELINE_QUERIES.ofExecution).bind(executionId, sessionId),
+		db.prepare(TIMELINE_QUERIES.beforeExecution).bind(sessionId, mandateId),
+		db.prepare(TIMELINE_QUERIES.deliveries).bind(executionId),
 	]);
+	const timeline = [
+		...((beforeExecution?.results ?? []) as unknown as TimelineRow[]),
+		...((ofExecution?.results ?? []) as unknown as TimelineRow[]),
+	].sort((a, b) => a.seq - b.seq);
 	return {
 		execution: {
 			...execution,
 			delivered_to: execution.delivered_to ? (JSON.parse(execution.delivered_to) as string[]) : null,
 		},
 		stages: stages?.results ?? [],
-		timeline: (timeline?.results ?? []).map((row) => {
-			const { detail, ...rest } = row as { detail: string; event: string; at: string };
-			return { ...rest, detail: JSON.parse(detail) as unknown };
-		}),
+		timeline: timeline.map(({ event, detail, at }) => ({ event, at, detail: JSON.parse(detail) as unknown })),
 		deliveries: deliveries?.results ?? [],
 	};
 }

@@ -47,8 +47,9 @@ export function flush(s: SessionContext): Promise<void> {
 	const sessionId = s.sessionId();
 	if (!sessionId) return Promise.resolve();
 	armAlarm(s);
-	// A flush in progress drains rows added meanwhile too (it reads until the outbox is empty).
-	if (s.outbox.inProgress()) return Promise.resolve();
+	// A flush in progress drains rows added meanwhile too (it reads until the outbox is empty); after a
+	// failure the alarm retries with backoff, so a D1 outage is not hit again by every request.
+	if (s.outbox.inProgress() || s.outbox.backingOff()) return Promise.resolve();
 	s.ctx.waitUntil(
 		flushNow(s).catch((error: unknown) =>
 			console.error(JSON.stringify({ msg: "outbox flush crashed", error: String(error) })),

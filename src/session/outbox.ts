@@ -11,9 +11,11 @@ export type { OutboxRecord };
  * outage leaves them in place and the alarm retries with backoff, so a D1 hiccup loses nothing.
  *
  * One row D1 always refuses must not hold back the rows behind it (issue 16): when a batch fails, its
- * rows are tried one by one; a row refused on its own MAX_ROW_ATTEMPTS times — or one that cannot even
- * be turned into a statement — moves to D1's `outbox_dead_letters` (logged for operators), and the
- * rest flow on. When every row fails alone too, D1 is down: back off and let the alarm retry.
+ * rows are tried one by one, so the others go through at once. A row refused MAX_ROW_ATTEMPTS times
+ * (with backoff between tries, so over tens of seconds) — or one that cannot even be turned into a
+ * statement — moves to D1's `outbox_dead_letters` (logged for operators). Moving it is itself a write
+ * to D1: while D1 is down that fails too, and the row stays for the next try, so an outage loses
+ * nothing however long it lasts.
  */
 
 const BATCH_SIZE = 50;
@@ -67,6 +69,11 @@ export class Outbox {
 	retryAt(now = Date.now()): number | null {
 		if (this.pending() === 0) return null;
 		return this.#meta.getNumber("outbox_retry_at") ?? now + FLUSH_LEASE_MS;
+	}
+
+	/** True while a failed flush waits for its retry (the alarm's). */
+	backingOff(now = Date.now()): boolean {
+		return (this.#meta.getNumber("outbox_retry_at") ?? 0) > now;
 	}
 
 	/** The flush in progress, if any (so a caller that must see D1 up to date can wait for it). */
@@ -133,9 +140,8 @@ export class Outbox {
 				}
 			}
 			const lastError = refused.at(-1)?.error ?? null;
-			// D1 answering a trivial query while refusing these rows means the rows are the problem.
-			if (refused.length === statements.length && !(await answers(db)))
-				return this.#failed(refused.length, lastError);
+			// A row refused again and again goes to the dead letters; if D1 will not take even that, D1 is
+			// down rather than the row bad, and the row stays for the next try.
 			for (const { row, error } of refused) {
 				const attempts = row.attempts + 1;
 				this.#sql.exec("UPDATE ml_outbox SET attempts = ? WHERE id = ?", attempts, row.id);
@@ -186,16 +192,6 @@ export class Outbox {
 			this.#meta.set("outbox_alerted", 1);
 			console.error(JSON.stringify({ msg: "outbox backlog over bound", pending, bound: OUTBOX_ALERT_ROWS }));
 		}
-		return false;
-	}
-}
-
-/** Whether D1 answers at all (asked only after every row of a batch was refused on its own). */
-async function answers(db: D1Database): Promise<boolean> {
-	try {
-		await db.prepare("SELECT 1").first();
-		return true;
-	} catch {
 		return false;
 	}
 }
