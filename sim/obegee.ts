@@ -5,7 +5,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Webhook } from "standardwebhooks";
 import { z } from "zod";
 import { Mandate } from "../src/protocol/api.ts";
-import type { DeliveryWebhook, DispatchResponse, ExecutionStatus } from "../src/protocol/obegee.ts";
+import type { DeliveryWebhookBody, DispatchResponse, ExecutionStatusBody } from "../src/protocol/obegee.ts";
 import type { GatewaySim, RunScript } from "./openclaw.ts";
 import { SCENARIOS, type Scenario } from "./scenarios.ts";
 import { deliverWebhook, type SignedWebhook, signWebhook, type WebhookAttempt } from "./webhooks.ts";
@@ -134,7 +134,32 @@ interface Faults {
 interface Reply {
 	status: number;
 	body: unknown;
+	/** Extra response headers (a misbehaving ObeGee's `Retry-After`, say). */
+	headers?: Record<string, string>;
+	/** Instead of `body` as JSON: this text as is, a padded body this many bytes long, or a stalled body. */
+	raw?: { text?: string; bytes?: number; stall?: boolean; executionId?: string };
 }
+
+/**
+ * A misbehaving ObeGee (issue 16), set per execution (its status calls) or per mandate (its dispatch
+ * calls) through `POST /__sim/executions/:id/misbehave` and `POST /__sim/mandates/:id/misbehave`:
+ * any status code, extra headers, any body (JSON, raw text, a padded body of `body_bytes`, or one
+ * that stalls after its first bytes), after `delay_ms`, for the next `times` calls (all when absent).
+ * A 2xx without a body answers as usual (with the headers); an error without one gets an error body.
+ * `{"off": true}` clears it.
+ */
+const Misbehaviour = z.strictObject({
+	status_code: z.number().int().min(200).max(599).default(200),
+	headers: z.record(z.string(), z.string()).default({}),
+	body: z.unknown().optional(),
+	body_text: z.string().max(MAX_BODY_BYTES).optional(),
+	body_bytes: z.number().int().min(0).max(200_000_000).optional(),
+	stall_body: z.boolean().default(false),
+	delay_ms: z.number().int().min(0).max(600_000).default(0),
+	times: z.number().int().min(1).optional(),
+});
+type Misbehaviour = z.infer<typeof Misbehaviour>;
+const MisbehaveBody = z.union([z.strictObject({ off: z.literal(true) }), Misbehaviour]);
 
 /** Any answer other than success; turned into `{"error":{"code","message"}}`. */
 class SimError extends Error {
@@ -290,7 +315,7 @@ export function agentPlan(
 	return { script, startAfterMs };
 }
 
-function webhookPayload(execution: Execution, outcome: Outcome): DeliveryWebhook {
+function webhookPayload(execution: Execution, outcome: Outcome): DeliveryWebhookBody {
 	return { execution_id: execution.id, ...outcome };
 }
 
@@ -301,6 +326,11 @@ class ObeGeeSimulator {
 	readonly #byIdempotencyKey = new Map<string, string>();
 	readonly #byMandate = new Map<string, string>();
 	readonly #statusCalls = new Map<string, number>();
+	/** Misbehaviours by execution id (status calls) and by mandate id (dispatch calls). */
+	readonly #misbehaving = {
+		status: new Map<string, Misbehaviour>(),
+		dispatch: new Map<string, Misbehaviour>(),
+	};
 	#webhookAttempts: WebhookAttempt[] = [];
 	#dispatchCalls = 0;
 	/** Dispatch attempts per mandate_id, for `sim_dispatch_errors`. */
@@ -315,17 +345,28 @@ class ObeGeeSimulator {
 		this.#log = options.log ?? (() => {});
 	}
 
+	get lifetime(): AbortSignal {
+		return this.#lifetime.signal;
+	}
+
 	isAuthorized(header: string | undefined): boolean {
 		return header === `Bearer ${this.#options.apiToken}`;
 	}
 
-	dispatch(body: unknown, idempotencyKey: string | undefined): Reply {
+	async dispatch(body: unknown, idempotencyKey: string | undefined): Promise<Reply> {
 		this.#dispatchCalls++;
 		if (this.#faults.dispatchErrors > 0) {
 			this.#faults.dispatchErrors--;
 			throw new SimError(this.#faults.dispatchErrorCode, "injected_fault", "Simulated ObeGee outage");
 		}
 		const mandate = parseBody(Mandate, body);
+		const misbehaving = await this.#misbehave("dispatch", mandate.mandate_id);
+		if (misbehaving && !isPlainSuccess(misbehaving)) return misbehaving;
+		const reply = this.#dispatchAs(mandate, idempotencyKey);
+		return misbehaving ? { ...reply, headers: misbehaving.headers } : reply;
+	}
+
+	#dispatchAs(mandate: Mandate, idempotencyKey: string | undefined): Reply {
 		const scenario = scenarioOf(mandate, this.#defaultScenario);
 		// Per-mandate faults, so tests running side by side never see each other's outages.
 		const attempt = (this.#dispatchAttempts.get(mandate.mandate_id) ?? 0) + 1;
@@ -352,6 +393,14 @@ class ObeGeeSimulator {
 	async status(executionId: string): Promise<Reply> {
 		const call = (this.#statusCalls.get(executionId) ?? 0) + 1;
 		this.#statusCalls.set(executionId, call);
+		const misbehaving = await this.#misbehave("status", executionId);
+		if (misbehaving && !isPlainSuccess(misbehaving)) return misbehaving;
+		if (misbehaving)
+			return { ...(await this.#normalStatus(executionId, call)), headers: misbehaving.headers };
+		return this.#normalStatus(executionId, call);
+	}
+
+	async #normalStatus(executionId: string, call: number): Promise<Reply> {
 		if (this.#faults.statusErrors > 0) {
 			this.#faults.statusErrors--;
 			throw new SimError(this.#faults.statusErrorCode, "injected_fault", "Simulated ObeGee outage");
@@ -377,6 +426,47 @@ class ObeGeeSimulator {
 		const outcome = outcomeFor(execution.mandate, request.status, request.summary, request.error);
 		const webhook = this.#finish(execution, outcome, request.send_webhook);
 		return { status: 200, body: { execution_id: execution.id, webhook } };
+	}
+
+	/** Control API: makes the status calls of an execution, or the dispatch calls of a mandate, misbehave. */
+	setMisbehaviour(kind: "status" | "dispatch", id: string, body: unknown): Reply {
+		const request = parseBody(MisbehaveBody, body);
+		const map = this.#misbehaving[kind];
+		if ("off" in request) map.delete(id);
+		else map.set(id, request);
+		return {
+			status: 200,
+			body: { [kind === "status" ? "execution_id" : "mandate_id"]: id, misbehaving: map.has(id) },
+		};
+	}
+
+	/** The answer a misbehaving call gives (after its delay), or null when this call behaves. */
+	async #misbehave(kind: "status" | "dispatch", id: string): Promise<Reply | null> {
+		const map = this.#misbehaving[kind];
+		const misbehaviour = map.get(id);
+		if (!misbehaviour) return null;
+		if (misbehaviour.times !== undefined) {
+			if (misbehaviour.times <= 1) map.delete(id);
+			else map.set(id, { ...misbehaviour, times: misbehaviour.times - 1 });
+		}
+		if (misbehaviour.delay_ms > 0) await pause(misbehaviour.delay_ms, this.#lifetime.signal);
+		const { status_code: status, headers } = misbehaviour;
+		const executionId = kind === "status" ? id : undefined;
+		if (misbehaviour.stall_body) return { status, body: null, headers, raw: { stall: true } };
+		if (misbehaviour.body_bytes !== undefined) {
+			return { status, body: null, headers, raw: { bytes: misbehaviour.body_bytes, executionId } };
+		}
+		if (misbehaviour.body_text !== undefined)
+			return { status, body: null, headers, raw: { text: misbehaviour.body_text } };
+		if (misbehaviour.body !== undefined) return { status, body: misbehaviour.body, headers };
+		if (status >= 300) {
+			return {
+				status,
+				body: { error: { code: "injected_fault", message: "Simulated misbehaviour" } },
+				headers,
+			};
+		}
+		return { status, body: null, headers };
 	}
 
 	setFaults(body: unknown): Reply {
@@ -417,6 +507,8 @@ class ObeGeeSimulator {
 		this.#byIdempotencyKey.clear();
 		this.#byMandate.clear();
 		this.#statusCalls.clear();
+		this.#misbehaving.status.clear();
+		this.#misbehaving.dispatch.clear();
 		this.#webhookAttempts = [];
 		this.#dispatchCalls = 0;
 		this.#faults = noFaults();
@@ -522,7 +614,7 @@ class ObeGeeSimulator {
 	}
 
 	/** What the status endpoint says now; a run past its end is finished here, so a poll never lags. */
-	#statusOf(execution: Execution): ExecutionStatus {
+	#statusOf(execution: Execution): ExecutionStatusBody {
 		const elapsed = Date.now() - execution.dispatchedAt;
 		if (!execution.outcome && execution.finishAfterMs !== null && elapsed >= execution.finishAfterMs) {
 			this.#finishOnSchedule(execution);
@@ -582,6 +674,18 @@ const ROUTES: Route[] = [
 		pattern: /^\/__sim\/executions\/([^/]+)\/complete$/,
 		auth: false,
 		handle: (sim, req) => sim.complete(req.params[0] ?? "", req.body),
+	},
+	{
+		method: "POST",
+		pattern: /^\/__sim\/executions\/([^/]+)\/misbehave$/,
+		auth: false,
+		handle: (sim, req) => sim.setMisbehaviour("status", req.params[0] ?? "", req.body),
+	},
+	{
+		method: "POST",
+		pattern: /^\/__sim\/mandates\/([^/]+)\/misbehave$/,
+		auth: false,
+		handle: (sim, req) => sim.setMisbehaviour("dispatch", req.params[0] ?? "", req.body),
 	},
 	{
 		method: "POST",
@@ -646,14 +750,75 @@ async function route(sim: ObeGeeSimulator, req: IncomingMessage): Promise<Reply>
 	return found.r.handle(sim, request);
 }
 
+/** A plain success whose only misbehaviour is its headers (or its delay): the call answers as usual. */
+function isPlainSuccess(reply: Reply): boolean {
+	return reply.status < 300 && reply.body === null && reply.raw === undefined;
+}
+
 function sendJson(res: ServerResponse, reply: Reply): void {
 	if (res.destroyed || res.headersSent) return;
-	const body = JSON.stringify(reply.body);
+	const body = reply.raw?.text ?? JSON.stringify(reply.body);
 	res.writeHead(reply.status, {
 		"content-type": "application/json",
 		"content-length": Buffer.byteLength(body),
+		...reply.headers,
 	});
 	res.end(body);
+}
+
+const PAD_CHUNK = "x".repeat(64 * 1024);
+
+/**
+ * A COMPLETED status body `bytes` long — valid but for its size: an unknown field padded with "x" —
+ * streamed without a Content-Length, in chunks as the reader takes them.
+ */
+async function sendPadded(
+	res: ServerResponse,
+	reply: Reply,
+	bytes: number,
+	signal: AbortSignal,
+): Promise<void> {
+	const head = `{"execution_id":${JSON.stringify(reply.raw?.executionId ?? "exec_padded")},"status":"COMPLETED","padding":"`;
+	const tail = '"}';
+	const padding = Math.max(0, bytes - head.length - tail.length);
+	res.writeHead(reply.status, { "content-type": "application/json", ...reply.headers });
+	res.write(head);
+	for (let left = padding; left > 0 && !res.destroyed && !signal.aborted; left -= PAD_CHUNK.length) {
+		if (!res.write(PAD_CHUNK.slice(0, Math.min(left, PAD_CHUNK.length)))) {
+			await new Promise<void>((resolve) => {
+				const done = () => {
+					res.off("drain", done);
+					res.off("close", done);
+					resolve();
+				};
+				res.on("drain", done);
+				res.on("close", done);
+			});
+		}
+	}
+	if (!res.destroyed) res.end(tail);
+}
+
+/** Headers and the first bytes of a body that never finishes (until the client gives up or a reset). */
+async function sendStalled(res: ServerResponse, reply: Reply, signal: AbortSignal): Promise<void> {
+	res.writeHead(reply.status, {
+		"content-type": "application/json",
+		"content-length": 1000,
+		...reply.headers,
+	});
+	res.write('{"status":');
+	await new Promise<void>((resolve) => {
+		res.once("close", resolve);
+		signal.addEventListener("abort", () => resolve(), { once: true });
+	});
+	res.destroy();
+}
+
+async function sendReply(res: ServerResponse, reply: Reply, signal: AbortSignal): Promise<void> {
+	if (res.destroyed || res.headersSent) return;
+	if (reply.raw?.stall) return sendStalled(res, reply, signal);
+	if (reply.raw?.bytes !== undefined) return sendPadded(res, reply, reply.raw.bytes, signal);
+	sendJson(res, reply);
 }
 
 async function handleRequest(
@@ -663,7 +828,7 @@ async function handleRequest(
 	log: (line: string) => void,
 ) {
 	try {
-		sendJson(res, await route(sim, req));
+		await sendReply(res, await route(sim, req), sim.lifetime);
 	} catch (error) {
 		if (error instanceof SimError) {
 			sendJson(res, { status: error.status, body: { error: { code: error.code, message: error.message } } });

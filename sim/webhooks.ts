@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Webhook } from "standardwebhooks";
-import type { DeliveryWebhook } from "../src/protocol/obegee.ts";
+import type { DeliveryWebhookBody } from "../src/protocol/obegee.ts";
 
 /**
  * How the simulator signs and delivers ObeGee's delivery webhook: Standard Webhooks headers made by
@@ -31,7 +31,7 @@ const RETRY_DELAYS_MS = [1000, 2000, 4000] as const;
 /** A receiver slower than this counts as a failed attempt (and is retried). */
 const ATTEMPT_TIMEOUT_MS = 10_000;
 
-export function signWebhook(secret: string, payload: DeliveryWebhook, now = new Date()): SignedWebhook {
+export function signWebhook(secret: string, payload: DeliveryWebhookBody, now = new Date()): SignedWebhook {
 	const id = `msg_${randomBytes(12).toString("hex")}`;
 	const body = JSON.stringify(payload);
 	const signature = new Webhook(secret).sign(id, now, body);

@@ -1,6 +1,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { STREAMING_POLL_FACTOR } from "../src/pipeline/backoff.ts";
+import { executionFailedMessage } from "../src/pipeline/messages.ts";
 import {
 	deliverWebhook,
 	phonesClosedAfterEach,
@@ -89,7 +90,8 @@ describe("agent updates from the gateway", () => {
 		await phone.waitForStage(body.mandate_id, 9, "completed");
 		await deliverWebhook(await simComplete(executionId, { status: "FAILED", error: "Email bounced" }));
 		const failed = await phone.waitForStage(body.mandate_id, 10, "failed");
-		expect((failed.data as { message: string }).message).toBe("Email bounced");
+		// Issue 16: ObeGee's own text never reaches the phone; our words for its FAILED do.
+		expect((failed.data as { message: string }).message).toBe(executionFailedMessage("FAILED"));
 	});
 
 	it("slows ObeGee polling while the stream speaks and returns to the base pace when it drops", async () => {

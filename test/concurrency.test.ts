@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { executionFailedMessage } from "../src/pipeline/messages.ts";
 import {
 	connectPhone,
 	deliverWebhook,
@@ -35,7 +36,11 @@ describe("concurrent mandates", () => {
 
 		await phone.waitForStage(first.mandate_id, 10, "completed");
 		const failed = await phone.waitForStage(second.mandate_id, 9, "failed");
-		expect(failed.data).toMatchObject({ execution_id: b.json.execution_id, message: "No table available" });
+		// Issue 16: ObeGee's own text never reaches the phone; our words for its FAILED do.
+		expect(failed.data).toMatchObject({
+			execution_id: b.json.execution_id,
+			message: executionFailedMessage("FAILED"),
+		});
 		expect(phone.stages(first.mandate_id).some((s) => s.status === "failed")).toBe(false);
 		expect(phone.stages(second.mandate_id).some((s) => s.stage === 10)).toBe(false);
 		for (const frame of phone.frames.filter((f) => f.type === "progress")) {

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { fromState } from "../client/fold.ts";
 import { ProgressClient } from "../client/progress-client.ts";
 import type { MandateView, SessionView } from "../client/view.ts";
+import { executionFailedMessage } from "../src/pipeline/messages.ts";
 import {
 	deliverWebhook,
 	execute,
@@ -200,7 +201,8 @@ describe("ProgressClient against the Worker", () => {
 			(v) => mandateOf(v, first.mandate_id)?.phase === "failed" && stageIs(v, second.mandate_id, 9, "active"),
 			"both mandates after the resume",
 		);
-		expect(mandateOf(view, first.mandate_id)?.error).toContain("Mailbox full");
+		// Issue 16: ObeGee's own text never reaches the phone; the SDK shows our words.
+		expect(mandateOf(view, first.mandate_id)?.error).toBe(executionFailedMessage("FAILED"));
 		await expectEqualsServer(phone, sessionId);
 
 		// A second drop while the other mandate finishes.

@@ -1,6 +1,7 @@
 import { env } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { describe, expect, it } from "vitest";
+import { executionFailedMessage } from "../src/pipeline/messages.ts";
 import {
 	deliverWebhook,
 	phonesClosedAfterEach,
@@ -69,11 +70,12 @@ describe("delivery webhook", () => {
 		expect(audit.results.map((r) => r.event)).toContain("outcome_ignored");
 	});
 
-	it("a FAILED webhook fails stage 9 with ObeGee's reason", async () => {
+	// Issue 16 changes this: ObeGee's reason goes to the audit; the phone reads our own words.
+	it("a FAILED webhook fails stage 9 with our own message, ObeGee's reason kept for the audit", async () => {
 		const { phone, body, executionId } = await running();
 		await deliverWebhook(await simComplete(executionId, { status: "FAILED", error: "Mailbox is full" }));
 		const failed = await phone.waitForStage(body.mandate_id, 9, "failed");
-		expect((failed.data as { message: string }).message).toBe("Mailbox is full");
+		expect((failed.data as { message: string }).message).toBe(executionFailedMessage("FAILED"));
 	});
 
 	it("refuses bad, missing and stale signatures with 401 and changes nothing", async () => {

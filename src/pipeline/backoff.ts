@@ -31,3 +31,28 @@ export const STREAM_QUIET_MS = 10_000;
 export function streamingPollInterval(pollIntervalMs: number): number {
 	return pollIntervalMs * STREAMING_POLL_FACTOR;
 }
+
+/** ObeGee's `Retry-After` is honoured up to this; a longer one is cut (and never past the deadline). */
+export const RETRY_AFTER_CAP_MS = 120_000;
+
+/** A retry waits at least as long as ObeGee's `Retry-After` asked (capped), never less than `delayMs`. */
+export function honourRetryAfter(delayMs: number, retryAfterMs: number | null | undefined): number {
+	if (retryAfterMs === null || retryAfterMs === undefined || !(retryAfterMs > 0)) return delayMs;
+	return Math.max(delayMs, Math.min(retryAfterMs, RETRY_AFTER_CAP_MS));
+}
+
+/**
+ * The wait before polling a failing ObeGee again: backoff from the poll interval, up to the larger of
+ * POLL_BACKOFF_CAP_MS and the interval itself, and never shorter than the interval — a failing ObeGee
+ * is never polled sooner than a healthy one, whatever POLL_INTERVAL_MS is — then `Retry-After`.
+ */
+export function pollRetryDelay(
+	failures: number,
+	pollIntervalMs: number,
+	retryAfterMs: number | null | undefined,
+	random: () => number = Math.random,
+): number {
+	const cap = Math.max(POLL_BACKOFF_CAP_MS, pollIntervalMs);
+	const backoff = Math.max(pollIntervalMs, backoffDelay(failures, pollIntervalMs, cap, random));
+	return honourRetryAfter(backoff, retryAfterMs);
+}

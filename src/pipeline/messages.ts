@@ -12,11 +12,14 @@ export interface UserFacingError {
 	message: string;
 }
 
+/** ObeGee's error codes that mean "this tenant doesn't exist or can't run anything". */
+const TENANT_ERROR_CODES = new Set(["invalid_tenant", "unknown_tenant", "tenant_not_found"]);
+
 export function dispatchFailure(error: ObeGeeError): UserFacingError {
 	switch (error.kind) {
 		case "rejected": {
-			const aboutTenant = /tenant/i.test(`${error.code ?? ""} ${error.detail ?? ""}`);
-			return aboutTenant
+			// Only ObeGee's explicit code says the tenant is wrong, never a text that mentions "tenant".
+			return TENANT_ERROR_CODES.has((error.code ?? "").toLowerCase())
 				? {
 						httpStatus: 422,
 						code: "invalid_tenant",
@@ -53,9 +56,30 @@ export function timeoutMessage(timeoutMs: number): string {
 	return `This is taking longer than expected, so we stopped waiting after ${span}. If it still finishes, the result will appear here.`;
 }
 
-/** ObeGee's own failure text is written for people; keep it short and fall back to a generic line. */
-export function executionFailedMessage(reason: string | null | undefined): string {
-	const text = reason?.trim();
-	if (!text) return "The agent couldn't complete this request.";
-	return text.length > 300 ? `${text.slice(0, 297)}...` : text;
+/** How ObeGee ended a run that did not succeed (its status, upper-cased). */
+export type RemoteFailureKind = "FAILED" | "CANCELLED" | "REJECTED";
+
+/**
+ * What the phone shows when ObeGee ends a run without success: our own words per kind. ObeGee's
+ * `error` text never reaches the phone (it may hold a stack trace or a key); it goes to the audit only.
+ */
+export function executionFailedMessage(kind: RemoteFailureKind): string {
+	switch (kind) {
+		case "CANCELLED":
+			return "This request was cancelled before it finished, so it didn't complete.";
+		case "REJECTED":
+			return "This request couldn't be run by the agent. Please rephrase it and try again.";
+		case "FAILED":
+			return "The agent couldn't complete this request. Please try again in a moment.";
+	}
+}
+
+/** Why polling ObeGee ended for good without an outcome (issue 16): our credentials or the execution. */
+export type PollRefusal = "unauthorized" | "unknown_execution";
+
+/** What the phone shows when ObeGee refuses to tell us how a run is going; an operator is alerted. */
+export function pollRefusedMessage(refusal: PollRefusal): string {
+	return refusal === "unauthorized"
+		? "MyndLens lost access to the service running this request, so we can't tell how it ended. We've been alerted; please check before trying again."
+		: "The service running this request no longer knows about it, so we can't tell how it ended. We've been alerted; please try again.";
 }

@@ -31,6 +31,22 @@ export function nextProgress(current: number, candidate: number): number {
 	return Math.max(current, Math.min(100, Math.max(0, Math.round(candidate))));
 }
 
+/**
+ * How far along ObeGee's own running statuses are (upper-cased): a status never moves the shown
+ * sub-status back (EXECUTING, then a stale QUEUED, must not say "Waiting for an agent" again).
+ * Statuses ObeGee may add later rank 0 and show nothing.
+ */
+export function remoteStatusRank(status: string | null): number {
+	switch (status) {
+		case "QUEUED":
+			return 1;
+		case "EXECUTING":
+			return 2;
+		default:
+			return 0;
+	}
+}
+
 /** Sub-statuses shown for ObeGee's own execution statuses while polling. */
 export function subStatusForRemote(status: string): { status: string; progress: number } | null {
 	switch (status) {

@@ -8,7 +8,9 @@ import { rpcResponse, sessionStub } from "./rpc.ts";
 
 /**
  * ObeGee's delivery webhook (seed-spec.md, "Webhook"). The signature is checked before anything
- * else; the execution's session is found in D1; the Session DO applies the outcome once.
+ * else; the body is read by the same parser as a status poll's answer (src/protocol/obegee.ts:
+ * strict about status and execution id, generous about display fields); the execution's session is
+ * found in D1; the Session DO applies the outcome once.
  */
 export const webhooks = new Hono<AppEnv>();
 

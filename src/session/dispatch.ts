@@ -1,6 +1,6 @@
 import { claimExecution, claimMandate } from "../d1/owners.ts";
 import { DISPATCH_TIMEOUT_MS, ObeGeeClient } from "../obegee/client.ts";
-import { backoffDelay } from "../pipeline/backoff.ts";
+import { backoffDelay, honourRetryAfter } from "../pipeline/backoff.ts";
 import { dispatchFailure, type UserFacingError } from "../pipeline/messages.ts";
 import { PROGRESS, STATUS } from "../pipeline/progress.ts";
 import { emptyBoard, isFinished, planStageMove } from "../pipeline/stage-machine.ts";
@@ -171,7 +171,20 @@ async function sendDispatch(
 	}
 	if (!result.ok) {
 		if (isOutage(result.error) && at < (current.deadline_at ?? at)) {
-			return retryLater(s, current, attempt, at, { ...result.error });
+			const retryAfterMs = result.error.kind === "unavailable" ? result.error.retryAfterMs : null;
+			return retryLater(s, current, attempt, at, { ...result.error }, retryAfterMs);
+		}
+		if (result.error.kind === "unauthorized") {
+			// The failure message says "we've been alerted": this line is what an operator alerts on.
+			console.error(
+				JSON.stringify({
+					msg: "obegee dispatch refused",
+					code: "obegee_unauthorized",
+					http_status: result.error.httpStatus,
+					session_id: s.sessionId(),
+					mandate_id: mandateId,
+				}),
+			);
 		}
 		return failDispatch(s, current, dispatchFailure(result.error), { ...result.error }, at);
 	}
@@ -236,7 +249,10 @@ async function sendDispatch(
 	return ok({ execution_id, status });
 }
 
-/** Network errors, timeouts, 5xx, 429 and unreadable answers: ObeGee may still take it. */
+/**
+ * Network errors, timeouts, 5xx, 408, 409 (ObeGee still busy with this Idempotency-Key), 429 and
+ * unreadable answers: ObeGee may still take it.
+ */
 function isOutage(error: ObeGeeError): boolean {
 	return error.kind === "unavailable" || error.kind === "bad_response";
 }
@@ -247,12 +263,12 @@ async function retryLater(
 	attempt: number,
 	at: number,
 	detail: Record<string, unknown>,
+	retryAfterMs: number | null = null,
 ): Promise<RpcResult<never>> {
 	const deadline = mandate.deadline_at ?? at;
-	const retryAt = Math.min(
-		deadline,
-		at + backoffDelay(attempt, DISPATCH_RETRY_BASE_MS, DISPATCH_RETRY_CAP_MS),
-	);
+	// ObeGee's Retry-After (429/503) is honoured, capped, and never past the mandate's deadline.
+	const backoff = backoffDelay(attempt, DISPATCH_RETRY_BASE_MS, DISPATCH_RETRY_CAP_MS);
+	const retryAt = Math.min(deadline, at + honourRetryAfter(backoff, retryAfterMs));
 	const updated = s.mandates.update(mandate.mandate_id, { next_dispatch_at: retryAt, updated_at: at });
 	audit(s, "dispatch_retry", updated, { ...detail, attempt, retry_in_ms: retryAt - at }, at);
 	await flush(s);

@@ -38,8 +38,13 @@ export interface MandateRecord {
 
 export interface ExecutionResult {
 	summary: string | null;
+	/** At most MAX_RECIPIENTS (src/protocol/obegee.ts); `delivered_to_count` says how many ObeGee named. */
 	delivered_to: string[];
+	delivered_to_count?: number;
+	/** Ours: when this service learned the outcome (ISO). */
 	completed_at: string | null;
+	/** ObeGee's own `completed_at`, as it said it (bounded), or null: never mixed with ours. */
+	reported_completed_at?: string | null;
 }
 
 type Row = Record<string, SqlStorageValue>;
