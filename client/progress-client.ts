@@ -19,6 +19,11 @@ export interface ProgressClientOptions {
 	maxDelayMs?: number;
 	/** Every this often the client pings; a socket silent for two periods is treated as dead. */
 	keepaliveMs?: number;
+	/**
+	 * Whether the user is looking at the app now (default: the page's visibility in a browser, else
+	 * true). While visible, the client acknowledges the outcomes it shows, so they are not also pushed.
+	 */
+	visible?: boolean | (() => boolean);
 	/** Frames the client could not use (not JSON, or not matching the wire schema). */
 	onInvalidFrame?: (raw: string, reason: string) => void;
 }
@@ -139,7 +144,26 @@ export class ProgressClient {
 		const next = foldFrame(this.#session, frame);
 		if (next === this.#session) return;
 		this.#session = next;
+		if (shows(frame) && this.#isVisible()) this.#ack(frame.seq);
 		this.#notify();
+	}
+
+	/** Whether the user is looking: the app says so, else a page's visibility, else yes. */
+	#isVisible(): boolean {
+		const { visible } = this.#options;
+		if (visible !== undefined) return typeof visible === "function" ? visible() : visible;
+		// Read through globalThis: React Native and Node have no document, and nothing is touched at load.
+		const page = (globalThis as { document?: { visibilityState?: string } }).document;
+		return page?.visibilityState === undefined || page.visibilityState === "visible";
+	}
+
+	/** Tells the server the user saw up to `seq`: a completion seen here is not also pushed (issue 10). */
+	#ack(seq: number): void {
+		try {
+			this.#socket.send(JSON.stringify({ type: "ack", seq }));
+		} catch {
+			// not open: the push that follows is the fallback
+		}
 	}
 
 	#checkAlive(keepaliveMs: number): void {
@@ -176,6 +200,14 @@ function parseFrame(data: unknown): ParsedFrame {
 	}
 	const parsed = ServerFrame.safeParse(json);
 	return parsed.success ? { ok: true, frame: parsed.data } : { ok: false, reason: parsed.error.message };
+}
+
+/** A frame the user sees a run end in: a snapshot, or a stage frame of an outcome (10 done, or a failure). */
+function shows(frame: ServerFrame): frame is Extract<ServerFrame, { seq: number }> {
+	if ("event" in frame) {
+		return frame.data.status === "failed" || (frame.data.stage === 10 && frame.data.status === "completed");
+	}
+	return frame.type === "snapshot";
 }
 
 function isLogged(frame: ServerFrame): frame is LoggedFrame {

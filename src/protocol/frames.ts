@@ -112,6 +112,14 @@ export type PipelineStageFrame = z.infer<typeof PipelineStageFrame>;
 export type ProgressFrame = z.infer<typeof ProgressFrame>;
 export type ResponseChunkFrame = z.infer<typeof ResponseChunkFrame>;
 
-/** Frames a phone may send. Anything else is answered with an `error` frame. */
-export const ClientFrame = z.discriminatedUnion("type", [z.object({ type: z.literal("ping") })]);
+/**
+ * Frames a phone may send. Anything else is answered with an `error` frame. `ack` says the app, in
+ * the foreground, has shown everything up to `seq`: a completion it acknowledged within the grace is
+ * not pushed to the user's devices (issue 10). It is never answered.
+ */
+export const AckFrame = z.strictObject({
+	type: z.literal("ack"),
+	seq: z.int().check(z.gte(0), z.lte(Number.MAX_SAFE_INTEGER)),
+});
+export const ClientFrame = z.discriminatedUnion("type", [z.object({ type: z.literal("ping") }), AckFrame]);
 export type ClientFrame = z.infer<typeof ClientFrame>;

@@ -60,7 +60,7 @@ export class SessionDO extends DurableObject<Env> implements AgentUpdateSink {
 	}
 
 	override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-		onPhoneMessage(ws, message);
+		onPhoneMessage(this.#s, ws, message);
 	}
 
 	override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {

@@ -102,7 +102,7 @@ export function closeExpiredSockets(s: SessionContext, now: number): void {
 }
 
 /** A frame from a phone that the auto-response did not answer. */
-export function onPhoneMessage(ws: WebSocket, message: string | ArrayBuffer): void {
+export function onPhoneMessage(s: SessionContext, ws: WebSocket, message: string | ArrayBuffer): void {
 	if (frameBytes(message) > MAX_CLIENT_FRAME_BYTES) {
 		ws.close(1009, "frame too large");
 		return;
@@ -118,17 +118,36 @@ export function onPhoneMessage(ws: WebSocket, message: string | ArrayBuffer): vo
 	} catch {
 		parsed = undefined;
 	}
-	if (!ClientFrame.safeParse(parsed).success) {
+	const frame = ClientFrame.safeParse(parsed);
+	if (!frame.success) {
 		ws.send(
 			JSON.stringify({
 				type: "error",
 				code: "bad_frame",
-				message: 'Unrecognised frame; send {"type":"ping"}.',
+				message: 'Unrecognised frame; send {"type":"ping"} or {"type":"ack","seq":N}.',
 			}),
 		);
 		return;
 	}
+	if (frame.data.type === "ack") {
+		recordAck(s, frame.data.seq);
+		return;
+	}
 	ws.send(JSON.stringify({ type: "pong" }));
+}
+
+/**
+ * The highest seq a phone in the foreground has shown (issue 10): a completion whose frame is
+ * covered is not pushed. A seq beyond the log is not believed (it would cover outcomes to come).
+ */
+export function recordAck(s: SessionContext, seq: number): void {
+	const acked = Math.min(seq, s.log.lastSeq());
+	if (acked > (s.meta.getNumber("acked_seq") ?? 0)) s.meta.set("acked_seq", acked);
+}
+
+/** The highest seq any phone of the session has acknowledged (0: none). */
+export function ackedSeq(s: SessionContext): number {
+	return s.meta.getNumber("acked_seq") ?? 0;
 }
 
 /** Reciprocate so the phone sees a clean close; 1005/1006 are reserved and cannot be sent. */
