@@ -3,6 +3,7 @@ import { type AppEnv, apiError } from "./http.ts";
 import { corsPolicy, securityHeaders } from "./http-policy.ts";
 import { admin } from "./routes/admin.ts";
 import { demo } from "./routes/demo.ts";
+import { devices } from "./routes/devices.ts";
 import { executions } from "./routes/executions.ts";
 import { mandates } from "./routes/mandates.ts";
 import { sessions } from "./routes/sessions.ts";
@@ -26,6 +27,7 @@ app.route("/api/mandate", mandates);
 app.route("/api/dispatch", webhooks);
 app.route("/api/executions", executions);
 app.route("/api/admin", admin);
+app.route("/api/devices", devices);
 // Demo-only (issue 5): 404 unless DEMO_ROUTES === "true", checked per request inside the module.
 app.route("/api/demo", demo);
 

@@ -1,0 +1,67 @@
+import * as z from "zod/mini";
+
+/**
+ * Push device registrations (DESIGN.md, "Push"): `PUT /api/devices/:deviceId` with one of these
+ * bodies. Strict: unknown fields, malformed tokens and non-https push endpoints are refused.
+ */
+
+/** What `expo-notifications` gives an Expo app: `ExponentPushToken[…]` (or the newer `ExpoPushToken[…]`). */
+const ExpoToken = z
+	.string()
+	.check(z.regex(/^Expo(nent)?PushToken\[[A-Za-z0-9_-]{10,200}\]$/, "must be an Expo push token"));
+/** A native APNs device token, hex (32 bytes today; Apple allows longer). */
+const ApnsToken = z.string().check(z.regex(/^[0-9a-fA-F]{64,200}$/, "must be a hex APNs device token"));
+const BundleId = z
+	.string()
+	.check(z.regex(/^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$/, "must be a bundle id"), z.maxLength(155));
+const FcmToken = z.string().check(z.regex(/^[A-Za-z0-9_:.-]{20,4096}$/, "must be an FCM registration token"));
+const Base64Url = (bytes: number) =>
+	z
+		.string()
+		.check(
+			z.regex(
+				new RegExp(`^[A-Za-z0-9_-]{${Math.ceil((bytes * 4) / 3)}}={0,2}$`),
+				`must be ${bytes} bytes, base64url`,
+			),
+		);
+const HttpsUrl = z.string().check(
+	z.maxLength(2048),
+	z.refine((value) => {
+		try {
+			const url = new URL(value);
+			return url.protocol === "https:" && url.username === "" && url.password === "";
+		} catch {
+			return false;
+		}
+	}, "must be an https URL without credentials"),
+);
+export const ApnsEnvironment = z.enum(["production", "sandbox"]);
+
+export const DeviceRegistration = z.discriminatedUnion("kind", [
+	z.strictObject({ kind: z.literal("expo"), token: ExpoToken }),
+	z.strictObject({
+		kind: z.literal("apns"),
+		token: ApnsToken,
+		bundle_id: BundleId,
+		environment: z.optional(ApnsEnvironment),
+	}),
+	z.strictObject({ kind: z.literal("fcm"), token: FcmToken }),
+	z.strictObject({
+		kind: z.literal("webpush"),
+		subscription: z.strictObject({
+			endpoint: HttpsUrl,
+			// Some browsers add expirationTime to the subscription's JSON; it is accepted and not kept.
+			expirationTime: z.optional(z.nullable(z.number())),
+			keys: z.strictObject({ p256dh: Base64Url(65), auth: Base64Url(16) }),
+		}),
+	}),
+]);
+export type DeviceRegistration = z.infer<typeof DeviceRegistration>;
+
+/** The iOS Live Activity the app started for a mandate: its push token (DESIGN.md, "Push"). */
+export const LiveActivityRegistration = z.strictObject({
+	token: ApnsToken,
+	bundle_id: BundleId,
+	environment: z.optional(ApnsEnvironment),
+});
+export type LiveActivityRegistration = z.infer<typeof LiveActivityRegistration>;
