@@ -165,11 +165,33 @@ describe("the audit trail", () => {
 		}
 	});
 
+	it("records when we learned every outcome, failures included, and ObeGee's own time beside it", async () => {
+		const sessionId = uniqueId("sess");
+		const { json } = await execute(mandateBody(sessionId));
+		const webhook = await simComplete(json.execution_id, { status: "FAILED", error: "Mailbox full" });
+		const reported = (JSON.parse(webhook.body) as { completed_at: string }).completed_at;
+		const before = Date.now();
+		expect((await deliverWebhook(webhook)).status).toBe(200);
+		await auditSettled(sessionId);
+		const row = await env.DB.prepare(
+			"SELECT state, completed_at, reported_completed_at FROM executions WHERE execution_id = ?",
+		)
+			.bind(json.execution_id)
+			.first<{ state: string; completed_at: string | null; reported_completed_at: string | null }>();
+		expect(row?.state).toBe("failed");
+		expect(row?.reported_completed_at).toBe(reported);
+		// Ours, on our clock, for a failure too (it used to be NULL).
+		expect(Date.parse(row?.completed_at ?? "")).toBeGreaterThanOrEqual(before - 1_000);
+	});
+
 	it("answers the execution timeline with index-exact queries over a large table", async () => {
 		// A big audit_log with statistics (PRAGMA optimize, as D1's docs recommend): a plan that scans
 		// would show here, where it costs, not only in production.
 		await env.DB.exec(
 			"INSERT OR IGNORE INTO audit_log (id, session_id, seq, mandate_id, execution_id, event, detail, at) WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) SELECT 'plan:' || i, 'plan_sess_' || (i % 50), i, 'plan_mio_' || (i % 400), CASE WHEN i % 3 = 0 THEN NULL ELSE 'plan_exec_' || (i % 400) END, 'stage', '{}', '2026-01-01T00:00:00Z' FROM n",
+		);
+		await env.DB.exec(
+			"INSERT OR IGNORE INTO delivery_events (webhook_id, execution_id, session_id, status, payload, outcome, received_at) WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000) SELECT 'plan_msg_' || i, 'plan_exec_' || (i % 400), 'plan_sess_' || (i % 50), 'COMPLETED', '{}', 'applied', '2026-01-01T00:00:00Z' FROM n",
 		);
 		await env.DB.exec("PRAGMA optimize");
 		await env.DB.exec("ANALYZE");

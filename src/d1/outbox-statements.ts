@@ -33,7 +33,10 @@ export type OutboxRecord =
 			error: string | null;
 			created_at: number;
 			at: number;
+			/** Ours: when this service learned the outcome (ISO 8601). */
 			completed_at: string | null;
+			/** ObeGee's own `completed_at`, as it said it (bounded); absent in rows written before issue 16. */
+			reported_completed_at?: string | null;
 	  }
 	| {
 			kind: "delivery";
@@ -84,11 +87,12 @@ export function outboxStatement(
 			return db
 				.prepare(
 					`INSERT INTO executions (execution_id, session_id, mandate_id, tenant_id, intent, state, summary,
-					   delivered_to, error, created_at, updated_at, completed_at, version)
-					 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+					   delivered_to, error, created_at, updated_at, completed_at, reported_completed_at, version)
+					 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 					 ON CONFLICT(execution_id) DO UPDATE SET state = excluded.state, summary = excluded.summary,
 					   delivered_to = excluded.delivered_to, error = excluded.error, updated_at = excluded.updated_at,
-					   completed_at = excluded.completed_at, version = excluded.version
+					   completed_at = excluded.completed_at, reported_completed_at = excluded.reported_completed_at,
+					   version = excluded.version
 					 WHERE excluded.version > executions.version AND executions.session_id = excluded.session_id`,
 				)
 				.bind(
@@ -104,6 +108,7 @@ export function outboxStatement(
 					iso(record.created_at),
 					iso(record.at),
 					record.completed_at,
+					record.reported_completed_at ?? null,
 					id,
 				);
 		case "delivery":

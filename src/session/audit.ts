@@ -23,7 +23,13 @@ export function audit(
 }
 
 /** The D1 copy of an execution's record (`GET /api/executions/:id`), newest state wins. */
-export function recordExecution(s: SessionContext, mandate: MandateRecord, now: number): void {
+export function recordExecution(
+	s: SessionContext,
+	mandate: MandateRecord,
+	now: number,
+	/** ObeGee's own completion time, when this record follows its outcome (a failure keeps no result). */
+	reportedCompletedAt: string | null = null,
+): void {
 	if (!mandate.execution_id) return;
 	const result = mandate.result ? (JSON.parse(mandate.result) as ExecutionResult) : null;
 	s.outbox.add({
@@ -38,6 +44,14 @@ export function recordExecution(s: SessionContext, mandate: MandateRecord, now: 
 		error: mandate.error,
 		created_at: mandate.dispatched_at ?? now,
 		at: now,
-		completed_at: result?.completed_at ?? null,
+		// Ours — when this service learned the outcome — for every ending; ObeGee's own beside it.
+		completed_at: terminal(mandate.state)
+			? (result?.completed_at ?? new Date(mandate.updated_at).toISOString())
+			: null,
+		reported_completed_at: result?.reported_completed_at ?? reportedCompletedAt,
 	});
+}
+
+function terminal(state: MandateRecord["state"]): boolean {
+	return state === "completed" || state === "failed" || state === "timed_out";
 }

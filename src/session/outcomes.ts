@@ -90,7 +90,7 @@ export function applyOutcome(
 	}
 	const late = plan.kind === "complete" && plan.late;
 	audit(s, late ? "late_success" : "outcome", ended, reported, now);
-	recordExecution(s, ended, now);
+	recordExecution(s, ended, now, outcome.completed_at ?? null);
 	watchAgent(s, ended, false);
 	return late ? "late_success" : "applied";
 }
