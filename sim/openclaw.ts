@@ -1,59 +1,51 @@
 import { createHash, createPublicKey, randomUUID, verify } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type WebSocket, WebSocketServer } from "ws";
-import { signaturePayload } from "../src/openclaw/device-identity.ts";
+import {
+	CLIENT_IDS,
+	CLIENT_MODES,
+	CONNECT_KEYS,
+	DEVICE_SIGNATURE_SKEW_MS,
+	type DeviceAuthFields,
+	deviceAuthPayloadV2,
+	deviceAuthPayloadV3,
+	type GatewayError,
+	MAX_BUFFERED_BYTES,
+	MAX_PAYLOAD,
+	MAX_PREAUTH_PAYLOAD,
+	OPERATOR_SCOPES,
+	PREAUTH_TIMEOUT_MS,
+	PROTOCOL,
+	ROLES,
+	receivesEvent,
+	scopeSatisfied,
+	TOOL_EVENTS_CAP,
+} from "./openclaw-spec.ts";
+
+export { CLIENT_IDS, CLIENT_MODES } from "./openclaw-spec.ts";
 
 /**
- * A local stand-in for a tenant's OpenClaw Gateway, speaking protocol 4 as the real one does
- * (OPENCLAW-NOTES.md, openclaw-sample-run.jsonl): `connect.challenge`, a strict `connect` check
- * (protocol range, closed client id/mode lists, closed params object, token, Ed25519 device
- * signature), `hello-ok` with policy and a device token, `tick`s, and scripted agent runs.
+ * A local stand-in for a tenant's OpenClaw Gateway, speaking protocol 4 from its own spec
+ * (sim/openclaw-spec.ts; the protocol docs in the `openclaw` package; OPENCLAW-NOTES.md and the
+ * recorded real run). It imports nothing from `src/`. It refuses what the real gateway refuses, with
+ * the real error shapes: pre-connect size and time limits, a closed `connect`, protocol range, token,
+ * device token and its scopes, the Ed25519 device signature (v3, or legacy v2), pairing of unknown
+ * devices on a remote peer. It sends each event only to the connections the real gateway sends it
+ * to (scopes; `tool` events only with `caps: ["tool-events"]`), with the real payload fields and
+ * the noise a real gateway sends. It records every frame it receives. Its assumptions are listed in
+ * sim/README.md.
+ *
+ * Per-connection behaviour is chosen by the WebSocket path, so one simulator serves tests that run
+ * in parallel: `/remote` treats the peer as non-loopback (pairing required, device tokens issued),
+ * `/no-challenge` never sends `connect.challenge`, `/preauth-ms/N` closes an unauthenticated socket
+ * after N ms. Segments combine: `/remote/preauth-ms/200`.
  *
  * The control API under `/__sim` (HTTP, same port) has NO authentication on purpose: a local test
  * tool bound to 127.0.0.1, never deployed.
  */
-
-export const CLIENT_IDS = [
-	"webchat-ui",
-	"openclaw-control-ui",
-	"openclaw-browser-copilot",
-	"openclaw-tui",
-	"webchat",
-	"cli",
-	"gateway-client",
-	"openclaw-macos",
-	"openclaw-linux",
-	"openclaw-ios",
-	"openclaw-watchos",
-	"openclaw-android",
-	"node-host",
-	"openclaw-worker",
-	"test",
-	"fingerprint",
-	"openclaw-probe",
-];
-export const CLIENT_MODES = ["webchat", "cli", "worker", "test", "probe", "ui", "backend", "node"];
-const CONNECT_KEYS = new Set([
-	"minProtocol",
-	"maxProtocol",
-	"client",
-	"caps",
-	"commands",
-	"computerUse",
-	"workerRuns",
-	"permissions",
-	"pathEnv",
-	"role",
-	"scopes",
-	"device",
-	"auth",
-	"locale",
-	"userAgent",
-]);
-const PROTOCOL = 4;
-const MAX_PAYLOAD = 25 * 1024 * 1024;
 
 export interface GatewaySimOptions {
 	/** 0 (the default) picks a free port. */
@@ -61,8 +53,10 @@ export interface GatewaySimOptions {
 	host?: string;
 	token: string;
 	tickIntervalMs?: number;
-	/** "auto" pairs every correctly signed device; "required" refuses unknown devices (PAIRING_REQUIRED). */
-	pairing?: "auto" | "required";
+	/** Every connection's peer, unless its path says `/remote` (default "loopback"). */
+	peer?: "loopback" | "remote";
+	/** Closes a socket that has not completed `connect` by then (default 15 s, the real default). */
+	preauthTimeoutMs?: number;
 	log?: (line: string) => void;
 }
 
@@ -72,6 +66,8 @@ export interface RunScript {
 	answer?: string;
 	/** Tool calls before the answer; each becomes item start → tool start → tool result → item end. */
 	tools?: { name: string; title?: string }[];
+	/** Every tool's result says `isError: true`. */
+	toolError?: boolean;
 	/** A lifecycle `error` after the tools, then the run retries (lifecycle `start` again). */
 	lifecycleError?: boolean;
 	/** Close every connection after the tools; the rest of the run is never sent. */
@@ -84,6 +80,13 @@ export interface RunScript {
 	frameSeqGap?: boolean;
 	/** Without it lifecycle `end` carries no `terminalReply` and only `chat` `final` has the whole answer. */
 	terminalReply?: boolean;
+	/** The second chat delta is a `replace: true` one: `deltaText` is the whole text so far. */
+	replaceDelta?: boolean;
+	/**
+	 * How the run ends instead of `final`: "error" (lifecycle `error` with no retry, chat `error`) or
+	 * "aborted" (lifecycle `end` with `aborted: true`, chat `aborted`). The answer stops half-way.
+	 */
+	chatEnd?: "error" | "aborted";
 	/** Milliseconds between events (default 2). */
 	paceMs?: number;
 }
@@ -92,27 +95,76 @@ export interface GatewaySimStats {
 	connections: number;
 	open: number;
 	hellos: number;
-	refusals: { code: string }[];
+	refusals: { code: string; deviceId?: string }[];
 	devices: string[];
 	deviceTokenConnects: number;
 	runs: string[];
+	/** Connections closed before `connect`: "preauth-payload-too-large", "handshake-timeout". */
+	preauthCloses: string[];
+}
+
+/** One `connect` as received, and what came of it. */
+export interface RecordedConnect {
+	connId: string;
+	path: string;
+	peer: "loopback" | "remote";
+	params: Record<string, unknown>;
+	/** "hello-ok" or the refusal's `details.code` (else `error.code`). */
+	outcome: string;
+	/** What the connection was granted (hello-ok only). */
+	scopes?: string[];
+	deviceTokenIssued?: boolean;
+}
+
+/** Per-device behaviour a test asks for (POST /__sim/devices). */
+interface DeviceRule {
+	/** The next N connects from this device get UNAVAILABLE (startup sidecars) with `retryAfterMs`. */
+	unavailable?: number;
+	retryAfterMs?: number;
+	/** An operator narrowed this device's current token to these scopes (AUTH_SCOPE_MISMATCH when it asks more). */
+	tokenScopes?: string[];
+}
+
+interface Paired {
+	publicKey: string;
+	role: string;
+	scopes: string[];
+	token: { value: string; scopes: string[] } | null;
+}
+
+interface PeerFlags {
+	remote: boolean;
+	noChallenge: boolean;
+	preauthMs: number;
 }
 
 interface Peer {
 	ws: WebSocket;
+	connId: string;
+	path: string;
+	flags: PeerFlags;
 	ready: boolean;
+	role: string;
+	scopes: string[];
+	caps: string[];
 	deviceId: string | null;
 	seq: number;
 	nonce: string;
 	ts: number;
 	tick: NodeJS.Timeout | null;
+	preauth: NodeJS.Timeout | null;
 }
 
-interface SimError {
-	code: string;
-	message: string;
-	details?: Record<string, unknown>;
+/** Options of one broadcast: `tool` marks agent `tool` stream events (tool-events recipients only). */
+interface SendOptions {
+	skipSeq?: boolean;
+	tool?: boolean;
+	stateVersion?: Record<string, number>;
+	deviceId?: string;
 }
+
+const MAX_RECORDED = 2_000;
+const AGENT_ID = "main";
 
 /**
  * The simulator: one HTTP server carrying both the gateway's WebSocket and the `/__sim` control API.
@@ -124,13 +176,20 @@ export class GatewaySim {
 	readonly #tickIntervalMs: number;
 	readonly #host: string;
 	readonly #peers = new Set<Peer>();
-	/** deviceId → deviceToken */
-	readonly #paired = new Map<string, string>();
-	readonly #approvedDevices = new Set<string>();
+	readonly #paired = new Map<string, Paired>();
+	/** deviceId → the pairing request a remote connect left pending. */
+	readonly #pending = new Map<
+		string,
+		{ requestId: string; role: string; scopes: string[]; publicKey: string }
+	>();
+	readonly #rules = new Map<string, DeviceRule>();
+	readonly #connects: RecordedConnect[] = [];
+	readonly #frames: { connId: string; frame: unknown }[] = [];
 	readonly #http: Server;
 	readonly #wss: WebSocketServer;
 	#ticksEnabled = true;
 	#stats: GatewaySimStats = freshStats();
+	#stateVersion = { presence: 1, health: 1 };
 	#port = 0;
 
 	constructor(options: GatewaySimOptions) {
@@ -142,7 +201,7 @@ export class GatewaySim {
 			void this.#control(req, res).catch((error: unknown) => reply(res, 500, { error: String(error) }));
 		});
 		this.#wss = new WebSocketServer({ server: this.#http, maxPayload: MAX_PAYLOAD });
-		this.#wss.on("connection", (ws) => this.#accept(ws));
+		this.#wss.on("connection", (ws, req) => this.#accept(ws, req));
 	}
 
 	/** Listens on the options' host and port (0: a free one). */
@@ -178,13 +237,60 @@ export class GatewaySim {
 		return { ...this.#stats, open: [...this.#peers].filter((peer) => peer.ready).length };
 	}
 
+	/** Every `connect` received (the newest last), optionally only one device's. */
+	connects(deviceId?: string): RecordedConnect[] {
+		return this.#connects.filter(
+			(c) => deviceId === undefined || (c.params.device as { id?: unknown } | undefined)?.id === deviceId,
+		);
+	}
+
+	/** Every frame received from clients (the newest last). */
+	frames(): { connId: string; frame: unknown }[] {
+		return [...this.#frames];
+	}
+
 	/** Plays one scripted agent run to every connected client; resolves once its last event is sent. */
 	async run(script: RunScript): Promise<{ events: number }> {
-		const broadcast: Broadcast = (event, payload, skipSeq) => this.#broadcast(event, payload, skipSeq);
 		const drop = () => {
 			for (const peer of this.#peers) peer.ws.close(1012, "service restart");
 		};
-		return new ScriptedRun(script, broadcast, drop).play(this.#stats);
+		return new ScriptedRun(
+			script,
+			(event, payload, options) => this.#broadcast(event, payload, options),
+			drop,
+		).play(this.#stats);
+	}
+
+	/**
+	 * Replays the `in` event frames of a recorded real run (openclaw-sample-run.jsonl by default) with
+	 * its run id replaced by `runId`: every field and every noise event as the real gateway sent them,
+	 * through the same scope and caps gating, with this simulator's connection seqs.
+	 */
+	async replay(runId: string, file?: string, paceMs = 2): Promise<{ events: number }> {
+		const path = file ?? new URL("./openclaw-sample-run.jsonl", import.meta.url).pathname;
+		const lines = readFileSync(path, "utf8")
+			.split("\n")
+			.filter((line) => line.trim() !== "");
+		const recordedRunId = "exec_abc123";
+		let events = 0;
+		for (const line of lines) {
+			const entry = JSON.parse(line.replaceAll(recordedRunId, runId)) as {
+				dir: string;
+				frame: { type: string; event?: string; payload?: unknown; stateVersion?: Record<string, number> };
+			};
+			const frame = entry.frame;
+			if (entry.dir !== "in" || frame.type !== "event" || !frame.event || frame.event === "connect.challenge")
+				continue;
+			const stream = (frame.payload as { stream?: unknown } | undefined)?.stream;
+			this.#broadcast(frame.event, frame.payload, {
+				tool: frame.event === "agent" && stream === "tool",
+				...(frame.stateVersion ? { stateVersion: frame.stateVersion } : {}),
+			});
+			events++;
+			await sleep(paceMs);
+		}
+		this.#stats.runs.push(runId);
+		return { events };
 	}
 
 	/** Closes every connection, or only one device's (tests share one simulator). */
@@ -192,6 +298,37 @@ export class GatewaySim {
 		for (const peer of this.#peers) {
 			if (deviceId === undefined || peer.deviceId === deviceId) peer.ws.close(code, "dropped by simulator");
 		}
+	}
+
+	/** The gateway goes down for a restart: `shutdown`, then the socket closes (1012). */
+	shutdown(restartExpectedMs: number, deviceId?: string): void {
+		for (const peer of this.#peers) {
+			if (deviceId !== undefined && peer.deviceId !== deviceId) continue;
+			this.#send(peer, "shutdown", { reason: "gateway restarting", restartExpectedMs });
+			peer.ws.close(1012, "service restart");
+		}
+	}
+
+	/** An operator approves a pending (or any) device, for `scopes` (default: what it asked for). */
+	approve(deviceId: string, scopes?: string[]): boolean {
+		const pending = this.#pending.get(deviceId);
+		const existing = this.#paired.get(deviceId);
+		const publicKey = pending?.publicKey ?? existing?.publicKey;
+		if (!publicKey) return false;
+		this.#pending.delete(deviceId);
+		this.#paired.set(deviceId, {
+			publicKey,
+			role: pending?.role ?? existing?.role ?? "operator",
+			scopes: scopes ?? pending?.scopes ?? existing?.scopes ?? [],
+			token: existing?.token ?? null,
+		});
+		return true;
+	}
+
+	setDeviceRule(deviceId: string, rule: DeviceRule): void {
+		this.#rules.set(deviceId, { ...this.#rules.get(deviceId), ...rule });
+		const paired = this.#paired.get(deviceId);
+		if (rule.tokenScopes && paired?.token) paired.token.scopes = [...rule.tokenScopes];
 	}
 
 	setTicks(enabled: boolean): void {
@@ -211,63 +348,138 @@ export class GatewaySim {
 
 	// ---- connections ----
 
-	#accept(ws: WebSocket): void {
+	#accept(ws: WebSocket, req: IncomingMessage): void {
 		this.#stats.connections++;
+		const path = new URL(req.url ?? "/", "http://sim").pathname;
+		const flags = peerFlags(path, this.#options);
 		const peer: Peer = {
 			ws,
+			connId: randomUUID(),
+			path,
+			flags,
 			ready: false,
+			role: "operator",
+			scopes: [],
+			caps: [],
 			deviceId: null,
 			seq: 0,
 			nonce: randomUUID(),
 			ts: Date.now(),
 			tick: null,
+			preauth: null,
 		};
 		this.#peers.add(peer);
-		ws.send(
-			JSON.stringify({
-				type: "event",
-				event: "connect.challenge",
-				payload: { nonce: peer.nonce, ts: peer.ts, capabilities: [] },
-			}),
-		);
-		ws.on("message", (data) => this.#onMessage(peer, String(data)));
+		peer.preauth = setTimeout(() => {
+			if (peer.ready) return;
+			this.#stats.preauthCloses.push("handshake-timeout");
+			this.#log("handshake timeout: no connect");
+			ws.close();
+		}, flags.preauthMs);
+		if (!flags.noChallenge) {
+			ws.send(
+				JSON.stringify({
+					type: "event",
+					event: "connect.challenge",
+					payload: { nonce: peer.nonce, ts: peer.ts, capabilities: ["model-catalog-snapshot"] },
+				}),
+			);
+		}
+		ws.on("message", (data: Buffer, isBinary: boolean) => this.#onMessage(peer, data, isBinary));
 		ws.on("close", () => {
 			if (peer.tick) clearInterval(peer.tick);
+			if (peer.preauth) clearTimeout(peer.preauth);
 			this.#peers.delete(peer);
 		});
 	}
 
-	#send(peer: Peer, event: string, payload: unknown, skipSeq = false): void {
+	/** Sends one event to one connection if the real gateway would: scopes, caps, its own seq. */
+	#send(peer: Peer, event: string, payload: unknown, options: SendOptions = {}): void {
 		if (!peer.ready || peer.ws.readyState !== peer.ws.OPEN) return;
-		peer.seq += skipSeq ? 2 : 1;
-		peer.ws.send(JSON.stringify({ type: "event", event, payload, seq: peer.seq }));
+		if (options.deviceId !== undefined && peer.deviceId !== options.deviceId) return;
+		if (!receivesEvent(peer.role, peer.scopes, event)) return;
+		if (options.tool && !peer.caps.includes(TOOL_EVENTS_CAP)) return;
+		peer.seq += options.skipSeq ? 2 : 1;
+		peer.ws.send(
+			JSON.stringify({
+				type: "event",
+				event,
+				payload,
+				seq: peer.seq,
+				...(options.stateVersion ? { stateVersion: options.stateVersion } : {}),
+			}),
+		);
 	}
 
-	#broadcast(event: string, payload: unknown, skipSeq = false): void {
-		for (const peer of this.#peers) this.#send(peer, event, payload, skipSeq);
+	#broadcast(event: string, payload: unknown, options: SendOptions = {}): void {
+		for (const peer of this.#peers) this.#send(peer, event, payload, options);
 	}
 
-	#onMessage(peer: Peer, text: string): void {
-		let frame: { type?: unknown; id?: unknown; method?: unknown; params?: Record<string, unknown> };
-		try {
-			frame = JSON.parse(text);
-		} catch {
-			peer.ws.close(1003, "not JSON");
+	#onMessage(peer: Peer, data: Buffer, isBinary: boolean): void {
+		if (!peer.ready && data.byteLength > MAX_PREAUTH_PAYLOAD) {
+			this.#stats.preauthCloses.push("preauth-payload-too-large");
+			peer.ws.close(1009, "preauth payload too large");
 			return;
 		}
+		let frame: { type?: unknown; id?: unknown; method?: unknown; params?: unknown };
+		try {
+			frame = JSON.parse(isBinary ? data.toString("utf8") : String(data));
+		} catch {
+			peer.ws.close(1008, "invalid request frame");
+			return;
+		}
+		this.#frames.push({ connId: peer.connId, frame });
+		if (this.#frames.length > MAX_RECORDED) this.#frames.shift();
+		const isRequest =
+			typeof frame === "object" && frame !== null && frame.type === "req" && typeof frame.id === "string";
 		if (!peer.ready) {
-			if (frame.type !== "req" || frame.method !== "connect") {
-				peer.ws.close(1008, "first frame must be connect");
+			if (!isRequest) {
+				peer.ws.close(1008, "invalid request frame");
 				return;
 			}
-			const error = this.#checkConnect(peer, frame.params ?? {});
-			if (error) this.#refuse(peer, frame.id, error);
-			else this.#hello(peer, frame.id, frame.params ?? {});
+			if (frame.method !== "connect") {
+				this.#refuse(peer, frame.id, {
+					code: "INVALID_REQUEST",
+					message: "invalid handshake: first request must be connect",
+				});
+				return;
+			}
+			const params = isRecord(frame.params) ? frame.params : {};
+			const record: RecordedConnect = {
+				connId: peer.connId,
+				path: peer.path,
+				peer: peer.flags.remote ? "remote" : "loopback",
+				params,
+				outcome: "pending",
+			};
+			this.#connects.push(record);
+			if (this.#connects.length > MAX_RECORDED) this.#connects.shift();
+			const result = this.#checkConnect(peer, params);
+			if ("error" in result) {
+				record.outcome = String(result.error.details?.code ?? result.error.code);
+				this.#refuse(peer, frame.id, result.error, result.closeCode);
+			} else {
+				record.outcome = "hello-ok";
+				record.scopes = result.scopes;
+				record.deviceTokenIssued = result.deviceToken !== null;
+				this.#hello(peer, frame.id, params, result);
+			}
 			return;
 		}
-		if (frame.type === "req" && frame.method === "agent") {
+		if (!isRequest) return;
+		if (frame.method === "agent") {
+			if (!scopeSatisfied("operator.write", peer.scopes)) {
+				peer.ws.send(
+					JSON.stringify({
+						type: "res",
+						id: frame.id,
+						ok: false,
+						error: { code: "INVALID_REQUEST", message: "missing scope: operator.write" },
+					}),
+				);
+				return;
+			}
 			// Enough of the `agent` method for a demo: the run's id is the idempotency key.
-			const params = frame.params ?? {};
+			const params = isRecord(frame.params) ? frame.params : {};
 			const runId = String(params.idempotencyKey ?? randomUUID());
 			peer.ws.send(
 				JSON.stringify({ type: "res", id: frame.id, ok: true, payload: { runId, status: "accepted" } }),
@@ -282,83 +494,207 @@ export class GatewaySim {
 			);
 			return;
 		}
-		if (frame.type === "req") {
-			peer.ws.send(
-				JSON.stringify({
-					type: "res",
-					id: frame.id,
-					ok: false,
-					error: { code: "INVALID_REQUEST", message: `unknown method: ${String(frame.method)}` },
-				}),
-			);
-		}
+		peer.ws.send(
+			JSON.stringify({
+				type: "res",
+				id: frame.id,
+				ok: false,
+				error: { code: "INVALID_REQUEST", message: `unknown method: ${String(frame.method)}` },
+			}),
+		);
 	}
 
 	// ---- the handshake ----
 
-	#refuse(peer: Peer, id: unknown, error: SimError): void {
-		this.#stats.refusals.push({ code: String(error.details?.code ?? error.code) });
-		this.#log(`connect refused: ${error.details?.code ?? error.code}`);
+	#refuse(peer: Peer, id: unknown, error: GatewayError, closeCode = 1008): void {
+		const code = String(error.details?.code ?? error.code);
+		const deviceId =
+			this.#connects.at(-1)?.connId === peer.connId ? deviceIdOf(this.#connects.at(-1)) : undefined;
+		this.#stats.refusals.push({ code, ...(deviceId ? { deviceId } : {}) });
+		this.#log(`connect refused: ${code}`);
 		peer.ws.send(JSON.stringify({ type: "res", id, ok: false, error }));
-		peer.ws.close(1008, "connect refused");
+		peer.ws.close(closeCode, error.message.slice(0, 120));
 	}
 
-	#checkConnect(peer: Peer, params: Record<string, unknown>): SimError | null {
-		const invalid = (message: string, code?: string): SimError => ({
-			code: "INVALID_REQUEST",
-			message,
-			...(code ? { details: { code } } : {}),
+	/**
+	 * The real gateway's order: params, protocol, role, auth (token, device token and its scopes),
+	 * device proof (id, signedAt, nonce, signature), startup availability, pairing.
+	 */
+	#checkConnect(
+		peer: Peer,
+		params: Record<string, unknown>,
+	): { error: GatewayError; closeCode?: number } | Granted {
+		const invalid = (message: string, details?: Record<string, unknown>): { error: GatewayError } => ({
+			error: { code: "INVALID_REQUEST", message, ...(details ? { details } : {}) },
 		});
 		const unknown = Object.keys(params).filter((key) => !CONNECT_KEYS.has(key));
 		if (unknown.length > 0) return invalid(`invalid connect params: unexpected property '${unknown[0]}'`);
-		const min = Number(params.minProtocol);
-		const max = Number(params.maxProtocol);
-		if (!(min <= PROTOCOL && PROTOCOL <= max)) return invalid("protocol mismatch", "PROTOCOL_MISMATCH");
-		const client = (params.client ?? {}) as Record<string, unknown>;
+		const client = isRecord(params.client) ? params.client : null;
+		if (!client) return invalid("invalid connect params: must have required property 'client'");
+		for (const key of ["id", "version", "platform", "mode"]) {
+			if (typeof client[key] !== "string" || client[key] === "")
+				return invalid(`invalid connect params: client must have required property '${key}'`);
+		}
 		if (!CLIENT_IDS.includes(String(client.id))) return invalid("invalid connect params: client/id");
 		if (!CLIENT_MODES.includes(String(client.mode))) return invalid("invalid connect params: client/mode");
-		const auth = (params.auth ?? {}) as Record<string, unknown>;
-		const device = params.device as Record<string, unknown> | undefined;
-		if (auth.token !== this.#options.token) {
-			const deviceToken = typeof auth.deviceToken === "string" ? auth.deviceToken : null;
-			const deviceOk = device && deviceToken && this.#paired.get(String(device.id)) === deviceToken;
-			if (!deviceOk) {
-				return invalid(
-					"unauthorized: gateway token mismatch (set gateway.remote.token to match gateway.auth.token)",
-					auth.token === undefined ? "AUTH_TOKEN_MISSING" : "AUTH_TOKEN_MISMATCH",
-				);
+		if (params.scopes !== undefined && !isStringArray(params.scopes))
+			return invalid("invalid connect params: scopes must be array of strings");
+		if (params.caps !== undefined && !isStringArray(params.caps))
+			return invalid("invalid connect params: caps must be array of strings");
+		const min = params.minProtocol;
+		const max = params.maxProtocol;
+		if (typeof min !== "number" || typeof max !== "number")
+			return invalid("invalid connect params: minProtocol and maxProtocol are required");
+		if (!(min <= PROTOCOL && PROTOCOL <= max))
+			return invalid("protocol mismatch", {
+				code: "PROTOCOL_MISMATCH",
+				expectedProtocol: PROTOCOL,
+				minProtocol: min,
+				maxProtocol: max,
+			});
+		const role = String(params.role ?? "operator");
+		if (!ROLES.includes(role)) return invalid("invalid role");
+		const requested = isStringArray(params.scopes) ? params.scopes : [];
+		const unknownScope = requested.find((scope) => role === "operator" && !OPERATOR_SCOPES.includes(scope));
+		if (unknownScope) return invalid(`invalid connect params: unknown scope '${unknownScope}'`);
+
+		// Auth: the shared token, else a device token the gateway issued.
+		const auth = isRecord(params.auth) ? params.auth : {};
+		const device = isRecord(params.device) ? params.device : null;
+		const deviceId = device ? String(device.id ?? "") : null;
+		const sharedOk = auth.token === this.#options.token;
+		const presentedDeviceToken = typeof auth.deviceToken === "string" ? auth.deviceToken : null;
+		const issued = deviceId ? (this.#paired.get(deviceId)?.token ?? null) : null;
+		if (presentedDeviceToken !== null) {
+			if (!issued || issued.value !== presentedDeviceToken) {
+				if (!sharedOk)
+					return invalid("unauthorized: device token mismatch (rotate/reissue device token)", {
+						code: "AUTH_DEVICE_TOKEN_MISMATCH",
+						authReason: "device_token_mismatch",
+						recommendedNextStep: "update_auth_credentials",
+					});
+			} else if (!requested.every((scope) => scopeSatisfied(scope, issued.scopes))) {
+				return invalid("unauthorized: device token does not cover the requested scopes", {
+					code: "AUTH_SCOPE_MISMATCH",
+					authReason: "scope_mismatch",
+					recommendedNextStep: "review_auth_configuration",
+				});
 			}
 		}
-		if (!device) return invalid("device identity required", "DEVICE_IDENTITY_REQUIRED");
-		const deviceError = verifyDevice(peer, params, device, String(auth.token ?? auth.deviceToken ?? ""));
-		if (deviceError) return invalid("device signature invalid", deviceError);
-		if (typeof auth.deviceToken === "string" && this.#paired.get(String(device.id)) !== auth.deviceToken) {
-			return invalid("device token mismatch", "AUTH_DEVICE_TOKEN_MISMATCH");
+		const deviceTokenOk = presentedDeviceToken !== null && issued?.value === presentedDeviceToken;
+		if (!sharedOk && !deviceTokenOk) {
+			const missing = auth.token === undefined && presentedDeviceToken === null;
+			return invalid(
+				"unauthorized: gateway token mismatch (set gateway.remote.token to match gateway.auth.token)",
+				{
+					code: missing ? "AUTH_TOKEN_MISSING" : "AUTH_TOKEN_MISMATCH",
+					authReason: missing ? "token_missing" : "token_mismatch",
+					canRetryWithDeviceToken: !missing && device !== null && presentedDeviceToken === null,
+					recommendedNextStep: "update_auth_credentials",
+				},
+			);
 		}
-		if (this.#options.pairing === "required" && !this.#approvedDevices.has(String(device.id))) {
+		const backend = client.id === "gateway-client" && client.mode === "backend";
+		if (!device) {
+			// Only a direct-loopback backend with the shared token may go without a device (auth.md).
+			if (peer.flags.remote || !backend || !sharedOk)
+				return {
+					error: {
+						code: "NOT_PAIRED",
+						message: "device identity required",
+						details: { code: "DEVICE_IDENTITY_REQUIRED" },
+					},
+				};
+			return { role, scopes: requested, deviceId: null, deviceToken: null, caps: capsOf(params) };
+		}
+
+		const proof = verifyDeviceProof(peer, params, device, client, role, requested);
+		if (proof) return invalid(proof.message, { code: proof.code, reason: proof.reason });
+		const id = String(device.id);
+		const publicKey = String(device.publicKey);
+
+		const rule = this.#rules.get(id);
+		if (rule?.unavailable && rule.unavailable > 0) {
+			rule.unavailable--;
 			return {
-				code: "NOT_PAIRED",
-				message: "pairing required",
-				details: { code: "PAIRING_REQUIRED", reason: "not-paired" },
+				error: {
+					code: "UNAVAILABLE",
+					message: "gateway starting; retry shortly",
+					retryable: true,
+					retryAfterMs: rule.retryAfterMs ?? 500,
+					details: { reason: "startup-sidecars" },
+				},
+				closeCode: 1013,
 			};
 		}
-		return null;
+
+		// Pairing: a loopback backend with the shared token skips it (no record, so no device token);
+		// other loopback clients are approved silently; a remote device must be approved by an operator.
+		const paired = this.#paired.get(id);
+		const isPaired = paired?.publicKey === publicKey;
+		if (!isPaired) {
+			if (!peer.flags.remote && backend && (sharedOk || deviceTokenOk))
+				return { role, scopes: requested, deviceId: id, deviceToken: null, caps: capsOf(params) };
+			if (peer.flags.remote) return this.#pairingRequired(id, publicKey, role, requested, "not-paired");
+			this.#paired.set(id, { publicKey, role, scopes: requested, token: null });
+		} else if (!requested.every((scope) => scopeSatisfied(scope, paired.scopes))) {
+			if (peer.flags.remote) return this.#pairingRequired(id, publicKey, role, requested, "scope-upgrade");
+			paired.scopes = [...new Set([...paired.scopes, ...requested])];
+		}
+		const record = this.#paired.get(id) as Paired;
+		if (!record.token || !requested.every((scope) => scopeSatisfied(scope, record.token?.scopes ?? []))) {
+			record.token = { value: `devtok_${randomUUID()}`, scopes: [...requested] };
+		}
+		return { role, scopes: requested, deviceId: id, deviceToken: record.token.value, caps: capsOf(params) };
 	}
 
-	#hello(peer: Peer, id: unknown, params: Record<string, unknown>): void {
-		const device = params.device as Record<string, unknown>;
-		const deviceId = String(device.id);
-		const auth = (params.auth ?? {}) as Record<string, unknown>;
+	#pairingRequired(
+		deviceId: string,
+		publicKey: string,
+		role: string,
+		scopes: string[],
+		reason: "not-paired" | "scope-upgrade",
+	): { error: GatewayError } {
+		const requestId = this.#pending.get(deviceId)?.requestId ?? randomUUID();
+		this.#pending.set(deviceId, { requestId, role, scopes, publicKey });
+		const approved = this.#paired.get(deviceId);
+		return {
+			error: {
+				code: "NOT_PAIRED",
+				message:
+					reason === "not-paired"
+						? "pairing required: device is not approved yet"
+						: "pairing required: device is asking for more scopes than currently approved",
+				details: {
+					code: "PAIRING_REQUIRED",
+					reason,
+					requestId,
+					remediationHint:
+						reason === "not-paired"
+							? "Approve this device from the pending pairing requests."
+							: "Review the requested scopes, then approve the pending upgrade.",
+					deviceId,
+					requestedRole: role,
+					requestedScopes: scopes,
+					...(approved ? { approvedRoles: [approved.role], approvedScopes: approved.scopes } : {}),
+				},
+			},
+		};
+	}
+
+	#hello(peer: Peer, id: unknown, params: Record<string, unknown>, granted: Granted): void {
+		const auth = isRecord(params.auth) ? params.auth : {};
 		if (typeof auth.deviceToken === "string") this.#stats.deviceTokenConnects++;
-		let deviceToken = this.#paired.get(deviceId);
-		if (!deviceToken) {
-			deviceToken = `devtok_${randomUUID()}`;
-			this.#paired.set(deviceId, deviceToken);
-		}
 		this.#stats.hellos++;
-		if (!this.#stats.devices.includes(deviceId)) this.#stats.devices.push(deviceId);
+		if (granted.deviceId && !this.#stats.devices.includes(granted.deviceId))
+			this.#stats.devices.push(granted.deviceId);
+		if (peer.preauth) clearTimeout(peer.preauth);
 		peer.ready = true;
-		peer.deviceId = deviceId;
+		peer.deviceId = granted.deviceId;
+		peer.role = granted.role;
+		peer.scopes = granted.scopes;
+		peer.caps = granted.caps;
+		const client = params.client as Record<string, unknown>;
 		peer.ws.send(
 			JSON.stringify({
 				type: "res",
@@ -367,25 +703,54 @@ export class GatewaySim {
 				payload: {
 					type: "hello-ok",
 					protocol: PROTOCOL,
-					server: { version: "sim", connId: randomUUID() },
-					features: { methods: ["agent", "health"], events: ["agent", "chat", "tick"] },
-					snapshot: {},
+					server: { version: "sim", connId: peer.connId },
+					features: {
+						methods: ["agent", "health"],
+						events: ["agent", "chat", "tick", "health", "presence", "task", "cron", "shutdown"],
+						capabilities: ["session-scoped-chat-metadata"],
+					},
+					snapshot: {
+						presence: [],
+						health: { ok: true },
+						stateVersion: this.#stateVersion,
+						uptimeMs: process.uptime() * 1000,
+					},
 					auth: {
-						role: "operator",
-						scopes: ["operator.read", "operator.write"],
-						deviceToken,
+						method: granted.deviceToken && !(auth.token === this.#options.token) ? "device-token" : "token",
+						role: granted.role,
+						scopes: granted.scopes,
+						...(granted.deviceToken ? { deviceToken: granted.deviceToken } : {}),
 					},
 					policy: {
 						maxPayload: MAX_PAYLOAD,
-						maxBufferedBytes: 2 * MAX_PAYLOAD,
+						maxBufferedBytes: MAX_BUFFERED_BYTES,
 						tickIntervalMs: this.#tickIntervalMs,
 					},
 				},
 			}),
 		);
-		this.#log(`hello-ok for device ${deviceId.slice(0, 12)}…`);
-		// Noise every real gateway sends, which clients must ignore.
-		this.#send(peer, "health", { ok: true, ts: Date.now() });
+		this.#log(
+			`hello-ok for ${granted.deviceId ? `device ${granted.deviceId.slice(0, 12)}…` : String(client.id)}`,
+		);
+		// Noise every real gateway sends after hello-ok (openclaw-sample-run.jsonl), which clients must ignore.
+		this.#stateVersion = { presence: this.#stateVersion.presence + 1, health: this.#stateVersion.health + 1 };
+		this.#send(peer, "health", healthPayload(), { stateVersion: this.#stateVersion });
+		this.#send(
+			peer,
+			"presence",
+			{
+				presence: [
+					{ deviceId: granted.deviceId, roles: [granted.role], scopes: granted.scopes, ts: Date.now() },
+				],
+			},
+			{ stateVersion: this.#stateVersion },
+		);
+		this.#send(peer, "cron", cronPayload());
+		this.#send(peer, "sessions.changed", { reason: "cron-bindings-loaded", ts: Date.now() });
+		this.#send(peer, "update.available", {
+			updateAvailable: null,
+			schedule: { channel: "stable", autoEnabled: false },
+		});
 		peer.tick = setInterval(() => {
 			if (this.#ticksEnabled) this.#send(peer, "tick", { ts: Date.now() });
 		}, this.#tickIntervalMs);
@@ -394,15 +759,32 @@ export class GatewaySim {
 	// ---- the control API ----
 
 	async #control(req: IncomingMessage, res: ServerResponse): Promise<void> {
-		const path = new URL(req.url ?? "/", "http://sim").pathname;
+		const url = new URL(req.url ?? "/", "http://sim");
+		const path = url.pathname;
 		const body = req.method === "POST" ? await readJson(req) : {};
 		if (req.method === "GET" && path === "/health") return reply(res, 200, { ok: true });
-		if (req.method === "GET" && path === "/__sim/state") return reply(res, 200, this.#stats);
+		if (req.method === "GET" && path === "/__sim/state") return reply(res, 200, this.stats());
+		if (req.method === "GET" && path === "/__sim/connects")
+			return reply(res, 200, { connects: this.connects(url.searchParams.get("deviceId") ?? undefined) });
+		if (req.method === "GET" && path === "/__sim/frames") return reply(res, 200, { frames: this.frames() });
+		if (req.method === "GET" && path === "/__sim/pairing")
+			return reply(res, 200, {
+				pending: [...this.#pending.entries()].map(([deviceId, p]) => ({
+					deviceId,
+					...p,
+					publicKey: undefined,
+				})),
+			});
 		if (req.method === "POST" && path === "/__sim/runs") {
 			const script = body as unknown as RunScript;
 			if (typeof script.runId !== "string" || script.runId === "")
 				return reply(res, 400, { error: "runId required" });
 			return reply(res, 200, await this.run(script));
+		}
+		if (req.method === "POST" && path === "/__sim/replay") {
+			if (typeof body.runId !== "string" || body.runId === "")
+				return reply(res, 400, { error: "runId required" });
+			return reply(res, 200, await this.replay(body.runId));
 		}
 		if (req.method === "POST" && path === "/__sim/drop") {
 			this.dropAll(Number(body.code ?? 1012), typeof body.deviceId === "string" ? body.deviceId : undefined);
@@ -413,14 +795,23 @@ export class GatewaySim {
 			return reply(res, 200, { ok: true, ticks: this.#ticksEnabled });
 		}
 		if (req.method === "POST" && path === "/__sim/shutdown") {
-			this.#broadcast("shutdown", {
-				reason: "restart",
-				restartExpectedMs: Number(body.restartExpectedMs ?? 1000),
-			});
+			this.shutdown(
+				Number(body.restartExpectedMs ?? 1000),
+				typeof body.deviceId === "string" ? body.deviceId : undefined,
+			);
 			return reply(res, 200, { ok: true });
 		}
 		if (req.method === "POST" && path === "/__sim/approve") {
-			this.#approvedDevices.add(String(body.deviceId));
+			const scopes = isStringArray(body.scopes) ? body.scopes : undefined;
+			const ok = this.approve(String(body.deviceId), scopes);
+			return reply(res, ok ? 200 : 404, { ok });
+		}
+		if (req.method === "POST" && path === "/__sim/devices") {
+			const rule: DeviceRule = {};
+			if (typeof body.unavailable === "number") rule.unavailable = body.unavailable;
+			if (typeof body.retryAfterMs === "number") rule.retryAfterMs = body.retryAfterMs;
+			if (isStringArray(body.tokenScopes)) rule.tokenScopes = body.tokenScopes;
+			this.setDeviceRule(String(body.deviceId), rule);
 			return reply(res, 200, { ok: true });
 		}
 		if (req.method === "POST" && path === "/__sim/reset") {
@@ -431,52 +822,162 @@ export class GatewaySim {
 	}
 }
 
+/** What a connect that passed every check is granted. */
+interface Granted {
+	role: string;
+	scopes: string[];
+	deviceId: string | null;
+	deviceToken: string | null;
+	caps: string[];
+}
+
 export function startGatewaySim(options: GatewaySimOptions): Promise<GatewaySim> {
 	return new GatewaySim(options).listen();
 }
 
-/** Checks a `connect`'s Ed25519 device signature over the challenge; null when it holds. */
-function verifyDevice(
+function peerFlags(path: string, options: GatewaySimOptions): PeerFlags {
+	const segments = path.split("/").filter((segment) => segment !== "");
+	const after = (key: string) => {
+		const index = segments.indexOf(key);
+		const value = index >= 0 ? Number(segments[index + 1]) : Number.NaN;
+		return Number.isFinite(value) && value > 0 ? value : null;
+	};
+	return {
+		remote: segments.includes("remote") || options.peer === "remote",
+		noChallenge: segments.includes("no-challenge"),
+		preauthMs: after("preauth-ms") ?? options.preauthTimeoutMs ?? PREAUTH_TIMEOUT_MS,
+	};
+}
+
+/**
+ * The device proof, in the real gateway's order (`verifyGatewayConnectDeviceProof`): id = SHA-256 of
+ * the public key, signedAt within the skew, nonce present and the challenge's, then the Ed25519
+ * signature over the v3 payload (or the legacy v2). Null when it holds.
+ */
+function verifyDeviceProof(
 	peer: Peer,
 	params: Record<string, unknown>,
 	device: Record<string, unknown>,
-	token: string,
-): string | null {
-	const publicKey = String(device.publicKey ?? "");
+	client: Record<string, unknown>,
+	role: string,
+	scopes: string[],
+): { code: string; reason: string; message: string } | null {
+	const publicKey = typeof device.publicKey === "string" ? device.publicKey : "";
 	const raw = Buffer.from(publicKey, "base64url");
-	if (raw.length !== 32) return "DEVICE_AUTH_PUBLIC_KEY_INVALID";
-	if (createHash("sha256").update(raw).digest("hex") !== device.id) return "DEVICE_AUTH_DEVICE_ID_MISMATCH";
-	if (device.nonce !== peer.nonce) return "DEVICE_AUTH_NONCE_MISMATCH";
-	if (device.signedAt !== peer.ts) return "DEVICE_AUTH_SIGNATURE_EXPIRED";
-	const client = params.client as Record<string, unknown>;
-	const payload = signaturePayload({
+	const derivedId = raw.length === 32 ? createHash("sha256").update(raw).digest("hex") : null;
+	if (!derivedId || derivedId !== device.id)
+		return {
+			code: "DEVICE_AUTH_DEVICE_ID_MISMATCH",
+			reason: "device-id-mismatch",
+			message: "device identity mismatch",
+		};
+	const signedAt = device.signedAt;
+	if (typeof signedAt !== "number" || Math.abs(Date.now() - signedAt) > DEVICE_SIGNATURE_SKEW_MS)
+		return {
+			code: "DEVICE_AUTH_SIGNATURE_EXPIRED",
+			reason: "device-signature-stale",
+			message: "device signature expired",
+		};
+	const nonce = typeof device.nonce === "string" ? device.nonce.trim() : "";
+	if (!nonce)
+		return {
+			code: "DEVICE_AUTH_NONCE_REQUIRED",
+			reason: "device-nonce-missing",
+			message: "device nonce required",
+		};
+	if (nonce !== peer.nonce)
+		return {
+			code: "DEVICE_AUTH_NONCE_MISMATCH",
+			reason: "device-nonce-mismatch",
+			message: "device nonce mismatch",
+		};
+	const auth = isRecord(params.auth) ? params.auth : {};
+	const token = [auth.token, auth.deviceToken, auth.bootstrapToken].find((t) => typeof t === "string");
+	const fields: DeviceAuthFields = {
 		deviceId: String(device.id),
 		clientId: String(client.id),
 		clientMode: String(client.mode),
-		role: String(params.role ?? ""),
-		scopes: Array.isArray(params.scopes) ? params.scopes.map(String) : [],
-		signedAt: peer.ts,
-		token,
-		nonce: peer.nonce,
-		platform: String(client.platform ?? ""),
-		deviceFamily: String(client.deviceFamily ?? ""),
-	});
-	const key = createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: publicKey }, format: "jwk" });
-	const ok = verify(
-		null,
-		Buffer.from(payload),
-		key,
-		Buffer.from(String(device.signature ?? ""), "base64url"),
-	);
-	return ok ? null : "DEVICE_AUTH_SIGNATURE_INVALID";
+		role,
+		scopes,
+		signedAtMs: signedAt,
+		token: typeof token === "string" ? token : "",
+		nonce,
+		platform: typeof client.platform === "string" ? client.platform : "",
+		deviceFamily: typeof client.deviceFamily === "string" ? client.deviceFamily : "",
+	};
+	const signature = typeof device.signature === "string" ? device.signature : "";
+	if (
+		!verifyEd25519(publicKey, deviceAuthPayloadV3(fields), signature) &&
+		!verifyEd25519(publicKey, deviceAuthPayloadV2(fields), signature)
+	)
+		return {
+			code: "DEVICE_AUTH_SIGNATURE_INVALID",
+			reason: "device-signature",
+			message: "device signature invalid",
+		};
+	return null;
 }
 
-type Broadcast = (event: string, payload: unknown, skipSeq?: boolean) => void;
+/** Ed25519 over the UTF-8 payload, key and signature base64url (auth.md). */
+export function verifyEd25519(publicKey: string, payload: string, signature: string): boolean {
+	try {
+		const key = createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: publicKey }, format: "jwk" });
+		return verify(null, Buffer.from(payload, "utf8"), key, Buffer.from(signature, "base64url"));
+	} catch {
+		return false;
+	}
+}
+
+function capsOf(params: Record<string, unknown>): string[] {
+	return isStringArray(params.caps) ? params.caps : [];
+}
+
+function deviceIdOf(record: RecordedConnect | undefined): string | undefined {
+	const device = record?.params.device;
+	return isRecord(device) && typeof device.id === "string" ? device.id : undefined;
+}
+
+function healthPayload() {
+	return {
+		ok: true,
+		ts: Date.now(),
+		durationMs: 12,
+		plugins: { loaded: ["memory-core"], errors: [], unavailable: [] },
+		channels: {},
+		channelOrder: [],
+		heartbeatSeconds: 1800,
+		defaultAgentId: AGENT_ID,
+		agents: [{ agentId: AGENT_ID, isDefault: true }],
+	};
+}
+
+function cronPayload() {
+	const id = randomUUID();
+	return {
+		jobId: id,
+		action: "added",
+		job: {
+			id,
+			declarationKey: `heartbeat:${AGENT_ID}`,
+			displayName: `Heartbeat (${AGENT_ID})`,
+			agentId: AGENT_ID,
+			name: `heartbeat-${AGENT_ID}`,
+			enabled: true,
+			schedule: { kind: "every", everyMs: 1_800_000 },
+			payload: { kind: "heartbeat" },
+		},
+		nextRunAtMs: Date.now() + 1_800_000,
+	};
+}
+
+type Broadcast = (event: string, payload: unknown, options?: SendOptions) => void;
 
 /**
  * One scripted agent run, event by event as the real gateway streams it (openclaw-sample-run.jsonl):
  * lifecycle start, each tool as item/tool events, the answer as assistant deltas mirrored by chat
- * deltas, usage, lifecycle end, the late chat delta and chat final — with the script's faults.
+ * deltas, usage, lifecycle end, the late chat delta and chat final — with the script's faults — and
+ * the run's `task` and `sessions.changed` noise. `agent` payloads carry sessionKey, sessionId,
+ * agentId and ts; `tool` events also the session row, and go only to tool-events connections.
  */
 class ScriptedRun {
 	readonly #script: RunScript;
@@ -484,6 +985,9 @@ class ScriptedRun {
 	readonly #dropAll: () => void;
 	readonly #pace: number;
 	readonly #sessionKey: string;
+	readonly #sessionId = randomUUID();
+	readonly #taskId = randomUUID();
+	readonly #createdAt = Date.now();
 	#seq = 0;
 	#events = 0;
 	#frameGapPending: boolean;
@@ -493,7 +997,7 @@ class ScriptedRun {
 		this.#broadcast = broadcast;
 		this.#dropAll = dropAll;
 		this.#pace = script.paceMs ?? 2;
-		this.#sessionKey = script.sessionKey ?? `agent:main:myndlens-${script.runId}`;
+		this.#sessionKey = script.sessionKey ?? `agent:${AGENT_ID}:myndlens-${script.runId}`;
 		this.#frameGapPending = script.frameSeqGap ?? false;
 	}
 
@@ -503,26 +1007,53 @@ class ScriptedRun {
 		const answer = script.answer ?? "The weekly report was sent to the team. Revenue is up 4%.";
 		const tools = script.tools ?? [{ name: "read", title: "Read from REPORT.md" }];
 
-		await this.#agent("lifecycle", { phase: "start", startedAt: Date.now() });
-		await this.#agent("lifecycle", { phase: "model", provider: "mock", model: "mock-1" });
+		this.#task("running", "unknown");
+		this.#broadcast("chat.metadata.changed", {});
+		await this.#agent("lifecycle", { phase: "start", startedAt: Date.now() }, { lifecycle: true });
+		this.#task("running", "running");
+		await this.#agent(
+			"lifecycle",
+			{ phase: "model", provider: "mock", model: "mock-1" },
+			{ lifecycle: true },
+		);
 		for (const [index, tool] of tools.entries()) {
 			const toolCallId = `call_${index + 1}`;
 			const item = { itemId: `tool:${toolCallId}`, toolCallId, name: tool.name, kind: "tool" };
 			await this.#agent("item", { ...item, phase: "start", title: tool.title, status: "running" });
 			await this.#agent("tool", { phase: "start", name: tool.name, toolCallId, args: {} });
-			await this.#agent("tool", { phase: "result", name: tool.name, toolCallId, isError: false });
-			await this.#agent("item", { ...item, phase: "end", title: tool.title, status: "completed" });
+			this.#task("running", "running", { currentTool: { name: tool.name, startedAt: Date.now() } });
+			await this.#agent("tool", {
+				phase: "result",
+				name: tool.name,
+				toolCallId,
+				isError: script.toolError === true,
+				result: { content: [{ type: "text", text: script.toolError ? "ENOENT" : "ok" }] },
+			});
+			await this.#agent("item", {
+				...item,
+				phase: "end",
+				title: tool.title,
+				status: script.toolError ? "failed" : "completed",
+			});
 		}
 		if (script.dropMidRun) {
 			this.#dropAll();
 			return { events: this.#events };
 		}
 		if (script.lifecycleError) {
-			await this.#agent("lifecycle", { phase: "error", error: "model overloaded" });
-			await this.#agent("lifecycle", { phase: "start", startedAt: Date.now() });
+			await this.#agent("lifecycle", { phase: "error", error: "model overloaded" }, { lifecycle: true });
+			await this.#agent("lifecycle", { phase: "start", startedAt: Date.now() }, { lifecycle: true });
 		}
-		await this.#agent("lifecycle", { phase: "model", provider: "mock", model: "mock-1" });
-		const pieces = splitAnswer(answer);
+		await this.#agent(
+			"lifecycle",
+			{ phase: "model", provider: "mock", model: "mock-1" },
+			{ lifecycle: true },
+		);
+		const allPieces = splitAnswer(answer);
+		// A run that errors or is aborted stops half-way through its answer.
+		const pieces = script.chatEnd
+			? allPieces.slice(0, Math.max(1, Math.floor(allPieces.length / 2)))
+			: allPieces;
 		const itemId = `${randomUUID()}:2`;
 		let text = "";
 		let lateDelta: { at: number; delta: string; text: string } | null = null;
@@ -532,59 +1063,95 @@ class ScriptedRun {
 			const at = await this.#agent("assistant", { text, delta, itemId }, { skip });
 			if (skip) continue;
 			if (script.duplicate && index === 0) {
-				this.#broadcast("agent", {
-					runId: script.runId,
-					sessionKey: this.#sessionKey,
-					stream: "assistant",
-					data: { text, delta, itemId },
-					seq: at,
-				});
+				this.#broadcast("agent", this.#agentPayload("assistant", { text, delta, itemId }, at));
 				this.#events++;
 			}
+			const replace = script.replaceDelta === true && index === 1;
+			const chatDelta = replace
+				? { deltaText: text, replace: true, message: message(text) }
+				: { deltaText: delta, message: message(text) };
 			// The last chat delta is throttled past the lifecycle end, as on the real gateway.
-			if (index === pieces.length - 1) lateDelta = { at, delta, text };
+			if (index === pieces.length - 1 && !script.chatEnd) lateDelta = { at, delta, text };
 			else {
-				await this.#chat("delta", at, { deltaText: delta, message: message(text) });
-				if (script.duplicate && index === 0)
-					await this.#chat("delta", at, { deltaText: delta, message: message(text) });
+				await this.#chat("delta", at, chatDelta);
+				if (script.duplicate && index === 0) await this.#chat("delta", at, chatDelta);
 			}
 		}
 		await this.#agent("usage", { outputTokens: 20 });
-		await this.#agent("lifecycle", { phase: "finishing", stopReason: "stop" });
-		const endSeq = await this.#agent("lifecycle", {
-			phase: "end",
-			stopReason: "stop",
-			...(script.terminalReply === false ? {} : { terminalReply: { disposition: "visible", text: answer } }),
-		});
+		if (script.chatEnd === "error") {
+			const at = await this.#agent(
+				"lifecycle",
+				{ phase: "error", error: "provider returned 500", endedAt: Date.now() },
+				{ lifecycle: true },
+			);
+			await this.#chat("error", at, { errorMessage: "The model provider failed.", errorKind: "provider" });
+			this.#task("failed", "finished");
+			return { events: this.#events };
+		}
+		if (script.chatEnd === "aborted") {
+			const at = await this.#agent(
+				"lifecycle",
+				{ phase: "end", aborted: true, stopReason: "aborted", endedAt: Date.now() },
+				{ lifecycle: true },
+			);
+			await this.#chat("aborted", at, { stopReason: "aborted" });
+			this.#task("cancelled", "finished");
+			return { events: this.#events };
+		}
+		await this.#agent(
+			"lifecycle",
+			{ phase: "finishing", stopReason: "stop", aborted: false },
+			{ lifecycle: true },
+		);
+		this.#task("running", "finished");
+		const endSeq = await this.#agent(
+			"lifecycle",
+			{
+				phase: "end",
+				stopReason: "stop",
+				aborted: false,
+				...(script.terminalReply === false
+					? {}
+					: { terminalReply: { disposition: "visible", text: answer } }),
+			},
+			{ lifecycle: true },
+		);
 		if (lateDelta)
 			await this.#chat("delta", lateDelta.at, {
 				deltaText: lateDelta.delta,
 				message: message(lateDelta.text),
 			});
 		await this.#chat("final", endSeq, { stopReason: "stop", message: message(answer) });
+		this.#task("completed", "finished");
 		return { events: this.#events };
+	}
+
+	#agentPayload(stream: string, data: Record<string, unknown>, seq: number, lifecycle = false) {
+		return {
+			runId: this.#script.runId,
+			stream,
+			data,
+			sessionKey: this.#sessionKey,
+			...(lifecycle ? { sessionId: this.#sessionId } : {}),
+			agentId: AGENT_ID,
+			seq,
+			ts: Date.now(),
+			...(stream === "tool" ? { session: this.#sessionRow() } : {}),
+		};
 	}
 
 	/** One `agent` event with the run's next seq (not sent when `skip`); returns that seq. */
 	async #agent(
 		stream: string,
 		data: Record<string, unknown>,
-		options: { skip?: boolean } = {},
+		options: { skip?: boolean; lifecycle?: boolean } = {},
 	): Promise<number> {
 		this.#seq++;
 		if (options.skip) return this.#seq;
-		this.#broadcast(
-			"agent",
-			{
-				runId: this.#script.runId,
-				sessionKey: this.#sessionKey,
-				stream,
-				data,
-				seq: this.#seq,
-				ts: Date.now(),
-			},
-			this.#frameGapPending,
-		);
+		this.#broadcast("agent", this.#agentPayload(stream, data, this.#seq, options.lifecycle), {
+			skipSeq: this.#frameGapPending,
+			tool: stream === "tool",
+		});
 		this.#frameGapPending = false;
 		this.#events++;
 		await sleep(this.#pace);
@@ -595,12 +1162,54 @@ class ScriptedRun {
 		this.#broadcast("chat", {
 			runId: this.#script.runId,
 			sessionKey: this.#sessionKey,
+			agentId: AGENT_ID,
 			seq: at,
 			state,
 			...extra,
 		});
 		this.#events++;
 		await sleep(this.#pace);
+	}
+
+	/** A `task` upsert, as the real gateway sends around every step of a run (not paced, not counted). */
+	#task(status: string, execution: string, extra: Record<string, unknown> = {}): void {
+		this.#broadcast("task", {
+			action: "upserted",
+			task: {
+				id: this.#taskId,
+				taskId: this.#taskId,
+				kind: "cli",
+				runtime: "cli",
+				status,
+				execution: { state: execution, lastActivityAt: Date.now(), ...extra },
+				title: "MyndLens mandate",
+				agentId: AGENT_ID,
+				sessionKey: this.#sessionKey,
+				childSessionKey: this.#sessionKey,
+				ownerKey: this.#sessionKey,
+				runId: this.#script.runId,
+				sourceId: this.#script.runId,
+				createdAt: this.#createdAt,
+				updatedAt: Date.now(),
+				deliveryStatus: "not_applicable",
+			},
+		});
+	}
+
+	#sessionRow() {
+		return {
+			key: this.#sessionKey,
+			sessionId: this.#sessionId,
+			agentId: AGENT_ID,
+			kind: "direct",
+			visibility: "shared",
+			status: "running",
+			createdVia: "run",
+			displayName: this.#sessionKey.split(":").at(-1),
+			modelProvider: "mock",
+			model: "mock-1",
+			updatedAt: Date.now(),
+		};
 	}
 }
 
@@ -609,7 +1218,16 @@ function message(text: string) {
 }
 
 function freshStats(): GatewaySimStats {
-	return { connections: 0, open: 0, hellos: 0, refusals: [], devices: [], deviceTokenConnects: 0, runs: [] };
+	return {
+		connections: 0,
+		open: 0,
+		hellos: 0,
+		refusals: [],
+		devices: [],
+		deviceTokenConnects: 0,
+		runs: [],
+		preauthCloses: [],
+	};
 }
 
 /** Pieces of 6–12 characters, like a model's deltas. */
@@ -630,6 +1248,14 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> 
 	if (text.trim() === "") return {};
 	const value = JSON.parse(text) as unknown;
 	return typeof value === "object" && value !== null ? (value as Record<string, unknown>) : {};
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+	return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function isStringArray(value: unknown): value is string[] {
+	return Array.isArray(value) && value.every((item) => typeof item === "string");
 }
 
 function reply(res: ServerResponse, status: number, body: unknown): void {

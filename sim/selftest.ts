@@ -11,7 +11,8 @@ import {
 	scriptEvents,
 	startObeGeeSim,
 } from "./obegee.ts";
-import { type GatewaySim, type RunScript, startGatewaySim } from "./openclaw.ts";
+import { type GatewaySim, type RunScript, startGatewaySim, verifyEd25519 } from "./openclaw.ts";
+import { deviceAuthPayloadV3 } from "./openclaw-spec.ts";
 
 /**
  * Self-test of the ObeGee simulator, runnable without the Worker: `node sim/selftest.ts`.
@@ -486,6 +487,30 @@ async function main(): Promise<void> {
 			},
 		],
 	);
+
+	tests.push([
+		"gateway: the simulator's own verifier accepts the known-answer signature vector, and only it",
+		async () => {
+			// The vector of test/gateway-sim-strictness.test.ts (seed 0x00…0x1f, the recorded run's challenge).
+			const payload = deviceAuthPayloadV3({
+				deviceId: "56475aa75463474c0285df5dbf2bcab73da651358839e9b77481b2eab107708c",
+				clientId: "gateway-client",
+				clientMode: "backend",
+				role: "operator",
+				scopes: ["operator.read", "operator.write"],
+				signedAtMs: 1795519235076,
+				token: "gw-token-1",
+				nonce: "89e7aea9-8b79-4715-86cf-da7d65840c64",
+				platform: "cloudflare-workers",
+				deviceFamily: "",
+			});
+			const publicKey = "A6EHv_POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg";
+			const signature =
+				"VafbaYSw7JTZqwzwB3dNAr51XqEL8b-TtGBkmxeihyjlJKRQL5PKkeB3NYqU59JD9auFGc-RY2KwysBIm7tABQ";
+			assert.equal(verifyEd25519(publicKey, payload, signature), true);
+			assert.equal(verifyEd25519(publicKey, payload.replace("gw-token-1", ""), signature), false);
+		},
+	]);
 
 	let passed = 0;
 	let failed = 0;

@@ -116,4 +116,72 @@ describe("gateway events to the phone", () => {
 		expect(lost.reconnectAt).not.toBeNull();
 		expect(lost.watched.map((w) => w.executionId)).toEqual([run.executionId]);
 	});
+
+	// Issue 19: what the real gateway sends beyond the happy path. Every run also carries the noise a
+	// real gateway sends (task, sessions.changed, chat.metadata.changed) and the real payload fields.
+	const statusesOf = (frames: Frame[]) => frames.flatMap((f) => (f.type === "progress" ? [f.status] : []));
+
+	it("shows a failing tool (tool events arrive only because the Worker asks for caps tool-events)", async () => {
+		const { phone, executions } = await runningExecutions(1);
+		const [run] = executions as [(typeof executions)[0]];
+		await gatewaySim("/__sim/runs", { runId: run.executionId, toolError: true });
+		await phone.waitForStage(run.mandateId, 9, "completed");
+		expect(statusesOf(of(phone, run.executionId))).toContain("The read tool reported an error...");
+	});
+
+	it("shows a chat error and leaves the outcome to ObeGee", async () => {
+		const { phone, executions, stub } = await runningExecutions(1);
+		const [run] = executions as [(typeof executions)[0]];
+		await gatewaySim("/__sim/runs", { runId: run.executionId, chatEnd: "error" });
+		await eventually(
+			async () => statusesOf(of(phone, run.executionId)),
+			(statuses) => statuses.includes("The agent reported an error..."),
+			"the chat error",
+		);
+		await eventually(
+			() => stub.status(),
+			(s) => s.delivery.queued === 0,
+			"delivered",
+		);
+		expect(phone.stages(run.mandateId).some((s) => s.status === "failed")).toBe(false);
+	});
+
+	it("shows an aborted run", async () => {
+		const { phone, executions } = await runningExecutions(1);
+		const [run] = executions as [(typeof executions)[0]];
+		await gatewaySim("/__sim/runs", { runId: run.executionId, chatEnd: "aborted" });
+		await eventually(
+			async () => statusesOf(of(phone, run.executionId)),
+			(statuses) => statuses.includes("The agent run was stopped"),
+			"the abort",
+		);
+	});
+
+	it("takes a replace: true delta as the whole text, never appends it", async () => {
+		const { phone, executions } = await runningExecutions(1);
+		const [run] = executions as [(typeof executions)[0]];
+		await gatewaySim("/__sim/runs", { runId: run.executionId, answer: ANSWER, replaceDelta: true });
+		await phone.waitForStage(run.mandateId, 9, "completed");
+		await phone.settle();
+		expect(answerOf(of(phone, run.executionId))).toBe(ANSWER);
+	});
+
+	it("replays the recorded real run (openclaw-sample-run.jsonl): the phone sees its progress and answer", async () => {
+		const { phone, executions } = await runningExecutions(1);
+		const [run] = executions as [(typeof executions)[0]];
+		const { events } = await gatewaySim<{ events: number }>("/__sim/replay", { runId: run.executionId });
+		expect(events).toBeGreaterThan(30);
+		await phone.waitForStage(run.mandateId, 9, "completed");
+		await eventually(
+			async () => answerOf(of(phone, run.executionId)),
+			(text) => text === ANSWER,
+			"the recorded answer",
+		);
+		await phone.settle();
+		expect(answerOf(of(phone, run.executionId))).toBe(ANSWER);
+		expect(progressOf(of(phone, run.executionId))).toEqual(
+			expect.arrayContaining(["10 Agent started", "20 Read from REPORT.md", "90 Generating response..."]),
+		);
+		expect(progressOf(of(phone, run.executionId)).at(-1)).toBe("100 Execution complete");
+	});
 });

@@ -26,9 +26,29 @@ export interface SimStats {
 	refusals: { code: string }[];
 	devices: string[];
 	deviceTokenConnects: number;
+	preauthCloses: string[];
 }
 
 export const simStats = () => gatewaySim<SimStats>("/__sim/state");
+
+/** One `connect` the simulator received (sim/openclaw.ts RecordedConnect). */
+export interface RecordedConnect {
+	path: string;
+	peer: "loopback" | "remote";
+	params: {
+		scopes?: string[];
+		caps?: string[];
+		auth?: { token?: string; deviceToken?: string };
+		device?: { id: string };
+	};
+	outcome: string;
+	scopes?: string[];
+	deviceTokenIssued?: boolean;
+}
+
+/** Every `connect` the simulator received from this device, oldest first. */
+export const simConnects = async (deviceId: string) =>
+	(await gatewaySim<{ connects: RecordedConnect[] }>(`/__sim/connects?deviceId=${deviceId}`)).connects;
 
 export function gatewayStub(tenantId: string) {
 	return env.GATEWAY.getByName(tenantId);

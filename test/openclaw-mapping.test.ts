@@ -121,6 +121,15 @@ describe("mapping a run", () => {
 		]);
 	});
 
+	it("takes a replace: true chat delta as the whole text, not a suffix (issue 19)", () => {
+		const { answer } = feed([
+			{ chat: { runId: RUN, seq: 1, state: "delta", deltaText: "Hello" } },
+			{ chat: { runId: RUN, seq: 2, state: "delta", deltaText: "Hello, world", replace: true } },
+			{ chat: { runId: RUN, seq: 3, state: "delta", deltaText: "!" } },
+		]);
+		expect(answer).toBe("Hello, world!");
+	});
+
 	it("completes the answer from chat final when lifecycle end has no terminal reply", () => {
 		const { answer, updates } = feed([
 			agent(1, "assistant", { text: "Forty", delta: "Forty", itemId: "m" }),

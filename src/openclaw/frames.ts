@@ -80,6 +80,8 @@ export const ChatEvent = z.looseObject({
 	...RunFields,
 	state: bounded(100),
 	deltaText: z.optional(z.string()),
+	/** A non-prefix replacement: `deltaText` is the whole new text, not a suffix (protocol v4). */
+	replace: z.optional(z.boolean()),
 	errorMessage: z.optional(bounded(4000)),
 	message: z.optional(
 		z.looseObject({

@@ -311,16 +311,19 @@ export class GatewayLink {
 	async #onRefused(connection: Connection, refusal: ConnectRefusal, now: number): Promise<void> {
 		const meta = this.#host.meta;
 		meta.set("last_refusal", refusal.code);
-		if (refusal.code === "AUTH_DEVICE_TOKEN_MISMATCH") {
-			// The gateway no longer knows our device token: drop it and connect with the shared token.
+		if (refusal.code === "AUTH_DEVICE_TOKEN_MISMATCH" || refusal.code === "AUTH_SCOPE_MISMATCH") {
+			// The gateway no longer knows our device token, or it no longer covers our scopes (auth.md:
+			// not a bad token): drop it and connect with the shared token; the device's pairing decides.
 			meta.delete("device_token");
 		}
 		const hint =
 			refusal.code === "PAIRING_REQUIRED"
 				? "approve this device on the gateway (openclaw devices approve)"
-				: refusal.pauseReconnect
-					? "check the tenant's gateway token with PUT /api/admin/tenants/:tenantId/gateway"
-					: undefined;
+				: refusal.code === "AUTH_SCOPE_MISMATCH"
+					? "re-approve this device's scopes (operator.read, operator.write) on the gateway"
+					: refusal.pauseReconnect
+						? "check the tenant's gateway token with PUT /api/admin/tenants/:tenantId/gateway"
+						: undefined;
 		this.#host.log("error", "gateway refused connect", {
 			code: refusal.code,
 			message: refusal.message,

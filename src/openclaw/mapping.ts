@@ -191,9 +191,16 @@ export function mapChatEvent(state: RunState, event: ChatEvent): MapResult {
 	switch (event.state) {
 		case "delta": {
 			const whole = messageText(event.message);
-			const text =
-				whole ??
-				(event.deltaText !== undefined && !step.state.resumed ? step.state.itemText + event.deltaText : null);
+			// `replace: true`: deltaText is the whole replacement text, never a suffix to append.
+			const fromDelta =
+				event.deltaText === undefined
+					? null
+					: event.replace === true
+						? event.deltaText
+						: step.state.resumed
+							? null
+							: step.state.itemText + event.deltaText;
+			const text = whole ?? fromDelta;
 			if (text !== null) onAnswerText(step, step.state.itemId, text, "chat.delta");
 			break;
 		}

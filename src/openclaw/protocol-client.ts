@@ -77,6 +77,8 @@ const NEEDS_OPERATOR = new Set([
 	"AUTH_TOKEN_NOT_CONFIGURED",
 	"AUTH_UNAUTHORIZED",
 	"AUTH_REQUIRED",
+	// The device token is known but no longer covers our scopes: an operator must re-approve them.
+	"AUTH_SCOPE_MISMATCH",
 	"PAIRING_REQUIRED",
 	"PROTOCOL_MISMATCH",
 	"DEVICE_IDENTITY_REQUIRED",
