@@ -23,6 +23,8 @@ export default defineConfig({
 						SIM_URL: sims.obegee,
 						OPENCLAW_GATEWAY_URL: sims.gateway,
 						GATEWAY_SIM_URL: sims.gatewayControl,
+						// EXPO_PUSH_URL, APNS_*, FCM_*, VAPID_*: the push provider simulators (sim/push/).
+						...sims.push,
 						TEST_MIGRATIONS: await readD1Migrations("./migrations"),
 					},
 				},

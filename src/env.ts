@@ -1,4 +1,5 @@
 import type { GatewayDO } from "./openclaw/gateway-do.ts";
+import type { PushCredentialsDO } from "./push/credentials.ts";
 import type { SessionDO } from "./session/session-do.ts";
 
 type WorkerEnv = Env;
@@ -28,6 +29,27 @@ export interface Env {
 	METRICS_LOG?: string;
 	/** "true" only in local configs (npm start, the browser test): enables src/routes/demo.ts. */
 	DEMO_ROUTES?: string;
+	/** The singleton that mints and caches the shared APNs provider token and FCM access token. */
+	PUSH_CREDENTIALS: DurableObjectNamespace<PushCredentialsDO>;
+	// Push providers (DESIGN.md "Push"): a provider whose settings are missing is off (src/push/provider.ts).
+	/** Expo Push API base (…/send, …/getReceipts); "" turns Expo off. */
+	EXPO_PUSH_URL?: string;
+	EXPO_ACCESS_TOKEN?: string;
+	/** APNs base; with Apple's production default, sandbox targets go to api.sandbox.push.apple.com. */
+	APNS_BASE_URL?: string;
+	/** The `.p8` key's PEM (PKCS #8). */
+	APNS_KEY?: string;
+	APNS_KEY_ID?: string;
+	APNS_TEAM_ID?: string;
+	FCM_BASE_URL?: string;
+	FCM_TOKEN_URL?: string;
+	/** The Google service-account JSON (project_id, private_key, client_email, private_key_id). */
+	FCM_SERVICE_ACCOUNT?: string;
+	/** base64url uncompressed P-256 point (65 bytes) / private scalar (32 bytes). */
+	VAPID_PUBLIC_KEY?: string;
+	VAPID_PRIVATE_KEY?: string;
+	/** `mailto:…` or `https://…`: who the push services contact about this sender. */
+	VAPID_SUBJECT?: string;
 }
 
 declare global {
@@ -35,7 +57,7 @@ declare global {
 		interface Env extends WorkerEnv {}
 		interface GlobalProps {
 			mainModule: typeof import("./index.ts");
-			durableNamespaces: "SessionDO" | "GatewayDO";
+			durableNamespaces: "SessionDO" | "GatewayDO" | "PushCredentialsDO";
 		}
 	}
 }

@@ -10,6 +10,7 @@ import { sessions } from "./routes/sessions.ts";
 import { webhooks } from "./routes/webhooks.ts";
 
 export { GatewayDO } from "./openclaw/gateway-do.ts";
+export { PushCredentialsDO } from "./push/credentials.ts";
 export { SessionDO } from "./session/session-do.ts";
 
 /**

@@ -1,6 +1,7 @@
 import type { Plugin } from "vitest/config";
 import { startObeGeeSim } from "../sim/obegee.ts";
 import { startGatewaySim } from "../sim/openclaw.ts";
+import { startPushSims } from "../sim/push/index.ts";
 import { TEST_SECRETS } from "./secrets.ts";
 
 /** Where the simulators listen; vitest.config.ts binds these into the Worker under test. */
@@ -11,6 +12,11 @@ export interface SimulatorUrls {
 	gateway: string;
 	/** …and its `/__sim` control API on the same port. */
 	gatewayControl: string;
+	/**
+	 * The push provider simulators (sim/push/): the Worker's EXPO_PUSH_URL, APNS_*, FCM_* and VAPID_*
+	 * settings for them, with test-only keys generated for this run.
+	 */
+	push: Record<string, string>;
 }
 
 declare module "vitest" {
@@ -45,13 +51,19 @@ export function simulators(): Plugin {
 				token: TEST_SECRETS.OPENCLAW_GATEWAY_TOKEN,
 				log: () => {},
 			});
+			// TooManyProviderTokenUpdates is armed per namespace by the tests that check it (POST
+			// <apns>/ns/<id>/__sim/config), so no test trips over another file's token renewal.
+			const push = await startPushSims({ log: () => {}, tokenUpdateMinIntervalMs: 0 });
 			vitest.onClose(async () => {
-				await Promise.all([obegee.close(), gateway.close()]);
+				await Promise.all([obegee.close(), gateway.close(), push.close()]);
 			});
 			project.provide("simulators", {
 				obegee: obegee.url,
 				gateway: gateway.url,
 				gatewayControl: gateway.httpUrl,
+				// The Web Push simulator has no Worker setting (endpoints come from subscriptions): tests
+				// create subscriptions at WEBPUSH_SIM_URL.
+				push: { ...push.env, WEBPUSH_SIM_URL: push.webpush.url },
 			});
 		},
 	};
