@@ -32,7 +32,7 @@ describe("Expo provider", () => {
 			"content-type": "application/json",
 			accept: "application/json",
 		});
-		expect(request?.headers.authorization).toBeUndefined();
+		expect(request?.headers.authorization).toBe("Bearer test-expo-access-token");
 		expect(JSON.parse(request?.body ?? "")).toEqual([
 			{
 				to: device.token,
@@ -52,12 +52,13 @@ describe("Expo provider", () => {
 		});
 	});
 
-	it("sends the optional access token as a bearer", async () => {
-		const ns = namespaceId();
-		const expo = pushProviders(pushEnv(ns, { EXPO_ACCESS_TOKEN: "expo-test-token" })).expo;
-		await expo?.send({ kind: "expo", token: "ExponentPushToken[abc]" }, message());
-		const [request] = await recorded(pushEnv(ns).EXPO_PUSH_URL as string);
-		expect(request?.headers.authorization).toBe("Bearer expo-test-token");
+	it("without the access token Expo requires, every message is rejected (401)", async () => {
+		const expo = pushProviders(pushEnv(namespaceId(), { EXPO_ACCESS_TOKEN: undefined })).expo;
+		expect(await expo?.send({ kind: "expo", token: "ExponentPushToken[abc]" }, message())).toEqual({
+			outcome: "rejected",
+			reason: "UNAUTHORIZED: The bearer token is invalid.",
+			status: 401,
+		});
 	});
 
 	it("batches 250 messages into requests of at most 100, one result per message in order", async () => {

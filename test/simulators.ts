@@ -53,7 +53,11 @@ export function simulators(): Plugin {
 			});
 			// TooManyProviderTokenUpdates is armed per namespace by the tests that check it (POST
 			// <apns>/ns/<id>/__sim/config), so no test trips over another file's token renewal.
-			const push = await startPushSims({ log: () => {}, tokenUpdateMinIntervalMs: 0 });
+			const push = await startPushSims({
+				log: () => {},
+				tokenUpdateMinIntervalMs: 0,
+				expoAccessToken: "test-expo-access-token",
+			});
 			vitest.onClose(async () => {
 				await Promise.all([obegee.close(), gateway.close(), push.close()]);
 			});

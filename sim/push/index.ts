@@ -62,12 +62,19 @@ export interface PushSims {
 }
 
 export async function startPushSims(
-	options: { keys?: PushTestKeys; log?: Log; host?: string; tokenUpdateMinIntervalMs?: number } = {},
+	options: {
+		keys?: PushTestKeys;
+		log?: Log;
+		host?: string;
+		tokenUpdateMinIntervalMs?: number;
+		/** Expo's "enhanced push security": the sim then requires it, and `env` carries it. */
+		expoAccessToken?: string;
+	} = {},
 ): Promise<PushSims> {
 	const keys = options.keys ?? generatePushTestKeys();
 	const common = { host: options.host, log: options.log };
 	const [expo, apns, fcm, webpush] = await Promise.all([
-		startExpoSim(common),
+		startExpoSim({ ...common, accessToken: options.expoAccessToken }),
 		startApnsSim({
 			...common,
 			publicKey: keys.apns.publicKeyPem,
@@ -93,6 +100,7 @@ export async function startPushSims(
 		keys,
 		env: {
 			EXPO_PUSH_URL: expo.url,
+			...(options.expoAccessToken && { EXPO_ACCESS_TOKEN: options.expoAccessToken }),
 			APNS_BASE_URL: apns.url,
 			APNS_KEY: keys.apns.privateKeyPem,
 			APNS_KEY_ID: keys.apns.keyId,
