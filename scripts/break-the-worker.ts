@@ -49,7 +49,8 @@ const FAULTS: Fault[] = [
 		file: "src/openclaw/device-identity.ts",
 		find: "\t\tfields.token,\n\t\tfields.nonce,\n",
 		replace: "\t\tfields.nonce,\n\t\tfields.token,\n",
-		tests: GATEWAY_TESTS,
+		// Every connect is refused, so the events file would only add minutes of timeouts.
+		tests: ["test/gateway-connection.test.ts", "test/gateway-sim-strictness.test.ts"],
 		enabled: true,
 	},
 	{
