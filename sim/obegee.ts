@@ -4,11 +4,31 @@ import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Webhook } from "standardwebhooks";
 import { z } from "zod";
-import { Mandate } from "../src/protocol/api.ts";
-import type { DeliveryWebhookBody, DispatchResponse, ExecutionStatusBody } from "../src/protocol/obegee.ts";
+import {
+	DispatchRequest,
+	type DispatchResponse,
+	type StatusBody,
+	type TerminalStatus,
+	type WebhookBody,
+} from "./obegee-schemas.ts";
 import type { GatewaySim, RunScript } from "./openclaw.ts";
 import { SCENARIOS, type Scenario } from "./scenarios.ts";
-import { deliverWebhook, type SignedWebhook, signWebhook, type WebhookAttempt } from "./webhooks.ts";
+import {
+	ATTEMPT_TIMEOUT_MS,
+	DEFAULT_RETRY_DELAYS_MS,
+	deliverWebhook,
+	httpTransport,
+	newWebhookMessage,
+	type SignedWebhook,
+	signWebhook,
+	type WebhookAttempt,
+	type WebhookMessage,
+	type WebhookTransport,
+	webhookHeaders,
+} from "./webhooks.ts";
+
+/** The seed's dispatch body, as the simulator reads it (sim/obegee-schemas.ts). */
+type Mandate = DispatchRequest;
 
 /**
  * A local stand-in for ObeGee's HTTP API (seed-spec.md), speaking its real wire formats: dispatch,
@@ -23,6 +43,12 @@ import { deliverWebhook, type SignedWebhook, signWebhook, type WebhookAttempt } 
  * ObeGee reports the outcome. `gateway_drop` cuts the gateway connection mid-run and `agent_error`
  * has the agent fail once and retry; both still end COMPLETED here, because ObeGee owns the outcome.
  *
+ * As strict as ObeGee (issue 19): a dispatch needs the bearer token (401), `Content-Type:
+ * application/json` (415) and the seed's body with no unknown field (400); it is deduplicated by its
+ * `Idempotency-Key` only (a reused key with another body is a 422), and every request to ObeGee's API
+ * is recorded with its headers and body (`GET /__sim/requests`). It imports nothing from `src/`.
+ * Every assumption the seed does not state is listed in sim/README.md.
+ *
  * The control API under `/__sim` has NO authentication on purpose: the simulator is a local test
  * tool bound to 127.0.0.1 and never deployed, and tests must drive it without knowing its secrets.
  */
@@ -34,8 +60,17 @@ export interface ObeGeeSimOptions {
 	apiToken: string;
 	/** Standard Webhooks secret, `whsec_…`. */
 	webhookSecret: string;
-	/** Where delivery webhooks go; without it none are sent (the control API still returns them). */
+	/**
+	 * Where delivery webhooks go; without it none are sent (the control API still returns them), except
+	 * for a mandate with `dimensions.sim_webhook: "relay"`, whose webhooks wait at `GET /__sim/relay` for
+	 * a test to carry them (the workerd tests' Worker listens on no port the simulator could reach).
+	 */
 	webhookUrl?: string;
+	/**
+	 * Delays before each webhook retry (default 1, 2 and 4 s: the simulator's assumption, ObeGee's own
+	 * schedule is not stated); a mandate may set its own with `dimensions.sim_webhook_retry_ms`.
+	 */
+	webhookRetryDelaysMs?: readonly number[];
 	log?: (line: string) => void;
 	/**
 	 * Plays the tenant's OpenClaw agent for each new execution (off when absent, as in the workerd
@@ -90,6 +125,12 @@ const FLAKY_ERROR_CALLS = [2, 3, 4];
 const FLAKY_HANG_CALL = 5;
 const FLAKY_HANG_MS = 15_000;
 const MAX_BODY_BYTES = 1 << 20;
+/** The longest Idempotency-Key accepted (Stripe's bound; ObeGee's is not stated). */
+const MAX_IDEMPOTENCY_KEY_CHARS = 255;
+/** Requests kept for `GET /__sim/requests`; the oldest go first (a soak must not grow without bound). */
+const MAX_RECORDED_REQUESTS = 10_000;
+/** The longest a `GET /__sim/relay` waits for an attempt to appear. */
+const MAX_RELAY_WAIT_MS = 10_000;
 const FAILURE_MESSAGE = "The agent could not finish the task";
 /** The agent starts when ObeGee says EXECUTING and finishes by this share of the run's duration. */
 const AGENT_START_MS = QUEUED_FOR_MS;
@@ -100,19 +141,20 @@ const AGENT_MIN_WINDOW_MS = 300;
 /** The tool call every simulated run makes before answering (its title is the sub-status the phone shows). */
 const AGENT_TOOL = { name: "read", title: "Read from REPORT.md" };
 
-type TerminalStatus = "COMPLETED" | "FAILED";
-
+/** A terminal outcome: the seed's webhook fields (a FAILED one says why in `summary`). */
 interface Outcome {
 	status: TerminalStatus;
-	summary?: string;
-	error?: string;
 	delivered_to: string[];
+	summary: string;
 	completed_at: string;
 }
 
 interface Execution {
 	id: string;
 	mandate: Mandate;
+	/** The body it was created with and the key it was created under, if any (idempotency replays). */
+	fingerprint: string;
+	idempotencyKey: string | null;
 	scenario: Scenario;
 	dispatchedAt: number;
 	/** When the run ends by itself, in ms after dispatch; null for `manual`, which only the control API ends. */
@@ -146,7 +188,9 @@ interface Reply {
  * any status code, extra headers, any body (JSON, raw text, a padded body of `body_bytes`, or one
  * that stalls after its first bytes), after `delay_ms`, for the next `times` calls (all when absent).
  * A 2xx without a body answers as usual (with the headers); an error without one gets an error body.
- * `{"off": true}` clears it.
+ * `executes: true` (dispatch only) carries the dispatch out first and then answers with the
+ * misbehaviour instead — ObeGee did the work but its answer was lost (a proxy's 502, say), so only the
+ * Idempotency-Key keeps the Worker's retry from starting a second execution. `{"off": true}` clears it.
  */
 const Misbehaviour = z.strictObject({
 	status_code: z.number().int().min(200).max(599).default(200),
@@ -157,6 +201,7 @@ const Misbehaviour = z.strictObject({
 	stall_body: z.boolean().default(false),
 	delay_ms: z.number().int().min(0).max(600_000).default(0),
 	times: z.number().int().min(1).optional(),
+	executes: z.boolean().default(false),
 });
 type Misbehaviour = z.infer<typeof Misbehaviour>;
 const MisbehaveBody = z.union([z.strictObject({ off: z.literal(true) }), Misbehaviour]);
@@ -165,22 +210,31 @@ const MisbehaveBody = z.union([z.strictObject({ off: z.literal(true) }), Misbeha
 class SimError extends Error {
 	readonly status: number;
 	readonly code: string;
-	constructor(status: number, code: string, message: string) {
+	readonly headers: Record<string, string>;
+	constructor(status: number, code: string, message: string, headers: Record<string, string> = {}) {
 		super(message);
 		this.status = status;
 		this.code = code;
+		this.headers = headers;
 	}
 }
 
 const ErrorCode = z.number().int().min(400).max(599);
 const Count = z.number().int().min(0).max(1_000_000);
 
+/**
+ * `summary` is the webhook's summary; for a FAILED one, `error` is accepted as another name for it
+ * (the reason goes on the wire as the seed's `summary`: the seed has no `error` field).
+ */
 const CompleteBody = z.strictObject({
 	status: z.enum(["COMPLETED", "FAILED"]),
 	summary: z.string().max(4000).optional(),
-	error: z.string().max(2000).optional(),
+	error: z.string().max(4000).optional(),
 	send_webhook: z.boolean().default(true),
 });
+
+/** The answer a test carried for a relayed webhook attempt (null: as if the network failed). */
+const RelayAnswer = z.strictObject({ http_status: z.number().int().min(100).max(599).nullable() });
 
 const FaultsBody = z.strictObject({
 	status_errors: Count.optional(),
@@ -252,13 +306,14 @@ function finishAfterMs(mandate: Mandate, scenario: Scenario): number | null {
 	return scenario === "slow" ? SLOW_DURATION_MS : DEFAULT_DURATION_MS;
 }
 
-function outcomeFor(mandate: Mandate, status: TerminalStatus, summary?: string, error?: string): Outcome {
+function outcomeFor(mandate: Mandate, status: TerminalStatus, summary?: string): Outcome {
 	const completed_at = new Date().toISOString();
-	if (status === "FAILED") return { status, error: error ?? FAILURE_MESSAGE, delivered_to: [], completed_at };
+	if (status === "FAILED")
+		return { status, delivered_to: [], summary: summary ?? FAILURE_MESSAGE, completed_at };
 	return {
 		status,
-		summary: summary ?? `Done: ${mandate.intent}`,
 		delivered_to: mandate.delivery_channels ?? ["app"],
+		summary: summary ?? `Done: ${mandate.intent}`,
 		completed_at,
 	};
 }
@@ -315,16 +370,73 @@ export function agentPlan(
 	return { script, startAfterMs };
 }
 
-function webhookPayload(execution: Execution, outcome: Outcome): DeliveryWebhookBody {
-	return { execution_id: execution.id, ...outcome };
+/** The seed's webhook body, in the seed's field order. */
+function webhookPayload(execution: Execution, outcome: Outcome): WebhookBody {
+	return {
+		execution_id: execution.id,
+		status: outcome.status,
+		delivered_to: outcome.delivered_to,
+		summary: outcome.summary,
+		completed_at: outcome.completed_at,
+	};
+}
+
+/** JSON with its object keys sorted: two bodies with the same fields and values read the same. */
+function canonicalJson(value: unknown): string {
+	return JSON.stringify(value, (_key, inner: unknown) =>
+		inner && typeof inner === "object" && !Array.isArray(inner)
+			? Object.fromEntries(Object.entries(inner).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+			: inner,
+	);
+}
+
+/**
+ * `dimensions.sim_webhook_retry_ms`: a mandate's own retry schedule (at most 10 delays of at most
+ * a minute), or undefined for the simulator's.
+ */
+function retryDelaysOf(mandate: Mandate): number[] | undefined {
+	const parsed = z
+		.array(z.number().int().min(0).max(60_000))
+		.max(10)
+		.safeParse(mandate.dimensions?.sim_webhook_retry_ms);
+	return parsed.success ? parsed.data : undefined;
+}
+
+/** One request to ObeGee's API as it arrived, and how the simulator answered it. */
+export interface RecordedRequest {
+	seq: number;
+	at: string;
+	method: string;
+	path: string;
+	/** Every header, names in lower case (repeated ones joined with ", "). */
+	headers: Record<string, string>;
+	/** The raw body, or null for none. */
+	body: string | null;
+	/** Read from the request (the dispatch body's `mandate_id`, the status path's id) or its answer. */
+	mandate_id: string | null;
+	execution_id: string | null;
+	idempotency_key: string | null;
+	response: { status: number; code: string | null; execution_id: string | null };
+}
+
+/** A webhook attempt waiting for a test to carry it to the Worker and bring back its answer. */
+interface RelayedAttempt {
+	id: string;
+	executionId: string;
+	signed: SignedWebhook;
+	taken: boolean;
+	answer: (httpStatus: number | null) => void;
 }
 
 class ObeGeeSimulator {
 	readonly #options: ObeGeeSimOptions;
 	readonly #log: (line: string) => void;
 	readonly #executions = new Map<string, Execution>();
-	readonly #byIdempotencyKey = new Map<string, string>();
-	readonly #byMandate = new Map<string, string>();
+	/** Executions by the Idempotency-Key that created them: the ONLY deduplication (never by mandate_id). */
+	readonly #byIdempotencyKey = new Map<string, Execution>();
+	#requests: RecordedRequest[] = [];
+	#requestSeq = 0;
+	readonly #relay = new Map<string, RelayedAttempt>();
 	readonly #statusCalls = new Map<string, number>();
 	/** Misbehaviours by execution id (status calls) and by mandate id (dispatch calls). */
 	readonly #misbehaving = {
@@ -353,20 +465,40 @@ class ObeGeeSimulator {
 		return header === `Bearer ${this.#options.apiToken}`;
 	}
 
-	async dispatch(body: unknown, idempotencyKey: string | undefined): Promise<Reply> {
+	/**
+	 * `POST /api/myndlens/dispatch/mandate` (its bearer token and Content-Type already checked). An
+	 * empty or over-long Idempotency-Key is refused (400 `invalid_idempotency_key`); a dispatch with
+	 * none is accepted as a new execution every time, as idempotency-key APIs do.
+	 */
+	async dispatch(body: unknown, keyHeader: string | undefined): Promise<Reply> {
 		this.#dispatchCalls++;
 		if (this.#faults.dispatchErrors > 0) {
 			this.#faults.dispatchErrors--;
 			throw new SimError(this.#faults.dispatchErrorCode, "injected_fault", "Simulated ObeGee outage");
 		}
-		const mandate = parseBody(Mandate, body);
+		const idempotencyKey = keyHeader === undefined ? null : keyHeader.trim();
+		if (
+			idempotencyKey !== null &&
+			(idempotencyKey === "" || idempotencyKey.length > MAX_IDEMPOTENCY_KEY_CHARS)
+		) {
+			throw new SimError(
+				400,
+				"invalid_idempotency_key",
+				`Idempotency-Key must be 1 to ${MAX_IDEMPOTENCY_KEY_CHARS} characters`,
+			);
+		}
+		const mandate = parseBody(DispatchRequest, body);
 		const misbehaving = await this.#misbehave("dispatch", mandate.mandate_id);
-		if (misbehaving && !isPlainSuccess(misbehaving)) return misbehaving;
+		if (misbehaving?.executes) {
+			this.#dispatchAs(mandate, idempotencyKey);
+			return misbehaving.reply;
+		}
+		if (misbehaving && !isPlainSuccess(misbehaving.reply)) return misbehaving.reply;
 		const reply = this.#dispatchAs(mandate, idempotencyKey);
-		return misbehaving ? { ...reply, headers: misbehaving.headers } : reply;
+		return misbehaving ? { ...reply, headers: { ...reply.headers, ...misbehaving.reply.headers } } : reply;
 	}
 
-	#dispatchAs(mandate: Mandate, idempotencyKey: string | undefined): Reply {
+	#dispatchAs(mandate: Mandate, idempotencyKey: string | null): Reply {
 		const scenario = scenarioOf(mandate, this.#defaultScenario);
 		// Per-mandate faults, so tests running side by side never see each other's outages.
 		const attempt = (this.#dispatchAttempts.get(mandate.mandate_id) ?? 0) + 1;
@@ -381,11 +513,22 @@ class ObeGeeSimulator {
 		if (scenario === "invalid_tenant") {
 			throw new SimError(422, "invalid_tenant", `Tenant ${mandate.tenant_id} does not exist`);
 		}
-		const existing = this.#findDispatched(mandate.mandate_id, idempotencyKey);
-		if (existing) return { status: 200, body: { execution_id: existing, status: "QUEUED" } };
-		const execution = this.#createExecution(mandate, scenario);
-		if (idempotencyKey) this.#byIdempotencyKey.set(idempotencyKey, execution.id);
-		this.#byMandate.set(mandate.mandate_id, execution.id);
+		const fingerprint = canonicalJson(mandate);
+		const earlier = idempotencyKey === null ? undefined : this.#byIdempotencyKey.get(idempotencyKey);
+		if (earlier) {
+			if (earlier.fingerprint !== fingerprint) {
+				throw new SimError(
+					422,
+					"idempotency_key_reused",
+					"This Idempotency-Key was already used with a different request body",
+				);
+			}
+			// The first answer again, marked as a replay (Stripe's `Idempotent-Replayed`).
+			const replay: DispatchResponse = { execution_id: earlier.id, status: "QUEUED" };
+			return { status: 202, body: replay, headers: { "idempotent-replayed": "true" } };
+		}
+		const execution = this.#createExecution(mandate, scenario, fingerprint, idempotencyKey);
+		if (idempotencyKey !== null) this.#byIdempotencyKey.set(idempotencyKey, execution);
 		const response: DispatchResponse = { execution_id: execution.id, status: "QUEUED" };
 		return { status: 202, body: response };
 	}
@@ -393,7 +536,7 @@ class ObeGeeSimulator {
 	async status(executionId: string): Promise<Reply> {
 		const call = (this.#statusCalls.get(executionId) ?? 0) + 1;
 		this.#statusCalls.set(executionId, call);
-		const misbehaving = await this.#misbehave("status", executionId);
+		const misbehaving = (await this.#misbehave("status", executionId))?.reply;
 		if (misbehaving && !isPlainSuccess(misbehaving)) return misbehaving;
 		if (misbehaving)
 			return { ...(await this.#normalStatus(executionId, call)), headers: misbehaving.headers };
@@ -423,7 +566,8 @@ class ObeGeeSimulator {
 	complete(executionId: string, body: unknown): Reply {
 		const execution = this.#require(executionId);
 		const request = parseBody(CompleteBody, body);
-		const outcome = outcomeFor(execution.mandate, request.status, request.summary, request.error);
+		const reason = request.summary ?? (request.status === "FAILED" ? request.error : undefined);
+		const outcome = outcomeFor(execution.mandate, request.status, reason);
 		const webhook = this.#finish(execution, outcome, request.send_webhook);
 		return { status: 200, body: { execution_id: execution.id, webhook } };
 	}
@@ -441,7 +585,16 @@ class ObeGeeSimulator {
 	}
 
 	/** The answer a misbehaving call gives (after its delay), or null when this call behaves. */
-	async #misbehave(kind: "status" | "dispatch", id: string): Promise<Reply | null> {
+	async #misbehave(
+		kind: "status" | "dispatch",
+		id: string,
+	): Promise<{ reply: Reply; executes: boolean } | null> {
+		const misbehaviour = await this.#nextMisbehaviour(kind, id);
+		if (!misbehaviour) return null;
+		return { reply: await this.#misbehaviourReply(kind, id, misbehaviour), executes: misbehaviour.executes };
+	}
+
+	async #nextMisbehaviour(kind: "status" | "dispatch", id: string): Promise<Misbehaviour | null> {
 		const map = this.#misbehaving[kind];
 		const misbehaviour = map.get(id);
 		if (!misbehaviour) return null;
@@ -450,6 +603,10 @@ class ObeGeeSimulator {
 			else map.set(id, { ...misbehaviour, times: misbehaviour.times - 1 });
 		}
 		if (misbehaviour.delay_ms > 0) await pause(misbehaviour.delay_ms, this.#lifetime.signal);
+		return misbehaviour;
+	}
+
+	#misbehaviourReply(kind: "status" | "dispatch", id: string, misbehaviour: Misbehaviour): Reply {
 		const { status_code: status, headers } = misbehaviour;
 		const executionId = kind === "status" ? id : undefined;
 		if (misbehaviour.stall_body) return { status, body: null, headers, raw: { stall: true } };
@@ -499,13 +656,100 @@ class ObeGeeSimulator {
 		};
 	}
 
+	/** Keeps one request to ObeGee's API and its answer for `GET /__sim/requests`. */
+	record(request: Omit<RecordedRequest, "seq" | "at">): void {
+		this.#requests.push({ seq: ++this.#requestSeq, at: new Date().toISOString(), ...request });
+		if (this.#requests.length > MAX_RECORDED_REQUESTS) this.#requests.shift();
+	}
+
+	/**
+	 * Control API: the recorded requests to ObeGee's API, oldest first, filtered by any of `mandate_id`,
+	 * `execution_id`, `idempotency_key`, `method` and `path` (exact) — tests share one simulator, so
+	 * each asks about its own mandate.
+	 */
+	requests(query: URLSearchParams): Reply {
+		const filters = (["mandate_id", "execution_id", "idempotency_key", "method", "path"] as const)
+			.map((name) => [name, query.get(name)] as const)
+			.filter((filter): filter is readonly [(typeof filter)[0], string] => filter[1] !== null);
+		const requests = this.#requests.filter((request) =>
+			filters.every(([name, value]) => request[name] === value),
+		);
+		return { status: 200, body: { requests } };
+	}
+
+	/** Where an execution's webhooks go: the relay a test drives, the configured URL, or nowhere. */
+	#transportFor(execution: Execution): { transport: WebhookTransport; target: "url" | "relay" } | null {
+		if (execution.mandate.dimensions?.sim_webhook === "relay") {
+			return { transport: this.#relayTransport(execution.id), target: "relay" };
+		}
+		const url = this.#options.webhookUrl;
+		return url ? { transport: httpTransport(url), target: "url" } : null;
+	}
+
+	/** An attempt waits at `GET /__sim/relay` until a test carries it and brings back the answer. */
+	#relayTransport(executionId: string): WebhookTransport {
+		return (signed, signal) =>
+			new Promise((resolve) => {
+				const id = `relay_${randomBytes(6).toString("hex")}`;
+				const finish = (httpStatus: number | null) => {
+					clearTimeout(timer);
+					signal.removeEventListener("abort", onAbort);
+					this.#relay.delete(id);
+					resolve(httpStatus);
+				};
+				const onAbort = () => finish(null);
+				// Unanswered in time: a failed attempt, as a receiver that never answers.
+				const timer = setTimeout(() => finish(null), ATTEMPT_TIMEOUT_MS);
+				signal.addEventListener("abort", onAbort, { once: true });
+				this.#relay.set(id, { id, executionId, signed, taken: false, answer: finish });
+			});
+	}
+
+	/**
+	 * Control API: the next relayed attempt of an execution, waiting up to `wait_ms` for one:
+	 * `{"attempt": {relay_id, execution_id, attempt headers and body}}`, or `{"attempt": null}`.
+	 */
+	async takeRelayed(query: URLSearchParams): Promise<Reply> {
+		const executionId = query.get("execution_id");
+		if (!executionId) throw new SimError(400, "invalid_request", "execution_id is required");
+		const waitMs = Math.min(Math.max(0, Number(query.get("wait_ms") ?? 0) || 0), MAX_RELAY_WAIT_MS);
+		const deadline = Date.now() + waitMs;
+		const signal = this.#lifetime.signal;
+		for (;;) {
+			const found = [...this.#relay.values()].find((r) => !r.taken && r.executionId === executionId);
+			if (found) {
+				found.taken = true;
+				const attempt = {
+					relay_id: found.id,
+					execution_id: executionId,
+					path: "/api/dispatch/delivery-webhook",
+					headers: webhookHeaders(found.signed),
+					body: found.signed.body,
+				};
+				return { status: 200, body: { attempt } };
+			}
+			if (Date.now() >= deadline || signal.aborted) return { status: 200, body: { attempt: null } };
+			await pause(20, signal);
+		}
+	}
+
+	/** Control API: how the receiver answered a relayed attempt; the delivery goes on from there. */
+	answerRelayed(relayId: string, body: unknown): Reply {
+		const { http_status } = parseBody(RelayAnswer, body);
+		const waiting = this.#relay.get(relayId);
+		if (!waiting) throw new SimError(404, "not_found", `No relayed attempt ${relayId} is waiting`);
+		waiting.answer(http_status);
+		return { status: 200, body: { ok: true } };
+	}
+
 	/** Back to a freshly started simulator: no executions, faults, counters or pending work. */
 	reset(): Reply {
 		this.stop();
 		this.#lifetime = new AbortController();
 		this.#executions.clear();
 		this.#byIdempotencyKey.clear();
-		this.#byMandate.clear();
+		this.#requests = [];
+		this.#relay.clear();
 		this.#statusCalls.clear();
 		this.#misbehaving.status.clear();
 		this.#misbehaving.dispatch.clear();
@@ -527,20 +771,23 @@ class ObeGeeSimulator {
 		}
 	}
 
-	#findDispatched(mandateId: string, idempotencyKey: string | undefined): string | undefined {
-		return (idempotencyKey && this.#byIdempotencyKey.get(idempotencyKey)) || this.#byMandate.get(mandateId);
-	}
-
 	#require(executionId: string): Execution {
 		const execution = this.#executions.get(executionId);
 		if (!execution) throw new SimError(404, "not_found", `Execution ${executionId} does not exist`);
 		return execution;
 	}
 
-	#createExecution(mandate: Mandate, scenario: Scenario): Execution {
+	#createExecution(
+		mandate: Mandate,
+		scenario: Scenario,
+		fingerprint: string,
+		idempotencyKey: string | null,
+	): Execution {
 		const execution: Execution = {
 			id: `exec_${randomBytes(6).toString("hex")}`,
 			mandate,
+			fingerprint,
+			idempotencyKey,
 			scenario,
 			dispatchedAt: Date.now(),
 			finishAfterMs: finishAfterMs(mandate, scenario),
@@ -583,29 +830,35 @@ class ObeGeeSimulator {
 		this.#finish(execution, outcomeFor(execution.mandate, status), execution.scenario !== "no_webhook");
 	}
 
-	/** Makes an execution terminal (a later call overrides: the control API may rewrite the outcome). */
+	/**
+	 * Makes an execution terminal (a later call overrides: the control API may rewrite the outcome).
+	 * Returns the message signed now; each delivery attempt signs it again at its own time.
+	 */
 	#finish(execution: Execution, outcome: Outcome, sendWebhook: boolean): SignedWebhook {
 		if (execution.timer) clearTimeout(execution.timer);
 		execution.timer = null;
 		execution.outcome = outcome;
 		this.#log(`${execution.id} ${outcome.status}`);
-		const message = signWebhook(this.#options.webhookSecret, webhookPayload(execution, outcome));
+		const message = newWebhookMessage(webhookPayload(execution, outcome));
 		if (sendWebhook) void this.#deliver(execution, outcome.status, message);
-		return message;
+		return signWebhook(this.#options.webhookSecret, message);
 	}
 
 	/** Sends the webhook once, or twice with the same id and body for `duplicate_webhook`. */
-	async #deliver(execution: Execution, status: string, message: SignedWebhook): Promise<void> {
-		const url = this.#options.webhookUrl;
-		if (!url) return;
+	async #deliver(execution: Execution, status: string, message: WebhookMessage): Promise<void> {
+		const destination = this.#transportFor(execution);
+		if (!destination) return;
 		const times = execution.scenario === "duplicate_webhook" ? 2 : 1;
 		const signal = this.#lifetime.signal;
 		for (let i = 0; i < times; i++) {
 			await deliverWebhook({
-				url,
+				secret: this.#options.webhookSecret,
 				message,
+				...destination,
 				executionId: execution.id,
 				status,
+				retryDelaysMs:
+					retryDelaysOf(execution.mandate) ?? this.#options.webhookRetryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS,
 				signal,
 				record: (attempt) => this.#webhookAttempts.push(attempt),
 				log: this.#log,
@@ -614,7 +867,7 @@ class ObeGeeSimulator {
 	}
 
 	/** What the status endpoint says now; a run past its end is finished here, so a poll never lags. */
-	#statusOf(execution: Execution): ExecutionStatusBody {
+	#statusOf(execution: Execution): StatusBody {
 		const elapsed = Date.now() - execution.dispatchedAt;
 		if (!execution.outcome && execution.finishAfterMs !== null && elapsed >= execution.finishAfterMs) {
 			this.#finishOnSchedule(execution);
@@ -641,6 +894,7 @@ interface SimRequest {
 	params: string[];
 	headers: IncomingMessage["headers"];
 	body: unknown;
+	query: URLSearchParams;
 }
 
 interface Route {
@@ -648,6 +902,8 @@ interface Route {
 	pattern: RegExp;
 	/** ObeGee's own endpoints need the bearer token; health and the control API do not. */
 	auth: boolean;
+	/** ObeGee's endpoints that take a body take JSON only: another Content-Type is a 415. */
+	json?: boolean;
 	handle: (sim: ObeGeeSimulator, request: SimRequest) => Reply | Promise<Reply>;
 }
 
@@ -661,6 +917,7 @@ const ROUTES: Route[] = [
 		method: "POST",
 		pattern: /^\/api\/myndlens\/dispatch\/mandate$/,
 		auth: true,
+		json: true,
 		handle: (sim, req) => sim.dispatch(req.body, singleHeader(req.headers["idempotency-key"])),
 	},
 	{
@@ -700,6 +957,24 @@ const ROUTES: Route[] = [
 		handle: (sim, req) => sim.setDefaultScenario(req.body),
 	},
 	{ method: "GET", pattern: /^\/__sim\/calls$/, auth: false, handle: (sim) => sim.calls() },
+	{
+		method: "GET",
+		pattern: /^\/__sim\/requests$/,
+		auth: false,
+		handle: (sim, req) => sim.requests(req.query),
+	},
+	{
+		method: "GET",
+		pattern: /^\/__sim\/relay$/,
+		auth: false,
+		handle: (sim, req) => sim.takeRelayed(req.query),
+	},
+	{
+		method: "POST",
+		pattern: /^\/__sim\/relay\/([^/]+)$/,
+		auth: false,
+		handle: (sim, req) => sim.answerRelayed(req.params[0] ?? "", req.body),
+	},
 	{ method: "POST", pattern: /^\/__sim\/reset$/, auth: false, handle: (sim) => sim.reset() },
 ];
 
@@ -733,8 +1008,34 @@ function decodeParams(match: RegExpExecArray): string[] {
 	}
 }
 
-async function route(sim: ObeGeeSimulator, req: IncomingMessage): Promise<Reply> {
-	const path = new URL(req.url ?? "/", "http://sim").pathname;
+/**
+ * `application/json`, with no charset or UTF-8 (RFC 8259: JSON between systems is UTF-8); the media
+ * type and its parameters are case-insensitive.
+ */
+function isJsonContentType(value: string | undefined): boolean {
+	if (value === undefined) return false;
+	const [essence, ...parameters] = value.split(";").map((part) => part.trim().toLowerCase());
+	if (essence !== "application/json") return false;
+	return parameters.every((parameter) => {
+		const [name, raw = ""] = parameter.split("=", 2).map((part) => part.trim());
+		return name !== "charset" || ["utf-8", '"utf-8"'].includes(raw);
+	});
+}
+
+/** What routing learned about a request, for the record (`GET /__sim/requests`). */
+interface Seen {
+	path: string;
+	bodyText: string | null;
+	body: unknown;
+}
+
+async function route(sim: ObeGeeSimulator, req: IncomingMessage, seen: Seen): Promise<Reply> {
+	const url = new URL(req.url ?? "/", "http://sim");
+	const path = url.pathname;
+	seen.path = path;
+	// Read first, so that a refused request is recorded with its body too.
+	const text = await readBody(req);
+	seen.bodyText = text === "" && req.method === "GET" ? null : text;
 	const candidates = ROUTES.map((r) => ({ r, match: r.pattern.exec(path) })).filter((c) => c.match);
 	const found = candidates.find((c) => c.r.method === req.method);
 	if (!found?.match) {
@@ -743,11 +1044,63 @@ async function route(sim: ObeGeeSimulator, req: IncomingMessage): Promise<Reply>
 		throw new SimError(404, "not_found", `No route for ${req.method} ${path}`);
 	}
 	if (found.r.auth && !sim.isAuthorized(req.headers.authorization)) {
-		throw new SimError(401, "unauthorized", "Missing or invalid bearer token");
+		throw new SimError(401, "unauthorized", "Missing or invalid bearer token", {
+			"www-authenticate": "Bearer",
+		});
 	}
-	const body = req.method === "POST" ? parseJson(await readBody(req)) : undefined;
-	const request = { params: decodeParams(found.match), headers: req.headers, body };
+	if (found.r.json && !isJsonContentType(req.headers["content-type"])) {
+		throw new SimError(415, "unsupported_media_type", "Content-Type must be application/json");
+	}
+	const body = req.method === "POST" ? parseJson(text) : undefined;
+	seen.body = body;
+	const request = { params: decodeParams(found.match), headers: req.headers, body, query: url.searchParams };
 	return found.r.handle(sim, request);
+}
+
+/** A refused request's body, read only to file it under its mandate; undefined when it is no JSON. */
+function lenientJson(text: string | null): unknown {
+	try {
+		return text === null ? undefined : JSON.parse(text);
+	} catch {
+		return undefined;
+	}
+}
+
+function stringField(value: unknown, name: string): string | null {
+	if (!value || typeof value !== "object") return null;
+	const field = (value as Record<string, unknown>)[name];
+	return typeof field === "string" ? field : null;
+}
+
+/** One request to ObeGee's API (not the control API) and the simulator's answer, as recorded. */
+function recordOf(req: IncomingMessage, seen: Seen, reply: Reply): Omit<RecordedRequest, "seq" | "at"> {
+	const headers = Object.fromEntries(
+		Object.entries(req.headers).map(([name, value]) => [
+			name,
+			Array.isArray(value) ? value.join(", ") : (value ?? ""),
+		]),
+	);
+	const statusPath = /^\/api\/myndlens\/dispatch\/status\/([^/]+)$/.exec(seen.path);
+	let statusId: string | null = null;
+	try {
+		statusId = statusPath?.[1] ? decodeURIComponent(statusPath[1]) : null;
+	} catch {
+		statusId = null;
+	}
+	const error =
+		reply.body && typeof reply.body === "object" ? (reply.body as { error?: unknown }).error : null;
+	const errorCode = stringField(error, "code");
+	const answered = stringField(reply.body, "execution_id");
+	return {
+		method: req.method ?? "",
+		path: seen.path,
+		headers,
+		body: seen.bodyText,
+		mandate_id: stringField(seen.body ?? lenientJson(seen.bodyText), "mandate_id"),
+		execution_id: statusId ?? answered,
+		idempotency_key: singleHeader(req.headers["idempotency-key"]) ?? null,
+		response: { status: reply.status, code: errorCode, execution_id: answered },
+	};
 }
 
 /** A plain success whose only misbehaviour is its headers (or its delay): the call answers as usual. */
@@ -821,21 +1174,40 @@ async function sendReply(res: ServerResponse, reply: Reply, signal: AbortSignal)
 	sendJson(res, reply);
 }
 
+function errorReply(error: unknown, req: IncomingMessage, log: (line: string) => void): Reply {
+	if (error instanceof SimError) {
+		return {
+			status: error.status,
+			body: { error: { code: error.code, message: error.message } },
+			headers: error.headers,
+		};
+	}
+	log(`internal error on ${req.method} ${req.url}: ${String(error)}`);
+	return { status: 500, body: { error: { code: "internal", message: "Simulator error" } } };
+}
+
 async function handleRequest(
 	sim: ObeGeeSimulator,
 	req: IncomingMessage,
 	res: ServerResponse,
 	log: (line: string) => void,
 ) {
+	const seen: Seen = {
+		path: new URL(req.url ?? "/", "http://sim").pathname,
+		bodyText: null,
+		body: undefined,
+	};
+	let reply: Reply;
 	try {
-		await sendReply(res, await route(sim, req), sim.lifetime);
+		reply = await route(sim, req, seen);
 	} catch (error) {
-		if (error instanceof SimError) {
-			sendJson(res, { status: error.status, body: { error: { code: error.code, message: error.message } } });
-			return;
-		}
-		log(`internal error on ${req.method} ${req.url}: ${String(error)}`);
-		sendJson(res, { status: 500, body: { error: { code: "internal", message: "Simulator error" } } });
+		reply = errorReply(error, req, log);
+	}
+	if (seen.path.startsWith("/api/")) sim.record(recordOf(req, seen, reply));
+	try {
+		await sendReply(res, reply, sim.lifetime);
+	} catch (error) {
+		sendJson(res, errorReply(error, req, log));
 	}
 }
 

@@ -11,13 +11,15 @@ import {
 	scriptEvents,
 	startObeGeeSim,
 } from "./obegee.ts";
+import { StatusBody, WebhookBody } from "./obegee-schemas.ts";
 import { type GatewaySim, type RunScript, startGatewaySim, verifyEd25519 } from "./openclaw.ts";
 import { deviceAuthPayloadV3 } from "./openclaw-spec.ts";
 
 /**
  * Self-test of the ObeGee simulator, runnable without the Worker: `node sim/selftest.ts`.
- * It drives the sim over HTTP, receives its webhooks on a local server and checks every answer
- * against the shared protocol schemas, so the sim cannot drift from the formats the Worker parses.
+ * It drives the sim over HTTP, receives its webhooks on a local server that verifies every signature
+ * with the `standardwebhooks` reference library, and checks every answer against the seed's shapes
+ * (sim/obegee-schemas.ts) and the Worker's parser, so the sim can drift from neither.
  */
 
 const API_TOKEN = "selftest-token";
@@ -27,6 +29,8 @@ const AUTH = { authorization: `Bearer ${API_TOKEN}`, "content-type": "applicatio
 interface Received {
 	headers: IncomingHttpHeaders;
 	body: string;
+	/** Whether its Standard Webhooks signature verified (with the reference library) when it arrived. */
+	verified: boolean;
 }
 
 /** A webhook receiver that records what arrives and answers with queued status codes (then 200). */
@@ -36,7 +40,18 @@ function startReceiver() {
 	const server = createServer(async (req, res) => {
 		const chunks: Uint8Array[] = [];
 		for await (const chunk of req) chunks.push(chunk as Uint8Array);
-		received.push({ headers: req.headers, body: Buffer.concat(chunks).toString("utf8") });
+		const body = Buffer.concat(chunks).toString("utf8");
+		let verified = true;
+		try {
+			new Webhook(SECRET).verify(body, {
+				"webhook-id": String(req.headers["webhook-id"]),
+				"webhook-timestamp": String(req.headers["webhook-timestamp"]),
+				"webhook-signature": String(req.headers["webhook-signature"]),
+			});
+		} catch {
+			verified = false;
+		}
+		received.push({ headers: req.headers, body, verified });
 		res.writeHead(answers.shift() ?? 200).end();
 	});
 	return new Promise<{ url: string; received: Received[]; answers: number[]; close: () => void }>(
@@ -72,6 +87,8 @@ function verify(message: { id: string; timestamp: string; signature: string; bod
 		"webhook-signature": message.signature,
 	});
 }
+
+type SignedMessage = ReturnType<typeof headerMessage>;
 
 function headerMessage(received: Received) {
 	return {
@@ -146,22 +163,143 @@ async function main(): Promise<void> {
 			},
 		],
 		[
-			"dispatch is idempotent by Idempotency-Key and by mandate_id",
+			"dispatch is deduplicated by Idempotency-Key only; a reused key with another body is a 422",
 			async () => {
 				const body = { mandate_id: "mio_idem", tenant_id: "tenant_a", intent: "x" };
 				const first = await post("/api/myndlens/dispatch/mandate", body, { "idempotency-key": "k1" });
 				assert.equal(first.status, 202);
 				const { execution_id } = DispatchResponse.parse(await first.json());
 				assert.match(execution_id, /^exec_[0-9a-f]{12}$/);
-				const again = await post("/api/myndlens/dispatch/mandate", body, { "idempotency-key": "k1" });
-				assert.equal(again.status, 200);
+				// The same key and body (keys in another order): the first answer, replayed.
+				const reordered = { intent: "x", tenant_id: "tenant_a", mandate_id: "mio_idem" };
+				const again = await post("/api/myndlens/dispatch/mandate", reordered, { "idempotency-key": "k1" });
+				assert.equal(again.status, 202);
+				assert.equal(again.headers.get("idempotent-replayed"), "true");
 				assert.deepEqual(await again.json(), { execution_id, status: "QUEUED" });
 				const other = { ...body, mandate_id: "mio_other" };
 				const sameKey = await post("/api/myndlens/dispatch/mandate", other, { "idempotency-key": "k1" });
-				assert.equal(DispatchResponse.parse(await sameKey.json()).execution_id, execution_id);
-				const sameMandate = await post("/api/myndlens/dispatch/mandate", body);
-				assert.equal(DispatchResponse.parse(await sameMandate.json()).execution_id, execution_id);
-				assert.equal(((await getJson("/__sim/calls")) as { dispatch: number }).dispatch, 4);
+				await expectError(sameKey, 422, "idempotency_key_reused");
+				// No key: a new execution every time, the same mandate_id notwithstanding.
+				const noKey1 = DispatchResponse.parse(
+					await (await post("/api/myndlens/dispatch/mandate", body)).json(),
+				);
+				const noKey2 = DispatchResponse.parse(
+					await (await post("/api/myndlens/dispatch/mandate", body)).json(),
+				);
+				assert.equal(new Set([execution_id, noKey1.execution_id, noKey2.execution_id]).size, 3);
+				// Another key, the same mandate: another execution.
+				const k2 = await post("/api/myndlens/dispatch/mandate", body, { "idempotency-key": "k2" });
+				assert.notEqual(DispatchResponse.parse(await k2.json()).execution_id, execution_id);
+				await expectError(
+					await post("/api/myndlens/dispatch/mandate", body, { "idempotency-key": " " }),
+					400,
+					"invalid_idempotency_key",
+				);
+				await expectError(
+					await post("/api/myndlens/dispatch/mandate", body, { "idempotency-key": "k".repeat(256) }),
+					400,
+					"invalid_idempotency_key",
+				);
+				assert.equal(((await getJson("/__sim/calls")) as { dispatch: number }).dispatch, 8);
+			},
+		],
+		[
+			"dispatch takes JSON only (415) and the seed's fields only (400)",
+			async () => {
+				const body = JSON.stringify({ mandate_id: "mio_ct", tenant_id: "tenant_a", intent: "x" });
+				const url = `${sim.url}/api/myndlens/dispatch/mandate`;
+				const auth = { authorization: AUTH.authorization };
+				const as = (headers: Record<string, string>) =>
+					fetch(url, { method: "POST", headers: { ...auth, ...headers }, body });
+				// fetch itself labels a string body text/plain: a client that sets no Content-Type sends that.
+				await expectError(await as({}), 415, "unsupported_media_type");
+				await expectError(await as({ "content-type": "text/plain" }), 415, "unsupported_media_type");
+				await expectError(
+					await as({ "content-type": "application/x-www-form-urlencoded" }),
+					415,
+					"unsupported_media_type",
+				);
+				await expectError(
+					await as({ "content-type": "application/json; charset=iso-8859-1" }),
+					415,
+					"unsupported_media_type",
+				);
+				assert.equal((await as({ "content-type": "Application/JSON; charset=UTF-8" })).status, 202);
+				// Without the token it is a 401 first, whatever the Content-Type.
+				const anonymous = await fetch(url, {
+					method: "POST",
+					headers: { "content-type": "text/plain" },
+					body,
+				});
+				await expectError(anonymous, 401, "unauthorized");
+				assert.equal(anonymous.headers.get("www-authenticate"), "Bearer");
+				const extra = { mandate_id: "mio_x", tenant_id: "t", intent: "x", session_id: "sess_1" };
+				await expectError(await post("/api/myndlens/dispatch/mandate", extra), 400, "invalid_request");
+				const nulled = { mandate_id: "mio_x", tenant_id: "t", intent: "x", dimensions: null };
+				await expectError(await post("/api/myndlens/dispatch/mandate", nulled), 400, "invalid_request");
+				const seed = {
+					mandate_id: "mio_seed",
+					tenant_id: "tenant_2545f9a0d50d",
+					intent: "Send weekly report to team",
+					dimensions: { when: "friday", nested: { free: ["form"] } },
+					generated_skills: [{ name: "email" }, "anything"],
+					delivery_channels: ["email"],
+				};
+				assert.equal((await post("/api/myndlens/dispatch/mandate", seed)).status, 202);
+			},
+		],
+		[
+			"every request to ObeGee's API is recorded with its headers, body and answer",
+			async () => {
+				const body = { mandate_id: "mio_rec", tenant_id: "tenant_a", intent: "x" };
+				const first = await post("/api/myndlens/dispatch/mandate", body, { "idempotency-key": "rec-1" });
+				const { execution_id } = DispatchResponse.parse(await first.json());
+				await fetch(`${sim.url}/api/myndlens/dispatch/mandate`, {
+					method: "POST",
+					headers: { authorization: "Bearer wrong", "content-type": "application/json" },
+					body: JSON.stringify(body),
+				});
+				await statusBody(execution_id);
+				await post("/__sim/faults", {});
+				const { requests } = (await getJson("/__sim/requests?mandate_id=mio_rec")) as {
+					requests: {
+						method: string;
+						path: string;
+						headers: Record<string, string>;
+						body: string | null;
+						idempotency_key: string | null;
+						response: { status: number; code: string | null; execution_id: string | null };
+					}[];
+				};
+				assert.deepEqual(
+					requests.map((r) => [r.method, r.path, r.response.status, r.response.code]),
+					[
+						["POST", "/api/myndlens/dispatch/mandate", 202, null],
+						["POST", "/api/myndlens/dispatch/mandate", 401, "unauthorized"],
+					],
+				);
+				const [created, refused] = requests as [(typeof requests)[0], (typeof requests)[0]];
+				assert.equal(created.headers.authorization, `Bearer ${API_TOKEN}`);
+				assert.equal(created.headers["content-type"], "application/json");
+				assert.equal(created.headers["idempotency-key"], "rec-1");
+				assert.equal(created.idempotency_key, "rec-1");
+				assert.equal(created.body, JSON.stringify(body));
+				assert.equal(created.response.execution_id, execution_id);
+				assert.equal(refused.headers.authorization, "Bearer wrong");
+				assert.equal(refused.body, JSON.stringify(body));
+				const byExecution = (await getJson(`/__sim/requests?execution_id=${execution_id}`)) as {
+					requests: { method: string; body: string | null }[];
+				};
+				assert.deepEqual(
+					byExecution.requests.map((r) => [r.method, r.body]),
+					[
+						["POST", JSON.stringify(body)],
+						["GET", null],
+					],
+				);
+				// The control API is the test's own and is not recorded.
+				const all = (await getJson("/__sim/requests")) as { requests: { path: string }[] };
+				assert.ok(all.requests.every((r) => r.path.startsWith("/api/")));
 			},
 		],
 		[
@@ -176,8 +314,11 @@ async function main(): Promise<void> {
 				assert.equal(done.status, "COMPLETED");
 				assert.equal(done.summary, "Done: Send report");
 				assert.deepEqual(done.delivered_to, ["email"]);
+				StatusBody.parse(await (await status(id)).json());
 				const hook = receiver.received[0];
 				assert.ok(hook);
+				assert.equal(hook.verified, true);
+				WebhookBody.parse(JSON.parse(hook.body));
 				assert.match(String(hook.headers["webhook-id"]), /^msg_/);
 				const payload = DeliveryWebhook.parse(verify(headerMessage(hook)));
 				assert.equal(payload.execution_id, id);
@@ -206,15 +347,35 @@ async function main(): Promise<void> {
 			},
 		],
 		[
-			"fail: ends FAILED with an error and a FAILED webhook",
+			"fail: ends FAILED with the seed's fields, the reason in summary and no invented error field",
 			async () => {
 				const id = await dispatch({ sim_scenario: "fail", sim_duration_ms: 50 });
 				await waitFor(() => receiver.received.length === 1, 2000, "the webhook");
 				const failed = await statusBody(id);
 				assert.equal(failed.status, "FAILED");
-				assert.equal(failed.error, "The agent could not finish the task");
-				const payload = DeliveryWebhook.parse(JSON.parse(receiver.received[0]?.body ?? ""));
+				assert.equal(failed.summary, "The agent could not finish the task");
+				assert.equal(failed.error, null);
+				const raw = JSON.parse(receiver.received[0]?.body ?? "");
+				assert.deepEqual(Object.keys(raw), [
+					"execution_id",
+					"status",
+					"delivered_to",
+					"summary",
+					"completed_at",
+				]);
+				const payload = WebhookBody.parse(raw);
 				assert.equal(payload.status, "FAILED");
+				assert.deepEqual(payload.delivered_to, []);
+				StatusBody.parse(await (await status(id)).json());
+				// The control API's `error` is another name for the reason: it goes out as summary.
+				const manual = await dispatch({ sim_scenario: "manual" });
+				const done = await post(`/__sim/executions/${manual}/complete`, {
+					status: "FAILED",
+					error: "Mailbox full",
+					send_webhook: false,
+				});
+				const { webhook } = (await done.json()) as { webhook: { body: string } };
+				assert.deepEqual(WebhookBody.parse(JSON.parse(webhook.body)).summary, "Mailbox full");
 			},
 		],
 		[
@@ -307,6 +468,115 @@ async function main(): Promise<void> {
 					[retried, 200],
 					[rejected, 400],
 				]);
+			},
+		],
+		[
+			"webhook retries: each attempt is signed anew under the same webhook-id, and verifies",
+			async () => {
+				receiver.answers.push(503, 503);
+				const id = await dispatch({ sim_duration_ms: 10, sim_webhook_retry_ms: [1000, 1000] });
+				await waitFor(() => receiver.received.length === 3, 4000, "three attempts");
+				const [a, b, c] = receiver.received.map(headerMessage) as [
+					SignedMessage,
+					SignedMessage,
+					SignedMessage,
+				];
+				assert.ok(
+					receiver.received.every((r) => r.verified),
+					"every attempt verifies",
+				);
+				assert.equal(new Set([a.id, b.id, c.id]).size, 1, "one webhook-id");
+				assert.equal(new Set([a.body, b.body, c.body]).size, 1, "one body");
+				assert.ok(Number(a.timestamp) < Number(b.timestamp) && Number(b.timestamp) < Number(c.timestamp));
+				assert.equal(new Set([a.signature, b.signature, c.signature]).size, 3, "a signature per attempt");
+				const calls = (await getJson("/__sim/calls")) as {
+					webhooks: { execution_id: string; http_status: number; timestamp: string; attempt: number }[];
+				};
+				assert.deepEqual(
+					calls.webhooks.map((w) => [w.execution_id, w.attempt, w.http_status, w.timestamp]),
+					[
+						[id, 1, 503, a.timestamp],
+						[id, 2, 503, b.timestamp],
+						[id, 3, 200, c.timestamp],
+					],
+				);
+			},
+		],
+		[
+			"webhook retry schedule is configurable; 404/409/429 are retried, other 4xx are not",
+			async () => {
+				const quick = await startObeGeeSim({
+					apiToken: API_TOKEN,
+					webhookSecret: SECRET,
+					webhookUrl: receiver.url,
+					webhookRetryDelaysMs: [30, 30],
+				});
+				try {
+					const send = async (mandate_id: string) => {
+						const response = await fetch(`${quick.url}/api/myndlens/dispatch/mandate`, {
+							method: "POST",
+							headers: AUTH,
+							body: JSON.stringify({
+								mandate_id,
+								tenant_id: "tenant_a",
+								intent: "x",
+								dimensions: { sim_duration_ms: 10 },
+							}),
+						});
+						assert.equal(response.status, 202);
+					};
+					receiver.answers.push(500, 404, 500);
+					await send("mio_quick_1");
+					await waitFor(() => receiver.received.length === 3, 1000, "three attempts");
+					await new Promise((resolve) => setTimeout(resolve, 200));
+					assert.equal(receiver.received.length, 3, "gives up after its last retry");
+					receiver.answers.push(410);
+					await send("mio_quick_2");
+					await waitFor(() => receiver.received.length === 4, 1000, "the refused attempt");
+					await new Promise((resolve) => setTimeout(resolve, 200));
+					assert.equal(receiver.received.length, 4, "a 410 is final");
+				} finally {
+					await quick.close();
+				}
+			},
+		],
+		[
+			"relay: a test carries each attempt to the receiver and its answer back",
+			async () => {
+				const id = await dispatch({
+					sim_scenario: "manual",
+					sim_webhook: "relay",
+					sim_webhook_retry_ms: [0],
+				});
+				assert.deepEqual(await getJson(`/__sim/relay?execution_id=${id}`), { attempt: null });
+				await post(`/__sim/executions/${id}/complete`, { status: "COMPLETED" });
+				type Relayed = { relay_id: string; headers: Record<string, string>; body: string };
+				const take = async () =>
+					((await getJson(`/__sim/relay?execution_id=${id}&wait_ms=2000`)) as { attempt: Relayed }).attempt;
+				const first = await take();
+				assert.equal(receiver.received.length, 0, "a relayed webhook never goes to the URL");
+				verify({
+					id: first.headers["webhook-id"] ?? "",
+					timestamp: first.headers["webhook-timestamp"] ?? "",
+					signature: first.headers["webhook-signature"] ?? "",
+					body: first.body,
+				});
+				assert.equal(first.headers["content-type"], "application/json");
+				assert.equal((await post(`/__sim/relay/${first.relay_id}`, { http_status: 502 })).status, 200);
+				const second = await take();
+				assert.equal(second.headers["webhook-id"], first.headers["webhook-id"]);
+				await post(`/__sim/relay/${second.relay_id}`, { http_status: 200 });
+				await expectError(await post(`/__sim/relay/${second.relay_id}`, { http_status: 200 }), 404);
+				const calls = (await getJson("/__sim/calls")) as {
+					webhooks: { http_status: number; target: string }[];
+				};
+				assert.deepEqual(
+					calls.webhooks.map((w) => [w.target, w.http_status]),
+					[
+						["relay", 502],
+						["relay", 200],
+					],
+				);
 			},
 		],
 		[

@@ -136,6 +136,61 @@ export async function simCalls(): Promise<{ dispatch: number; status: Record<str
 	return (await (await sim("/__sim/calls")).json()) as { dispatch: number; status: Record<string, number> };
 }
 
+/** A request to ObeGee's API as the simulator received it, and how it answered (sim/obegee.ts). */
+export interface SimRecordedRequest {
+	seq: number;
+	method: string;
+	path: string;
+	headers: Record<string, string>;
+	body: string | null;
+	mandate_id: string | null;
+	execution_id: string | null;
+	idempotency_key: string | null;
+	response: { status: number; code: string | null; execution_id: string | null };
+}
+
+/** The requests ObeGee received, oldest first, filtered (by `mandate_id`, `execution_id`, `method`…). */
+export async function simRequests(filter: Record<string, string>): Promise<SimRecordedRequest[]> {
+	const response = await sim(`/__sim/requests?${new URLSearchParams(filter)}`);
+	expect(response.status).toBe(200);
+	return ((await response.json()) as { requests: SimRecordedRequest[] }).requests;
+}
+
+/** One webhook attempt the simulator signed for a `sim_webhook: "relay"` mandate, waiting to be carried. */
+export interface RelayedWebhook {
+	relay_id: string;
+	execution_id: string;
+	path: string;
+	headers: Record<string, string>;
+	body: string;
+}
+
+/**
+ * The next webhook attempt the simulator made for an execution: the test's Worker listens on no port
+ * the simulator could reach, so the simulator hands its attempts to the test, which carries them.
+ */
+export async function takeRelayedWebhook(executionId: string, waitMs = 5_000): Promise<RelayedWebhook> {
+	const query = new URLSearchParams({ execution_id: executionId, wait_ms: String(waitMs) });
+	const { attempt } = (await (await sim(`/__sim/relay?${query}`)).json()) as {
+		attempt: RelayedWebhook | null;
+	};
+	if (!attempt) throw new Error(`the simulator made no webhook attempt for ${executionId} in ${waitMs} ms`);
+	return attempt;
+}
+
+/** Tells the simulator how a relayed attempt was answered (null: as if the network failed). */
+export async function answerRelayed(attempt: RelayedWebhook, httpStatus: number | null): Promise<void> {
+	const response = await sim(`/__sim/relay/${attempt.relay_id}`, { http_status: httpStatus });
+	expect(response.status).toBe(200);
+}
+
+/** Carries a relayed attempt to the Worker exactly as the simulator made it, and its answer back. */
+export async function relayToWorker(attempt: RelayedWebhook): Promise<Response> {
+	const response = await api(attempt.path, { method: "POST", headers: attempt.headers, body: attempt.body });
+	await answerRelayed(attempt, response.status);
+	return response;
+}
+
 // ── Phones ──────────────────────────────────────────────────────────────────────────────────────
 
 export type Frame = ServerFrame & Record<string, unknown>;
@@ -267,8 +322,9 @@ export async function connectPhone(
 }
 
 /**
- * Waits until the session's audit outbox has been copied to D1, or a copy failed and waits for its
- * retry: the copy runs off the caller's path (issue 16), so a test that reads D1 waits for it.
+ * Waits until the session's audit outbox has been copied to D1 (or a copy failed and waits for its
+ * retry) and its outcomes' pushes have fanned out: both run off the caller's path (issues 16 and 10),
+ * so a test that reads D1 or the alarm waits for them.
  */
 export async function auditSettled(sessionId: string, timeoutMs = 3_000): Promise<{ pending: number }> {
 	const deadline = Date.now() + timeoutMs;
@@ -277,8 +333,12 @@ export async function auditSettled(sessionId: string, timeoutMs = 3_000): Promis
 			pending: storage.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM ml_outbox").one().n,
 			failed:
 				storage.storage.sql.exec("SELECT 1 FROM ml_meta WHERE key = 'outbox_retry_at'").toArray().length > 0,
+			// An outcome's push fans out to the owner's devices off the caller's path too (issue 10).
+			fanningOut:
+				storage.storage.sql.exec("SELECT 1 FROM sqlite_master WHERE name = 'ml_push'").toArray().length > 0 &&
+				storage.storage.sql.exec("SELECT 1 FROM ml_push WHERE target IS NULL").toArray().length > 0,
 		}));
-		if (state.pending === 0 || state.failed) return { pending: state.pending };
+		if ((state.pending === 0 || state.failed) && !state.fanningOut) return { pending: state.pending };
 		if (Date.now() > deadline)
 			throw new Error(`audit outbox of ${sessionId} never settled (${state.pending} rows)`);
 		await new Promise((resolve) => setTimeout(resolve, 10));
