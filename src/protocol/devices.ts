@@ -2,7 +2,7 @@ import * as z from "zod/mini";
 
 /**
  * Push device registrations (DESIGN.md, "Push"): `PUT /api/devices/:deviceId` with one of these
- * bodies. Strict: unknown fields, malformed tokens and non-https push endpoints are refused.
+ * bodies. Strict: unknown fields, malformed tokens and endpoints outside the browsers' push services are refused.
  */
 
 /** What `expo-notifications` gives an Expo app: `ExponentPushToken[…]` (or the newer `ExpoPushToken[…]`). */
@@ -24,16 +24,31 @@ const Base64Url = (bytes: number) =>
 				`must be ${bytes} bytes, base64url`,
 			),
 		);
-const HttpsUrl = z.string().check(
+/**
+ * The push services browsers subscribe to (Chrome/Edge through FCM, Firefox, Safari, Windows). An
+ * endpoint elsewhere could point the Worker's requests anywhere, so it is refused; plain http only
+ * on loopback, for the local simulator.
+ */
+const PUSH_SERVICE_HOSTS = [
+	/^fcm\.googleapis\.com$/,
+	/^updates\.push\.services\.mozilla\.com$/,
+	/^web\.push\.apple\.com$/,
+	/(^|\.)push\.apple\.com$/,
+	/(^|\.)notify\.windows\.com$/,
+];
+const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost|\[::1\])$/;
+const PushEndpoint = z.string().check(
 	z.maxLength(2048),
 	z.refine((value) => {
 		try {
 			const url = new URL(value);
-			return url.protocol === "https:" && url.username === "" && url.password === "";
+			if (url.username !== "" || url.password !== "") return false;
+			if (url.protocol === "https:") return PUSH_SERVICE_HOSTS.some((host) => host.test(url.hostname));
+			return url.protocol === "http:" && LOOPBACK.test(url.hostname);
 		} catch {
 			return false;
 		}
-	}, "must be an https URL without credentials"),
+	}, "must be an https endpoint of a browser push service"),
 );
 export const ApnsEnvironment = z.enum(["production", "sandbox"]);
 
@@ -49,7 +64,7 @@ export const DeviceRegistration = z.discriminatedUnion("kind", [
 	z.strictObject({
 		kind: z.literal("webpush"),
 		subscription: z.strictObject({
-			endpoint: HttpsUrl,
+			endpoint: PushEndpoint,
 			// Some browsers add expirationTime to the subscription's JSON; it is accepted and not kept.
 			expirationTime: z.optional(z.nullable(z.number())),
 			keys: z.strictObject({ p256dh: Base64Url(65), auth: Base64Url(16) }),

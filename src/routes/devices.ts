@@ -1,10 +1,10 @@
 import { Hono } from "hono";
 import { forbidden, fromHeader, identify, type Principal } from "../auth/principal.ts";
 import { type DeviceTarget, deleteDevice, listDevices, putDevice } from "../d1/devices.ts";
-import type { Env } from "../env.ts";
 import { type AppContext, type AppEnv, apiError, limitBody, readJson, validate } from "../http.ts";
 import { Identifier } from "../protocol/common.ts";
 import { DeviceRegistration } from "../protocol/devices.ts";
+import { pushProviderStatus } from "../push/provider.ts";
 
 /**
  * The app's push devices (issue 10, DESIGN.md "Push"): add or replace, list and remove the devices of
@@ -24,24 +24,6 @@ async function asUser(c: AppContext): Promise<{ ok: true; sub: string } | { ok: 
 	if (principal.kind !== "mobile")
 		return { ok: false, response: forbidden(c, "Only the app registers push devices.") };
 	return { ok: true, sub: principal.claims.sub };
-}
-
-/**
- * Whether a provider can send (DESIGN.md: a provider whose secrets are missing is off, never half-on).
- * Expo needs no secret.
- */
-export function providerEnabled(env: Env, kind: DeviceTarget["kind"]): boolean {
-	const config = env as unknown as Record<string, string | undefined>;
-	switch (kind) {
-		case "expo":
-			return true;
-		case "apns":
-			return Boolean(config.APNS_KEY && config.APNS_KEY_ID && config.APNS_TEAM_ID);
-		case "fcm":
-			return Boolean(config.FCM_SERVICE_ACCOUNT);
-		case "webpush":
-			return Boolean(config.VAPID_PUBLIC_KEY && config.VAPID_PRIVATE_KEY && config.VAPID_SUBJECT);
-	}
 }
 
 /** What the app sees of a device: enough to recognise it, never the whole token. */
@@ -67,7 +49,12 @@ devices.put("/:deviceId", limitBody(8 * 1024), async (c) => {
 	const body = await readJson(c, DeviceRegistration);
 	if (!body.ok) return body.response;
 	const registration = body.value;
-	if (!providerEnabled(c.env, registration.kind)) {
+	const provider = pushProviderStatus(c.env)[registration.kind];
+	if (!provider.on) {
+		// A provider without its secrets is off, never half-on; the operator's log names what is missing.
+		console.warn(
+			JSON.stringify({ msg: "push provider off", kind: registration.kind, missing: provider.missing }),
+		);
 		return apiError(
 			c,
 			422,

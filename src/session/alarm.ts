@@ -2,6 +2,7 @@ import type { SessionContext } from "./context.ts";
 import { resumeDispatches } from "./dispatch.ts";
 import { timeOut } from "./outcomes.ts";
 import { pollExecution } from "./poll.ts";
+import { nextPushAt, runPushes } from "./push.ts";
 import { closeExpiredSockets, socketsExpireAt } from "./sockets.ts";
 
 /**
@@ -17,6 +18,7 @@ export async function runAlarm(s: SessionContext): Promise<void> {
 	const now = s.alarm.fired();
 	closeExpiredSockets(s, now);
 	await resumeDispatches(s, now);
+	await runPushes(s, now);
 
 	// Poll first: at the deadline, one last look at ObeGee lets a finished run end as a success.
 	const due = s.mandates
@@ -31,7 +33,7 @@ export async function runAlarm(s: SessionContext): Promise<void> {
 
 /** Arms the one alarm for the earliest pending job: a poll, a deadline, a dispatch, an expiry or a retry. */
 export function armAlarm(s: SessionContext): void {
-	const times: Array<number | null> = [s.outbox.retryAt(), socketsExpireAt(s)];
+	const times: Array<number | null> = [s.outbox.retryAt(), socketsExpireAt(s), nextPushAt(s)];
 	for (const mandate of s.mandates.running()) times.push(mandate.next_poll_at, mandate.deadline_at);
 	for (const mandate of s.mandates.dispatching()) times.push(mandate.next_dispatch_at);
 	s.alarm.arm(times);

@@ -22,6 +22,8 @@ export class SessionContext {
 	readonly env: Env;
 	readonly timing: Timing;
 	readonly metrics = new SessionMetrics();
+	/** The object's SQLite, through the counting proxy (the benchmark sees every statement). */
+	readonly sql: SqlStorage;
 	readonly meta: MetaStore;
 	readonly log: EventLog;
 	readonly mandates: MandateStore;
@@ -37,6 +39,7 @@ export class SessionContext {
 		this.timing = timing(env);
 		// Every statement goes through the counting proxy, so the benchmark sees all SQLite work.
 		const sql = this.metrics.counting(ctx.storage.sql);
+		this.sql = sql;
 		runMigrations(sql, SESSION_MIGRATIONS);
 		this.meta = new MetaStore(sql, "ml_meta");
 		this.log = new EventLog(sql);

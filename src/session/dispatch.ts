@@ -13,6 +13,7 @@ import type { SessionContext } from "./context.ts";
 import { moveStages, showProgress } from "./emission.ts";
 import type { MandateRecord } from "./mandate-store.ts";
 import { admitTenant } from "./owner.ts";
+import { schedulePush } from "./push.ts";
 import { fail, ok, type RpcResult } from "./rpc-result.ts";
 
 /**
@@ -294,6 +295,7 @@ async function failDispatch(
 	});
 	const plan = planStageMove(board, 6, "failed");
 	if (plan.ok) moveStages(s, failed, plan.changes, at, { 6: { message: failure.message } });
+	schedulePush(s, failed, "failed", at);
 	audit(s, "dispatch_failed", failed, { ...detail, code: failure.code }, at);
 	await flush(s);
 	return fail(failure.httpStatus, failure.code, failure.message);

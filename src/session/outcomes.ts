@@ -13,6 +13,7 @@ import { audit, recordExecution } from "./audit.ts";
 import type { SessionContext } from "./context.ts";
 import { moveStages, showProgress } from "./emission.ts";
 import type { ExecutionResult, MandateRecord } from "./mandate-store.ts";
+import { schedulePush } from "./push.ts";
 import { fail, ok, type RpcResult } from "./rpc-result.ts";
 
 /**
@@ -89,6 +90,7 @@ export function applyOutcome(
 		failStage(s, ended, plan, message, now);
 	}
 	const late = plan.kind === "complete" && plan.late;
+	schedulePush(s, ended, plan.kind === "complete" ? (late ? "late_success" : "completed") : "failed", now);
 	audit(s, late ? "late_success" : "outcome", ended, reported, now);
 	recordExecution(s, ended, now, outcome.completed_at ?? null);
 	watchAgent(s, ended, false);
@@ -133,6 +135,7 @@ export function refusePoll(
 		updated_at: now,
 	});
 	failStage(s, ended, plan, message, now);
+	schedulePush(s, ended, "failed", now);
 	audit(s, "poll_refused", ended, { refusal, http_status: httpStatus }, now);
 	recordExecution(s, ended, now);
 	watchAgent(s, ended, false);
@@ -151,6 +154,7 @@ export function timeOut(s: SessionContext, mandate: MandateRecord, alarmTime: nu
 		updated_at: now,
 	});
 	failStage(s, ended, plan, message, now);
+	schedulePush(s, ended, "timed_out", now);
 	audit(s, "timeout", ended, { deadline_at: mandate.deadline_at }, now);
 	recordExecution(s, ended, now);
 	watchAgent(s, ended, false);

@@ -53,6 +53,22 @@ const STEPS: readonly string[] = [
 	 UPDATE ml_mandates SET answer_chars = length(answer);`,
 	// Issue 16: how often D1 refused an outbox row on its own; a poison row is dead-lettered, not retried for ever.
 	"ALTER TABLE ml_outbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;",
+	// Issue 10: completion pushes, stored before their first attempt. A row with no device is the
+	// outcome waiting for its acknowledgement grace; it fans out into one row per device of the owner.
+	`CREATE TABLE ml_push (
+	   id INTEGER PRIMARY KEY,
+	   mandate_id TEXT NOT NULL,
+	   outcome TEXT NOT NULL,
+	   terminal_seq INTEGER NOT NULL,
+	   message TEXT NOT NULL,
+	   device_id TEXT NOT NULL DEFAULT '',
+	   target TEXT,
+	   attempts INTEGER NOT NULL DEFAULT 0,
+	   due_at INTEGER NOT NULL,
+	   expires_at INTEGER NOT NULL,
+	   UNIQUE (mandate_id, outcome, device_id)
+	 );
+	 CREATE INDEX ml_push_due ON ml_push (due_at);`,
 ];
 
 export const SESSION_MIGRATIONS: MigrationPlan = { versionTable: "ml_schema", steps: STEPS };
