@@ -208,6 +208,20 @@ describe("ObeGee answers, read by one parser on the poll and the webhook", () =>
 			expect(String(outcome?.detail.reported_error).length).toBeLessThanOrEqual(2000);
 		});
 
+		it(`${path}: a FAILED reason sent as the seed's summary is audited, never shown`, async () => {
+			const { sessionId, phone, body, executionId } = await runningMandate(phones);
+			await answer(
+				path,
+				{ sessionId, executionId, body },
+				{ execution_id: executionId, status: "FAILED", summary: "Mailbox full at recipient" },
+			);
+			const failed = await phone.waitForStage(body.mandate_id, 9, "failed");
+			expect((failed.data as { message: string }).message).toBe(executionFailedMessage("FAILED"));
+			expect(JSON.stringify(phone.frames)).not.toContain("Mailbox full");
+			const outcome = (await auditRows(sessionId, { executionId })).find((r) => r.event === "outcome");
+			expect(outcome?.detail.reported_summary).toBe("Mailbox full at recipient");
+		});
+
 		it(`${path}: statuses match case-insensitively`, async () => {
 			const { sessionId, phone, body, executionId } = await runningMandate(phones);
 			await answer(

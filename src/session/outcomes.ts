@@ -52,6 +52,8 @@ export function applyOutcome(
 		source,
 		status: outcome.status,
 		...(outcome.error !== null ? { reported_error: outcome.error } : {}),
+		// The seed's FAILED webhook carries its reason in `summary` (and no `error`): keep that too.
+		...(status === "FAILED" && outcome.summary ? { reported_summary: outcome.summary } : {}),
 		reported_completed_at: outcome.completed_at,
 		...(outcome.clamped.length > 0 ? { clamped: outcome.clamped } : {}),
 	};
