@@ -90,7 +90,8 @@ const FAULTS: Fault[] = [
 		file: "src/obegee/client.ts",
 		find: '"Content-Type": "application/json", ',
 		replace: "",
-		tests: DISPATCH_TESTS,
+		// Every dispatch is refused, so the other files would only add minutes of timeouts.
+		tests: ["test/obegee-sim.test.ts"],
 		enabled: true,
 	},
 ];
