@@ -1,5 +1,7 @@
+import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import app from "../src/index.ts";
 import { pushProviderStatus } from "../src/push/provider.ts";
 import { MAX_DEVICES_PER_USER } from "../src/routes/devices.ts";
 import { api, mobileToken, SERVICE, uniqueId } from "./helpers.ts";
@@ -106,12 +108,29 @@ describe("push devices", () => {
 
 	it("answers 422 for a provider that is off, and stores nothing", async () => {
 		const user = await as(uniqueId("user"));
-		// Every provider is on in tests (their simulators); this token's kind is on too, so the check
-		// is shown through the provider status the route uses.
 		expect(pushProviderStatus({ ...env, APNS_KEY: undefined }).apns).toEqual({
 			on: false,
 			missing: ["APNS_KEY"],
 		});
+		// Every provider is on in the tests' Worker (their simulators): call the app with a config that
+		// lacks the APNs key, as a Worker deployed without that secret would run.
+		const sub = uniqueId("user");
+		const token = await mobileToken(uniqueId("sess"), { sub });
+		const response = await app.fetch(
+			new Request("https://progress.test/api/devices/ios", {
+				method: "PUT",
+				headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+				body: JSON.stringify({ kind: "apns", token: "a".repeat(64), bundle_id: "com.myndlens.app" }),
+			}),
+			{ ...env, APNS_KEY: undefined },
+			createExecutionContext(),
+		);
+		expect(response.status).toBe(422);
+		expect(((await response.json()) as { error: { code: string } }).error.code).toBe("provider_unavailable");
+		const stored = await env.DB.prepare("SELECT COUNT(*) AS n FROM push_devices WHERE sub = ?")
+			.bind(sub)
+			.first<{ n: number }>();
+		expect(stored?.n).toBe(0);
 		expect((await user.list()).devices).toEqual([]);
 	});
 

@@ -36,8 +36,9 @@ export async function listDevices(db: D1Database, sub: string): Promise<Device[]
 }
 
 /**
- * Adds or replaces a device, unless the user already has `cap` others; one batch, so two concurrent
- * registrations cannot both slip under the cap unseen. Answers whether it was new, or null over the cap.
+ * Adds or replaces a device, unless the user already has `cap` others. The cap is checked inside the
+ * one INSERT, so two concurrent registrations cannot both slip under it. Answers whether the device
+ * was new (read just before, for the 201/200 only), or null over the cap.
  */
 export async function putDevice(
 	db: D1Database,

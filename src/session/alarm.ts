@@ -33,10 +33,7 @@ export async function runAlarm(s: SessionContext): Promise<void> {
 
 /** Arms the one alarm for the earliest pending job: a poll, a deadline, a dispatch, an expiry or a retry. */
 export function armAlarm(s: SessionContext): void {
-	const times: Array<number | null> = [s.outbox.retryAt(), socketsExpireAt(s), nextPushAt(s)];
-	for (const mandate of s.mandates.running()) times.push(mandate.next_poll_at, mandate.deadline_at);
-	for (const mandate of s.mandates.dispatching()) times.push(mandate.next_dispatch_at);
-	s.alarm.arm(times);
+	s.alarm.arm([s.outbox.retryAt(), socketsExpireAt(s), nextPushAt(s), s.mandates.nextDue()]);
 }
 
 /**

@@ -103,6 +103,21 @@ export class MandateStore {
 			.toArray() as unknown as MandateRecord[];
 	}
 
+	/**
+	 * The earliest time a mandate needs the alarm: a running one's next poll or deadline, a stored
+	 * dispatch's retry. One aggregate, run on every flush, instead of reading every row.
+	 */
+	nextDue(): number | null {
+		return this.#sql
+			.exec<{ at: number | null }>(
+				`SELECT MIN(CASE state
+				   WHEN 'running' THEN MIN(COALESCE(next_poll_at, deadline_at), COALESCE(deadline_at, next_poll_at))
+				   WHEN 'dispatching' THEN next_dispatch_at END) AS at
+				 FROM ml_mandates WHERE state IN ('running', 'dispatching')`,
+			)
+			.one().at;
+	}
+
 	/** Mandates stored for dispatch that ObeGee has not answered yet (retried by the alarm). */
 	dispatching(): MandateRecord[] {
 		return this.#sql

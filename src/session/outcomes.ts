@@ -185,16 +185,14 @@ export function takeWebhook(
 ): RpcResult<{ outcome: WebhookOutcome }> {
 	const mandate = s.mandates.byExecution(payload.execution_id);
 	if (!mandate) return fail(404, "unknown_execution", "No execution with this id is known.");
-	if (s.webhooks.seen(webhookId)) {
+	const before = s.webhooks.receive(webhookId, now);
+	if (before > 0) {
 		// Replays of one signed webhook (within its tolerance) are audited once, not once each.
-		const marker = duplicateMarker(webhookId);
-		if (!s.webhooks.seen(marker)) {
-			s.webhooks.record(marker, now);
+		if (before === 1) {
 			audit(s, "webhook_duplicate", mandate, { webhook_id: webhookId, status: payload.status }, now);
 		}
 		return ok({ outcome: "duplicate" });
 	}
-	s.webhooks.record(webhookId, now);
 	audit(s, "webhook", mandate, { webhook_id: webhookId, status: payload.status }, now);
 	// The same parser as the poll's: a terminal status in any case, display fields already bounded.
 	const outcome = isTerminalStatus(payload.status)
@@ -210,12 +208,4 @@ export function takeWebhook(
 		at: now,
 	});
 	return ok({ outcome });
-}
-
-/**
- * The webhook log's entry that says a duplicate of `webhookId` was audited: a header value cannot hold
- * a line break, so no real webhook-id can collide with it; it expires with the log's retention.
- */
-function duplicateMarker(webhookId: string): string {
-	return `duplicate\n${webhookId}`;
 }

@@ -62,30 +62,21 @@ export function schedulePush(
 ): void {
 	// Nobody's phone has opened the session: there is no user whose devices to tell.
 	if (sessionOwner(s) === null) return;
-	const stored = s.sql.exec(
-		`INSERT INTO ml_push (mandate_id, outcome, terminal_seq, message, due_at, expires_at)
-		 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-		mandate.mandate_id,
-		outcome,
-		s.log.lastSeq(),
-		JSON.stringify(completionMessage(s, mandate, outcome)),
-		now + FANOUT_LEASE_MS,
-		now + PUSH_TTL_MS,
-	).rowsWritten;
-	if (stored === 0) return;
-	s.ctx.waitUntil(
-		(async () => {
-			const row = s.sql
-				.exec<PushRow & Record<string, SqlStorageValue>>(
-					"SELECT * FROM ml_push WHERE mandate_id = ? AND outcome = ? AND target IS NULL",
-					mandate.mandate_id,
-					outcome,
-				)
-				.toArray()[0] as unknown as PushRow | undefined;
-			if (row) await fanOut(s, row, Math.max(Date.now(), now));
-			await flush(s);
-		})(),
-	);
+	// One statement stores the outcome's push and hands it back (nothing when it was stored before).
+	const row = s.sql
+		.exec<PushRow & Record<string, SqlStorageValue>>(
+			`INSERT INTO ml_push (mandate_id, outcome, terminal_seq, message, due_at, expires_at)
+			 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING *`,
+			mandate.mandate_id,
+			outcome,
+			s.log.lastSeq(),
+			JSON.stringify(completionMessage(s, mandate, outcome)),
+			now + FANOUT_LEASE_MS,
+			now + PUSH_TTL_MS,
+		)
+		.toArray()[0] as unknown as PushRow | undefined;
+	if (!row) return;
+	s.ctx.waitUntil(fanOut(s, row, now).then(() => flush(s)));
 }
 
 /** When the next push is due, for the alarm. */
@@ -113,7 +104,7 @@ export async function runPushes(s: SessionContext, now: number): Promise<void> {
 			audit(
 				s,
 				"push_skipped",
-				await pushSubject(s, row),
+				pushSubject(s, row),
 				{ outcome: row.outcome, device_id: row.device_id, reason: "seen on a phone" },
 				now,
 			);
@@ -144,15 +135,13 @@ export async function runPushes(s: SessionContext, now: number): Promise<void> {
 	);
 }
 
-async function pushSubject(s: SessionContext, row: PushRow) {
+/** The mandate a push row is about, as an audit row names it. */
+function pushSubject(s: SessionContext, row: PushRow) {
 	return { mandate_id: row.mandate_id, execution_id: s.mandates.get(row.mandate_id)?.execution_id ?? null };
 }
 
 async function fanOut(s: SessionContext, row: PushRow, now: number): Promise<void> {
-	const mandate = {
-		mandate_id: row.mandate_id,
-		execution_id: s.mandates.get(row.mandate_id)?.execution_id ?? null,
-	};
+	const mandate = pushSubject(s, row);
 	const owner = sessionOwner(s);
 	let devices: Awaited<ReturnType<typeof listDevices>> = [];
 	if (owner !== null) {
@@ -185,10 +174,7 @@ async function fanOut(s: SessionContext, row: PushRow, now: number): Promise<voi
 }
 
 async function settle(s: SessionContext, row: PushRow, result: PushResult, now: number): Promise<void> {
-	const mandate = {
-		mandate_id: row.mandate_id,
-		execution_id: s.mandates.get(row.mandate_id)?.execution_id ?? null,
-	};
+	const mandate = pushSubject(s, row);
 	const detail = {
 		outcome: row.outcome,
 		device_id: row.device_id,

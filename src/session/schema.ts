@@ -69,6 +69,8 @@ const STEPS: readonly string[] = [
 	   UNIQUE (mandate_id, outcome, device_id)
 	 );
 	 CREATE INDEX ml_push_due ON ml_push (due_at);`,
+	// How many times a webhook-id came again: replays are audited once, not once each (issue 16).
+	"ALTER TABLE ml_webhooks ADD COLUMN duplicates INTEGER NOT NULL DEFAULT 0;",
 ];
 
 export const SESSION_MIGRATIONS: MigrationPlan = { versionTable: "ml_schema", steps: STEPS };

@@ -12,7 +12,7 @@ import { snapshot } from "./emission.ts";
 import { takeWebhook, type WebhookOutcome } from "./outcomes.ts";
 import { admitViewer, type Viewer } from "./owner.ts";
 import { fail, ok, type RpcResult } from "./rpc-result.ts";
-import { acceptPhone, autoRespondToPings, onPhoneClose, onPhoneMessage } from "./sockets.ts";
+import { acceptPhone, autoRespondToPings, onPhoneClose, onPhoneMessage, socketsExpireAt } from "./sockets.ts";
 import { reportStage, type StageReportResult } from "./stage-reports.ts";
 
 export type { WebhookOutcome } from "./outcomes.ts";
@@ -54,8 +54,10 @@ export class SessionDO extends DurableObject<Env> implements AgentUpdateSink {
 		const since = headers.get("X-Resume-Since");
 		const viewer = { sub: headers.get("X-Subject") ?? "", tenantId: headers.get("X-Tenant") || null };
 		const expiresAt = Number(headers.get("X-Token-Expires-At") ?? 0);
+		const expiryBefore = socketsExpireAt(this.#s);
 		const accepted = acceptPhone(this.#s, viewer, expiresAt, since === null ? null : Number(since));
-		armAlarm(this.#s);
+		// Only a socket whose token expires before every other one moves the alarm.
+		if (socketsExpireAt(this.#s) !== expiryBefore) armAlarm(this.#s);
 		return accepted;
 	}
 

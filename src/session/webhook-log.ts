@@ -12,13 +12,22 @@ export class WebhookLog {
 		this.#sql = sql;
 	}
 
-	seen(webhookId: string): boolean {
-		return this.#sql.exec("SELECT 1 FROM ml_webhooks WHERE webhook_id = ?", webhookId).toArray().length > 0;
-	}
-
-	/** Records a first delivery and forgets those older than the retention. */
-	record(webhookId: string, now: number): void {
-		this.#sql.exec("INSERT INTO ml_webhooks (webhook_id, received_at) VALUES (?, ?)", webhookId, now);
-		this.#sql.exec("DELETE FROM ml_webhooks WHERE received_at < ?", now - WEBHOOK_DEDUP_RETENTION_MS);
+	/**
+	 * Records a delivery of `webhookId` in one statement; answers how many times it came before (0: this
+	 * is the first, to apply). A first delivery also forgets those older than the retention.
+	 */
+	receive(webhookId: string, now: number): number {
+		const { duplicates } = this.#sql
+			.exec<{ duplicates: number }>(
+				`INSERT INTO ml_webhooks (webhook_id, received_at) VALUES (?, ?)
+				 ON CONFLICT (webhook_id) DO UPDATE SET duplicates = duplicates + 1 RETURNING duplicates`,
+				webhookId,
+				now,
+			)
+			.one();
+		if (duplicates === 0) {
+			this.#sql.exec("DELETE FROM ml_webhooks WHERE received_at < ?", now - WEBHOOK_DEDUP_RETENTION_MS);
+		}
+		return duplicates;
 	}
 }
