@@ -5,6 +5,8 @@ import { type AppEnv, apiError, limitBody, readJson, validate } from "../http.ts
 import { ResumeQuery, StageReport } from "../protocol/api.ts";
 import { CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED } from "../protocol/close-codes.ts";
 import { Identifier } from "../protocol/common.ts";
+import { LiveActivityRegistration } from "../protocol/devices.ts";
+import { pushProviderStatus } from "../push/provider.ts";
 import { refusedSocket } from "../session/sockets.ts";
 import { rpcResponse, sessionStub } from "./rpc.ts";
 
@@ -86,4 +88,35 @@ sessions.get("/:sessionId/progress", async (c) => {
 			? { sub: principal.claims.sub, tenantId: principal.claims.tenant_id ?? null }
 			: null;
 	return rpcResponse(c, await sessionStub(c, sessionId.value).progress(sessionId.value, viewer));
+});
+
+/**
+ * The iOS Live Activity the app started for a mandate (issue 10, DESIGN.md "Push"): its push token, so
+ * the lock screen follows the mandate's stages. Only a mobile token of this session, of its owner.
+ */
+sessions.put("/:sessionId/mandates/:mandateId/live-activity", limitBody(4 * 1024), async (c) => {
+	const sessionId = validate(c, Identifier, c.req.param("sessionId"));
+	if (!sessionId.ok) return sessionId.response;
+	const mandateId = validate(c, Identifier, c.req.param("mandateId"));
+	if (!mandateId.ok) return mandateId.response;
+	const who = await identify(c, fromHeader(c));
+	if (!who.ok) return who.response;
+	const { principal } = who;
+	if (principal.kind !== "mobile") return forbidden(c, "Only the app registers a Live Activity.");
+	if (!mobileMaySee(principal, sessionId.value)) return forbidden(c, "This token is not for this session.");
+	const body = await readJson(c, LiveActivityRegistration);
+	if (!body.ok) return body.response;
+	const apns = pushProviderStatus(c.env).apns;
+	if (!apns.on) {
+		console.warn(JSON.stringify({ msg: "push provider off", kind: "apns", missing: apns.missing }));
+		return apiError(c, 422, "provider_unavailable", "Live Activities (APNs) are not set up on this service.");
+	}
+	const viewer = { sub: principal.claims.sub, tenantId: principal.claims.tenant_id ?? null };
+	const result = await sessionStub(c, sessionId.value).registerLiveActivity(
+		sessionId.value,
+		mandateId.value,
+		viewer,
+		body.value,
+	);
+	return rpcResponse(c, result, result.ok && result.value.registered === "created" ? 201 : 200);
 });

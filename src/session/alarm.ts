@@ -1,5 +1,6 @@
 import type { SessionContext } from "./context.ts";
 import { resumeDispatches } from "./dispatch.ts";
+import { nextLiveAt, runLive } from "./live.ts";
 import { timeOut } from "./outcomes.ts";
 import { pollExecution } from "./poll.ts";
 import { nextPushAt, runPushes } from "./push.ts";
@@ -28,12 +29,14 @@ export async function runAlarm(s: SessionContext): Promise<void> {
 	for (const mandate of s.mandates.running()) {
 		if (mandate.deadline_at !== null && mandate.deadline_at <= now) timeOut(s, mandate, now);
 	}
+	// After the polls and deadlines, so what they changed goes out in this turn.
+	runLive(s, now);
 	await flushNow(s);
 }
 
 /** Arms the one alarm for the earliest pending job: a poll, a deadline, a dispatch, an expiry or a retry. */
 export function armAlarm(s: SessionContext): void {
-	s.alarm.arm([s.outbox.retryAt(), socketsExpireAt(s), nextPushAt(s), s.mandates.nextDue()]);
+	s.alarm.arm([s.outbox.retryAt(), socketsExpireAt(s), nextPushAt(s), nextLiveAt(s), s.mandates.nextDue()]);
 }
 
 /**

@@ -6,6 +6,7 @@ import { type StageNumber, stageName } from "../protocol/stages.ts";
 import { audit } from "./audit.ts";
 import type { SessionContext } from "./context.ts";
 import type { UnsequencedFrame } from "./event-log.ts";
+import { noteLiveChange } from "./live.ts";
 import type { MandateRecord } from "./mandate-store.ts";
 import { broadcast } from "./sockets.ts";
 
@@ -55,6 +56,7 @@ export function moveStages(
 			},
 		});
 	}
+	noteLiveChange(s, mandate.mandate_id, now, changes);
 }
 
 /**
@@ -82,6 +84,7 @@ export function showProgress(
 		timestamp: new Date(now).toISOString(),
 		elapsed_ms: Math.max(0, now - (mandate.dispatched_at ?? now)),
 	});
+	noteLiveChange(s, mandate.mandate_id, now);
 	return updated;
 }
 
@@ -151,6 +154,7 @@ export function appendChunk(
 		mandate_id: mandate.mandate_id,
 		chunk: shown,
 	});
+	noteLiveChange(s, mandate.mandate_id, now);
 	return updated;
 }
 

@@ -10,6 +10,7 @@ import {
 import { flush } from "./alarm.ts";
 import { audit } from "./audit.ts";
 import type { SessionContext } from "./context.ts";
+import { endLive } from "./live.ts";
 import type { MandateRecord } from "./mandate-store.ts";
 import { sessionOwner } from "./owner.ts";
 import { ackedSeq } from "./sockets.ts";
@@ -30,6 +31,10 @@ import { ackedSeq } from "./sockets.ts";
  */
 
 export const ACK_GRACE_MS = 3_000;
+/** Expo hands a ticket; the delivery's receipt is asked for this long after (Expo's advice). */
+export const EXPO_RECEIPT_DELAY_MS = 15 * 60_000;
+/** A receipt not ready yet is asked for again after this; Expo keeps receipts for 24 hours. */
+const EXPO_RECEIPT_RETRY_MS = 5 * 60_000;
 /** The outcome's fan-out runs right away; this long after, the alarm does it instead (an eviction). */
 const FANOUT_LEASE_MS = 30_000;
 export const PUSH_TTL_MS = 24 * 60 * 60_000;
@@ -51,6 +56,8 @@ interface PushRow {
 	attempts: number;
 	due_at: number;
 	expires_at: number;
+	/** An Expo ticket whose receipt is still to be read (the row is due when it is asked for). */
+	ticket: string | null;
 }
 
 /** Called in the same turn as the outcome's stage frame is logged: the push waits out the grace. */
@@ -60,6 +67,8 @@ export function schedulePush(
 	outcome: PushOutcome,
 	now: number,
 ): void {
+	// The lock screen's live progress ends with the outcome, whoever gets a notification.
+	endLive(s, mandate.mandate_id, now);
 	// Nobody's phone has opened the session: there is no user whose devices to tell.
 	if (sessionOwner(s) === null) return;
 	// One statement stores the outcome's push and hands it back (nothing when it was stored before).
@@ -76,7 +85,13 @@ export function schedulePush(
 		)
 		.toArray()[0] as unknown as PushRow | undefined;
 	if (!row) return;
-	s.ctx.waitUntil(fanOut(s, row, now).then(() => flush(s)));
+	// With no phone connected nobody can acknowledge the outcome: no grace to wait out, send at once.
+	const grace = s.ctx.getWebSockets().length > 0 ? ACK_GRACE_MS : 0;
+	s.ctx.waitUntil(
+		fanOut(s, row, now, grace)
+			.then(() => (grace === 0 ? runPushes(s, Math.max(Date.now(), now)) : undefined))
+			.then(() => flush(s)),
+	);
 }
 
 /** When the next push is due, for the alarm. */
@@ -95,9 +110,11 @@ export async function runPushes(s: SessionContext, now: number): Promise<void> {
 			now,
 		)
 		.toArray() as unknown as PushRow[];
-	for (const row of due.filter((r) => r.target === null)) await fanOut(s, row, now);
+	for (const row of due.filter((r) => r.target === null)) await fanOut(s, row, now, ACK_GRACE_MS);
+	const receipts = due.filter((r) => r.ticket !== null);
+	if (receipts.length > 0) checkReceipts(s, receipts, now);
 	const sends: PushRow[] = [];
-	for (const row of due.filter((r) => r.target !== null)) {
+	for (const row of due.filter((r) => r.target !== null && r.ticket === null)) {
 		if (row.attempts === 0 && ackedSeq(s) >= row.terminal_seq) {
 			// A phone of the session showed this outcome in the foreground: the user has seen it.
 			s.sql.exec("DELETE FROM ml_push WHERE id = ?", row.id);
@@ -140,7 +157,7 @@ function pushSubject(s: SessionContext, row: PushRow) {
 	return { mandate_id: row.mandate_id, execution_id: s.mandates.get(row.mandate_id)?.execution_id ?? null };
 }
 
-async function fanOut(s: SessionContext, row: PushRow, now: number): Promise<void> {
+async function fanOut(s: SessionContext, row: PushRow, now: number, grace: number): Promise<void> {
 	const mandate = pushSubject(s, row);
 	const owner = sessionOwner(s);
 	let devices: Awaited<ReturnType<typeof listDevices>> = [];
@@ -165,7 +182,7 @@ async function fanOut(s: SessionContext, row: PushRow, now: number): Promise<voi
 			device.device_id,
 			JSON.stringify(toPushTarget(device.target)),
 			// The grace counts from the outcome (its row's expiry is the outcome time + PUSH_TTL_MS).
-			row.expires_at - PUSH_TTL_MS + ACK_GRACE_MS,
+			row.expires_at - PUSH_TTL_MS + grace,
 			row.expires_at,
 		);
 	}
@@ -200,6 +217,18 @@ async function settle(s: SessionContext, row: PushRow, result: PushResult, now: 
 		if (owner !== null) await deleteDevice(s.env.DB, owner, row.device_id).catch(() => false);
 		audit(s, "push_device_removed", mandate, { ...detail, reason: result.reason.slice(0, 300) }, now);
 	} else {
+		if (result.outcome === "sent" && result.providerId && JSON.parse(row.target ?? "{}").kind === "expo") {
+			// Expo's ticket only says it took the message: its receipt (~15 min later) says whether
+			// APNs/FCM did, and is the only place a removed app (DeviceNotRegistered) shows up.
+			s.sql.exec(
+				"UPDATE ml_push SET ticket = ?, due_at = ? WHERE id = ?",
+				result.providerId,
+				now + EXPO_RECEIPT_DELAY_MS,
+				row.id,
+			);
+			audit(s, "push_sent", mandate, { ...detail, ticket: result.providerId }, now);
+			return;
+		}
 		audit(
 			s,
 			result.outcome === "sent" ? "push_sent" : "push_rejected",
@@ -212,6 +241,70 @@ async function settle(s: SessionContext, row: PushRow, result: PushResult, now: 
 		);
 	}
 	s.sql.exec("DELETE FROM ml_push WHERE id = ?", row.id);
+}
+
+/**
+ * The Expo receipts that are due, read in one call per 300 tickets in the background (rows leased
+ * first): a delivered one is done; DeviceNotRegistered removes the device; a rate or provider error
+ * sends the message again (same collapse key, so never shown twice); a receipt not ready is asked for
+ * again later, until Expo's 24 hours are over.
+ */
+function checkReceipts(s: SessionContext, rows: PushRow[], now: number): void {
+	const expo = pushProviders(s.env).expo;
+	for (const row of rows) {
+		s.sql.exec("UPDATE ml_push SET due_at = ? WHERE id = ?", now + SEND_LEASE_MS, row.id);
+	}
+	if (!expo) {
+		for (const row of rows) s.sql.exec("DELETE FROM ml_push WHERE id = ?", row.id);
+		return;
+	}
+	s.ctx.waitUntil(
+		expo
+			.getReceipts(rows.map((row) => row.ticket as string))
+			.then(async (answer) => {
+				const at = Math.max(Date.now(), now);
+				for (const row of rows) {
+					const ticket = row.ticket as string;
+					const receipt = answer.receipts[ticket];
+					const mandate = pushSubject(s, row);
+					const detail = { outcome: row.outcome, device_id: row.device_id, ticket };
+					if (!receipt) {
+						const again = at + Math.max(answer.retryAfterMs ?? 0, EXPO_RECEIPT_RETRY_MS);
+						if (again < row.expires_at) {
+							s.sql.exec("UPDATE ml_push SET due_at = ? WHERE id = ?", again, row.id);
+						} else {
+							s.sql.exec("DELETE FROM ml_push WHERE id = ?", row.id);
+							audit(s, "push_receipt_missing", mandate, detail, at);
+						}
+						continue;
+					}
+					if (receipt.outcome === "retry" && at < row.expires_at) {
+						const wait = Math.max(
+							receipt.retryAfterMs ?? 0,
+							backoffDelay(row.attempts, RETRY_BASE_MS, RETRY_CAP_MS),
+						);
+						s.sql.exec("UPDATE ml_push SET ticket = NULL, due_at = ? WHERE id = ?", at + wait, row.id);
+						audit(s, "push_retry", mandate, { ...detail, reason: receipt.reason.slice(0, 300) }, at);
+						continue;
+					}
+					s.sql.exec("DELETE FROM ml_push WHERE id = ?", row.id);
+					if (receipt.outcome === "unregistered") {
+						const owner = sessionOwner(s);
+						if (owner !== null) await deleteDevice(s.env.DB, owner, row.device_id).catch(() => false);
+						audit(s, "push_device_removed", mandate, { ...detail, reason: receipt.reason.slice(0, 300) }, at);
+					} else {
+						audit(
+							s,
+							receipt.outcome === "sent" ? "push_delivered" : "push_undelivered",
+							mandate,
+							{ ...detail, ...("reason" in receipt && { reason: receipt.reason.slice(0, 300) }) },
+							at,
+						);
+					}
+				}
+			})
+			.then(() => flush(s)),
+	);
 }
 
 /** A registered device as a provider addresses it. */

@@ -71,6 +71,28 @@ const STEPS: readonly string[] = [
 	 CREATE INDEX ml_push_due ON ml_push (due_at);`,
 	// How many times a webhook-id came again: replays are audited once, not once each (issue 16).
 	"ALTER TABLE ml_webhooks ADD COLUMN duplicates INTEGER NOT NULL DEFAULT 0;",
+	// Issue 10: live progress off the app — an iOS Live Activity's push token ('activity') or an Android
+	// device's FCM token ('fcm:<device_id>') per mandate. `version` counts the changes noted,
+	// `sent_version` the last one delivered; `due_at` is the next send (coalesced) or NULL; `done` marks
+	// an activity whose one end was sent (kept, so the same token is never ended twice).
+	`CREATE TABLE ml_live (
+	   mandate_id TEXT NOT NULL,
+	   target_key TEXT NOT NULL,
+	   target TEXT NOT NULL,
+	   version INTEGER NOT NULL DEFAULT 1,
+	   sent_version INTEGER NOT NULL DEFAULT 0,
+	   last_sent_at INTEGER,
+	   last_timestamp INTEGER NOT NULL DEFAULT 0,
+	   due_at INTEGER,
+	   in_flight INTEGER NOT NULL DEFAULT 0,
+	   attempts INTEGER NOT NULL DEFAULT 0,
+	   ending INTEGER NOT NULL DEFAULT 0,
+	   done INTEGER NOT NULL DEFAULT 0,
+	   expires_at INTEGER NOT NULL,
+	   PRIMARY KEY (mandate_id, target_key)
+	 );
+	 CREATE INDEX ml_live_due ON ml_live (due_at);
+	 ALTER TABLE ml_push ADD COLUMN ticket TEXT;`,
 ];
 
 export const SESSION_MIGRATIONS: MigrationPlan = { versionTable: "ml_schema", steps: STEPS };

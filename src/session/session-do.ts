@@ -2,6 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env.ts";
 import type { AgentUpdate, AgentUpdateSink } from "../openclaw/contract.ts";
 import type { ExecuteRequest, ExecuteResponse, StageReport } from "../protocol/api.ts";
+import type { LiveActivityRegistration } from "../protocol/devices.ts";
 import type { SnapshotFrame } from "../protocol/frames.ts";
 import type { DeliveryWebhook } from "../protocol/obegee.ts";
 import { agentStreamLost, applyAgentUpdates } from "./agent-stream.ts";
@@ -9,6 +10,7 @@ import { armAlarm, flush, runAlarm } from "./alarm.ts";
 import { SessionContext } from "./context.ts";
 import { execute } from "./dispatch.ts";
 import { snapshot } from "./emission.ts";
+import { registerLiveActivity } from "./live.ts";
 import { takeWebhook, type WebhookOutcome } from "./outcomes.ts";
 import { admitViewer, type Viewer } from "./owner.ts";
 import { fail, ok, type RpcResult } from "./rpc-result.ts";
@@ -78,6 +80,31 @@ export class SessionDO extends DurableObject<Env> implements AgentUpdateSink {
 			return fail(403, "forbidden", "This session belongs to another user.");
 		}
 		return ok(snapshot(this.#s));
+	}
+
+	/** The iOS Live Activity a phone of the session's owner started for one of its mandates. */
+	async registerLiveActivity(
+		sessionId: string,
+		mandateId: string,
+		viewer: Viewer,
+		activity: LiveActivityRegistration,
+	): Promise<RpcResult<{ mandate_id: string; registered: "created" | "replaced" | "unchanged" }>> {
+		this.#s.bind(sessionId);
+		if (!admitViewer(this.#s, viewer).ok)
+			return fail(403, "forbidden", "This session belongs to another user.");
+		const registered = registerLiveActivity(
+			this.#s,
+			mandateId,
+			{
+				token: activity.token,
+				bundleId: activity.bundle_id,
+				environment: activity.environment ?? "production",
+			},
+			Date.now(),
+		);
+		if (!registered.ok) return fail(404, "not_found", "No mandate with this id in this session.");
+		await flush(this.#s);
+		return ok({ mandate_id: mandateId, registered: registered.outcome });
 	}
 
 	reportStage(sessionId: string, report: StageReport): Promise<RpcResult<StageReportResult>> {
