@@ -1,11 +1,12 @@
 import { createPublicKey, randomUUID, verify } from "node:crypto";
 import {
 	type Log,
+	type PushListener,
 	type PushSim,
 	parseJsonBody,
+	pushReporter,
 	type Reply,
 	type SimRequest,
-	short,
 	splitJwt,
 	startSimServer,
 } from "./common.ts";
@@ -44,7 +45,10 @@ export interface ApnsSimOptions {
 	topics: string[];
 	/** Apple: "no more than once every 20 minutes". */
 	tokenUpdateMinIntervalMs?: number;
+	/** Each accepted push as a `[push] apns …` line. */
 	log?: Log;
+	/** Each accepted push (observation only). */
+	onPush?: PushListener;
 }
 
 const PUSH_TYPES = [
@@ -72,7 +76,7 @@ interface ApnsState {
 
 export function startApnsSim(options: ApnsSimOptions): Promise<PushSim> {
 	const key = createPublicKey(options.publicKey);
-	const log = options.log ?? (() => {});
+	const report = pushReporter(options);
 	const refuse = (status: number, reason: string, headers?: Record<string, string>): Reply => ({
 		status,
 		body: status === 410 ? { reason, timestamp: Date.now() } : { reason },
@@ -173,10 +177,23 @@ export function startApnsSim(options: ApnsSimOptions): Promise<PushSim> {
 
 		const apnsId = id ?? randomUUID();
 		const alert = isObject(aps.alert) ? aps.alert : {};
-		const what = live
-			? `live activity ${String(aps.event)} ${JSON.stringify(aps["content-state"])}`
-			: [alert.title, alert.body].filter((x) => typeof x === "string").join(": ") || pushType;
-		log(`[push] apns → ${short(device)}: ${what}`);
+		const { aps: _aps, ...data } = payload;
+		report({
+			provider: "apns",
+			ns: request.ns.id,
+			target: device,
+			type: pushType,
+			...(typeof alert.title === "string" && { title: alert.title }),
+			...(typeof alert.body === "string" && { body: alert.body }),
+			...(typeof aps.alert === "string" && { body: aps.alert }),
+			data,
+			...(live && {
+				liveActivity: {
+					event: String(aps.event),
+					contentState: aps["content-state"] as Record<string, unknown>,
+				},
+			}),
+		});
 		return {
 			status: 200,
 			headers: { "apns-id": apnsId, "apns-unique-id": randomUUID() },

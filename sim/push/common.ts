@@ -294,9 +294,78 @@ export function splitJwt(token: string): {
 	}
 }
 
-/** A short, log-friendly form of a device token. */
+/** A short, log-friendly form of a device token (an Expo token keeps its `ExponentPushToken[` frame). */
 export function short(token: string): string {
+	const expo = /^(Expo(?:nent)?PushToken\[)(.*)\]$/.exec(token);
+	if (expo) return `${expo[1]}${(expo[2] ?? "").slice(0, 6)}…]`;
 	return token.length > 16 ? `${token.slice(0, 12)}…` : token;
 }
 
 export type Log = (line: string) => void;
+
+export type PushProviderName = "expo" | "apns" | "fcm" | "webpush";
+
+/**
+ * One push a simulator accepted (after every check passed and no fault refused it): what `log`
+ * prints as one `[push] …` line and what an `onPush` listener gets — `npm start` prints them, the
+ * benchmark times and counts them. Observation only: nothing here changes what a simulator accepts.
+ */
+export interface ReceivedPush {
+	provider: PushProviderName;
+	/** The namespace it arrived in: "default", or `<id>` of `<url>/ns/<id>`. */
+	ns: string;
+	/** Who it is for: the APNs, FCM or Expo token, or the Web Push subscription id. */
+	target: string;
+	/** APNs: its `apns-push-type` (alert, liveactivity, background…); the others: "notification" or "data". */
+	type: string;
+	title?: string;
+	body?: string;
+	/** The app's data: Expo's and FCM's `data`, the APNs payload beside `aps`, the Web Push JSON. */
+	data?: Record<string, unknown>;
+	/** A Live Activity push: its `aps.event` and `aps.content-state`. */
+	liveActivity?: { event: string; contentState: Record<string, unknown> };
+}
+
+export type PushListener = (push: ReceivedPush) => void;
+
+/** The `[push] …` line of an accepted push. */
+export function describePush(push: ReceivedPush): string {
+	const kind = push.type === "alert" || push.type === "notification" ? "" : ` ${push.type}`;
+	const to = push.provider === "webpush" ? `${push.target.slice(0, 8)}…` : short(push.target);
+	let what: string;
+	if (push.liveActivity) {
+		what = `${push.liveActivity.event} ${describeState(push.liveActivity.contentState)}`;
+	} else if (push.title || push.body) {
+		// A body that only repeats the title is shown once.
+		what = [push.title, push.body === push.title ? undefined : push.body].filter(Boolean).join(": ");
+	} else if (push.data && "stage" in push.data) {
+		what = describeState(push.data);
+	} else {
+		what = JSON.stringify(push.data ?? {});
+	}
+	return `[push] ${push.provider}${kind} → ${to}: ${what}`;
+}
+
+/** A Live Activity's `content-state` (or the same keys in an FCM data message) in a few words. */
+function describeState(state: Record<string, unknown>): string {
+	const parts = [`stage ${String(state.stage)}`];
+	if (typeof state.stage_name === "string" && state.stage_name) parts.push(state.stage_name);
+	if (typeof state.status === "string" && state.status) parts.push(state.status);
+	if (state.progress !== undefined && state.progress !== null && state.progress !== "")
+		parts.push(`${String(state.progress)}%`);
+	let line = parts.join(" ");
+	if (typeof state.sub_status === "string" && state.sub_status) line += ` · ${state.sub_status}`;
+	if (typeof state.answer_preview === "string" && state.answer_preview) {
+		const preview = state.answer_preview.replace(/\s+/g, " ").trim();
+		line += ` "${preview.length > 40 ? `${preview.slice(0, 39)}…` : preview}"`;
+	}
+	return line;
+}
+
+/** What each simulator does with an accepted push: `log` its line, then tell `onPush`. */
+export function pushReporter(options: { log?: Log; onPush?: PushListener }): (push: ReceivedPush) => void {
+	return (push) => {
+		options.log?.(describePush(push));
+		options.onPush?.(push);
+	};
+}

@@ -1,11 +1,12 @@
 import { randomUUID } from "node:crypto";
 import {
 	type Log,
+	type PushListener,
 	type PushSim,
 	parseJsonBody,
+	pushReporter,
 	type Reply,
 	type SimRequest,
-	short,
 	startSimServer,
 } from "./common.ts";
 
@@ -31,7 +32,10 @@ export interface ExpoSimOptions {
 	host?: string;
 	/** With one, every request must carry `Authorization: Bearer <it>` (Expo's enhanced security). */
 	accessToken?: string;
+	/** Each accepted push (one line per recipient) as a `[push] expo …` line. */
 	log?: Log;
+	/** Each accepted push, per recipient (observation only). */
+	onPush?: PushListener;
 }
 
 const MAX_MESSAGES = 100;
@@ -69,7 +73,7 @@ interface ExpoState {
 }
 
 export function startExpoSim(options: ExpoSimOptions = {}): Promise<PushSim> {
-	const log = options.log ?? (() => {});
+	const report = pushReporter(options);
 	const errors = (
 		status: number,
 		code: string,
@@ -166,9 +170,15 @@ export function startExpoSim(options: ExpoSimOptions = {}): Promise<PushSim> {
 					const receipt = gone ? notRegistered(to) : ({ status: "ok" } as const);
 					request.ns.state.receipts.set(id, receipt);
 					request.ns.state.tickets += 1;
-					log(
-						`[push] expo → ${short(to)}: ${[message.title, message.body].filter(Boolean).join(": ") || "data"}`,
-					);
+					report({
+						provider: "expo",
+						ns: request.ns.id,
+						target: to,
+						type: message.title || message.body ? "notification" : "data",
+						...(typeof message.title === "string" && { title: message.title }),
+						...(typeof message.body === "string" && { body: message.body }),
+						...(isObject(message.data) && { data: message.data }),
+					});
 				}
 			}
 		}

@@ -1,11 +1,12 @@
 import { createPublicKey, randomBytes, verify } from "node:crypto";
 import {
 	type Log,
+	type PushListener,
 	type PushSim,
 	parseJsonBody,
+	pushReporter,
 	type Reply,
 	type SimRequest,
-	short,
 	splitJwt,
 	startSimServer,
 } from "./common.ts";
@@ -43,7 +44,10 @@ export interface FcmSimOptions {
 	privateKeyId: string;
 	/** The service account key's public half (PEM). */
 	publicKey: string;
+	/** Each accepted message as a `[push] fcm …` line. */
 	log?: Log;
+	/** Each accepted message (observation only). */
+	onPush?: PushListener;
 }
 
 const SCOPE = "https://www.googleapis.com/auth/firebase.messaging";
@@ -84,7 +88,7 @@ interface FcmState {
 
 export function startFcmSim(options: FcmSimOptions): Promise<PushSim> {
 	const key = createPublicKey(options.publicKey);
-	const log = options.log ?? (() => {});
+	const report = pushReporter(options);
 	const oauthError = (error: string, description: string, status = 400): Reply => ({
 		status,
 		body: { error, error_description: description },
@@ -276,9 +280,15 @@ export function startFcmSim(options: FcmSimOptions): Promise<PushSim> {
 		}
 		request.ns.state.sends += 1;
 		const note = isObject(message.notification) ? message.notification : null;
-		log(
-			`[push] fcm → ${short(target)}: ${note ? [note.title, note.body].filter(Boolean).join(": ") : `data ${JSON.stringify(message.data ?? {})}`}`,
-		);
+		report({
+			provider: "fcm",
+			ns: request.ns.id,
+			target,
+			type: note ? "notification" : "data",
+			...(typeof note?.title === "string" && { title: note.title }),
+			...(typeof note?.body === "string" && { body: note.body }),
+			...(isObject(message.data) && { data: message.data }),
+		});
 		return {
 			status: 200,
 			body: { name: `projects/${project}/messages/0:${Date.now()}%${randomBytes(8).toString("hex")}` },

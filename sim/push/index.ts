@@ -1,9 +1,12 @@
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { startApnsSim } from "./apns.ts";
-import type { Log, PushSim } from "./common.ts";
+import type { Log, PushListener, PushSim } from "./common.ts";
 import { startExpoSim } from "./expo.ts";
 import { startFcmSim } from "./fcm.ts";
 import { startWebPushSim } from "./webpush.ts";
+
+export type { PushListener, ReceivedPush } from "./common.ts";
+export { describePush } from "./common.ts";
 
 /**
  * The four push provider simulators together, with TEST-ONLY keys generated on the spot (never
@@ -64,7 +67,10 @@ export interface PushSims {
 export async function startPushSims(
 	options: {
 		keys?: PushTestKeys;
+		/** Each push a simulator accepts, as one `[push] <provider> → <device>: <what it says>` line. */
 		log?: Log;
+		/** Each push a simulator accepts, decoded (`npm start` prints them, the benchmark times them). */
+		onPush?: PushListener;
 		host?: string;
 		tokenUpdateMinIntervalMs?: number;
 		/** Expo's "enhanced push security": the sim then requires it, and `env` carries it. */
@@ -72,7 +78,7 @@ export async function startPushSims(
 	} = {},
 ): Promise<PushSims> {
 	const keys = options.keys ?? generatePushTestKeys();
-	const common = { host: options.host, log: options.log };
+	const common = { host: options.host, log: options.log, onPush: options.onPush };
 	const [expo, apns, fcm, webpush] = await Promise.all([
 		startExpoSim({ ...common, accessToken: options.expoAccessToken }),
 		startApnsSim({

@@ -2,8 +2,10 @@ import { createECDH, createPublicKey, type ECDH, randomBytes, randomUUID, verify
 import ece from "http_ece";
 import {
 	type Log,
+	type PushListener,
 	type PushSim,
 	parseJsonBody,
+	pushReporter,
 	type Reply,
 	type SimRequest,
 	splitJwt,
@@ -33,7 +35,10 @@ import {
 export interface WebPushSimOptions {
 	port?: number;
 	host?: string;
+	/** Each accepted push as a `[push] webpush …` line. */
 	log?: Log;
+	/** Each accepted push (observation only). */
+	onPush?: PushListener;
 }
 
 const MAX_BODY = 4096;
@@ -53,7 +58,7 @@ interface WebPushState {
 }
 
 export function startWebPushSim(options: WebPushSimOptions = {}): Promise<PushSim> {
-	const log = options.log ?? (() => {});
+	const report = pushReporter(options);
 	const text = (status: number, message: string, headers?: Record<string, string>): Reply => ({
 		status,
 		body: { code: status, message },
@@ -156,13 +161,21 @@ export function startWebPushSim(options: WebPushSimOptions = {}): Promise<PushSi
 		if (fault?.kind === "server_error") return text(fault.status ?? 503, "Service unavailable");
 		request.ns.state.delivered += 1;
 		const parsed = parseJsonBody(Buffer.from(plaintext));
-		const shown =
-			parsed.ok && parsed.value && typeof parsed.value === "object"
-				? [(parsed.value as Record<string, unknown>).title, (parsed.value as Record<string, unknown>).body]
-						.filter((x) => typeof x === "string")
-						.join(": ")
-				: "";
-		log(`[push] webpush → ${id.slice(0, 8)}…: ${shown || plaintext}`);
+		const json =
+			parsed.ok && parsed.value && typeof parsed.value === "object" && !Array.isArray(parsed.value)
+				? (parsed.value as Record<string, unknown>)
+				: null;
+		const title = typeof json?.title === "string" ? json.title : undefined;
+		const body = typeof json?.body === "string" ? json.body : undefined;
+		report({
+			provider: "webpush",
+			ns: request.ns.id,
+			target: id,
+			type: title || body ? "notification" : "data",
+			...(title !== undefined && { title }),
+			...(body !== undefined && { body }),
+			data: json ?? { text: plaintext },
+		});
 		return {
 			status: 201,
 			headers: { location: `${request.ns.base}/message/${randomUUID()}`, ttl: h.ttl },
