@@ -3,11 +3,18 @@
 //   2. the OpenClaw gateway simulator on 127.0.0.1:8789 (GATEWAY_PORT) and the ObeGee simulator on
 //      127.0.0.1:8788 (SIM_PORT), which starts a scripted agent run on the gateway for each execution
 //      (as the MyndLens service does in production),
-//   3. local D1 migrations, then `wrangler dev` on 127.0.0.1:8787 (PORT), pointed at both simulators
+//   3. the push provider simulators (Expo, APNs, FCM, Web Push; sim/push/) on free loopback ports, with
+//      test-only keys generated for this run (an APNs .p8-style key, a Google service account, VAPID
+//      keys, an Expo access token) and handed to the Worker as vars, so every provider is on; each push
+//      they accept is printed as one [push] line,
+//   4. local D1 migrations, then `wrangler dev` on 127.0.0.1:8787 (PORT), pointed at every simulator
 //      (tools/local-worker.ts, with everything wrangler prints shown as [d1] and [worker] lines),
-//   4. a demo: a phone's WebSocket, stages 1–3 from the pipeline, one execute, every frame printed —
-//      the agent's sub-statuses, rising progress and its answer streaming in, then stage 10.
-// It keeps running until Ctrl-C, then stops wrangler and both simulators.
+//   5. a demo: the phone registers its push devices (an Expo token, a native APNs token, an FCM token)
+//      for the demo user, opens the session's WebSocket, the pipeline reports stages 1–3 (the phone
+//      registers the mandate's iOS Live Activity push token after stage 1), one execute, every frame
+//      printed — the agent's sub-statuses, rising progress and its answer streaming in, then stage 10 —
+//      and the completion push on every device, and the Live Activity's updates and end, at the simulators.
+// It keeps running until Ctrl-C, then stops wrangler and every simulator.
 // Runs under Node 24 (npm puts the project's node first on PATH), which strips this file's types and
 // imports the simulators' TypeScript directly.
 
@@ -19,6 +26,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { agentAnswer, gatewayAgent, startObeGeeSim } from "../sim/obegee.ts";
 import { startGatewaySim } from "../sim/openclaw.ts";
+import { type PushSims, type ReceivedPush, startPushSims, TEST_APNS_BUNDLE_ID } from "../sim/push/index.ts";
 import { SCENARIOS } from "../sim/scenarios.ts";
 import { mintMobileToken } from "../src/auth/mobile-token.ts";
 import { HOST, LocalWorkerError, type RunningWorker, startLocalWorker } from "../tools/local-worker.ts";
@@ -36,6 +44,9 @@ const GATEWAY_CONTROL_URL = `http://${HOST}:${GATEWAY_PORT}`;
 const DEMO_INTENT = "Send weekly report to team";
 const DEMO_TIMEOUT_MS = 90_000;
 const DEMO_TOKEN_TTL_SECONDS = 2 * 60 * 60;
+const DEMO_USER = "demo-user";
+/** How long the demo waits, after stage 10, for the completion push (the 3 s grace, then the send). */
+const PUSH_WAIT_MS = 15_000;
 
 /** Dev secrets and how to make each one when `.dev.vars` lacks it. */
 const SECRET_FACTORIES: Record<string, () => string> = {
@@ -124,10 +135,10 @@ function assertPortFree(port: number, what: string, envName: string): Promise<vo
 }
 
 /**
- * Applies the local D1 migrations, then runs `wrangler dev` on WORKER_PORT, pointed at both
- * simulators, with every line it prints shown as `[d1] …` or `[worker] …`; resolves once healthy.
+ * Applies the local D1 migrations, then runs `wrangler dev` on WORKER_PORT, pointed at every
+ * simulator, with every line it prints shown as `[d1] …` or `[worker] …`; resolves once healthy.
  */
-async function startWorker(): Promise<RunningWorker> {
+async function startWorker(pushEnv: Record<string, string>): Promise<RunningWorker> {
 	say(`applying local D1 migrations, then starting wrangler dev on ${WORKER_URL}`);
 	try {
 		return await startLocalWorker({
@@ -145,6 +156,9 @@ async function startWorker(): Promise<RunningWorker> {
 				OPENCLAW_GATEWAY_URL: GATEWAY_URL,
 				POLL_INTERVAL_MS: "2000",
 				DEMO_ROUTES: "true",
+				// EXPO_PUSH_URL, EXPO_ACCESS_TOKEN, APNS_*, FCM_*, VAPID_*: the push simulators and this
+				// run's test-only keys (they override wrangler.toml's production URLs).
+				...pushEnv,
 			},
 		});
 	} catch (error) {
@@ -189,15 +203,67 @@ interface DemoContext {
 	executionId: string | null;
 }
 
+/** One push device of the demo phone, as registered with PUT /api/devices/:deviceId. */
+interface DemoDevice {
+	deviceId: string;
+	kind: "expo" | "apns" | "fcm";
+	token: string;
+	body: Record<string, unknown>;
+}
+
+/** Every push the simulators accepted in this run, and a way to wait for one. */
+class PushesSeen {
+	readonly #seen: Array<ReceivedPush & { at: number }> = [];
+	#waiters: Array<{ match: (push: ReceivedPush) => boolean; resolve: (at: number) => void }> = [];
+
+	add(push: ReceivedPush): void {
+		const at = Date.now();
+		this.#seen.push({ ...push, at });
+		this.#waiters = this.#waiters.filter((waiter) => {
+			if (!waiter.match(push)) return true;
+			waiter.resolve(at);
+			return false;
+		});
+	}
+
+	count(match: (push: ReceivedPush) => boolean): number {
+		return this.#seen.filter(match).length;
+	}
+
+	/** When the first push matching arrived (now or later), or null after `timeoutMs`. */
+	waitFor(match: (push: ReceivedPush) => boolean, timeoutMs: number): Promise<number | null> {
+		const found = this.#seen.find(match);
+		if (found) return Promise.resolve(found.at);
+		return new Promise((resolve) => {
+			const timer = setTimeout(() => {
+				this.#waiters = this.#waiters.filter((waiter) => waiter.resolve !== done);
+				resolve(null);
+			}, timeoutMs);
+			const done = (at: number) => {
+				clearTimeout(timer);
+				resolve(at);
+			};
+			this.#waiters.push({ match, resolve: done });
+		});
+	}
+}
+
 function hex(bytes: number): string {
 	return randomBytes(bytes).toString("hex");
 }
 
-async function callWorker(
+interface WorkerAnswer {
+	status: number;
+	json: Record<string, unknown> | undefined;
+	/** `code: message` of an error answer, or the start of its body. */
+	detail: string;
+}
+
+async function requestWorker(
 	method: string,
 	path: string,
 	{ token, body }: { token: string; body?: unknown },
-): Promise<Record<string, unknown> | undefined> {
+): Promise<WorkerAnswer> {
 	const response = await fetch(WORKER_URL + path, {
 		method,
 		headers: { authorization: `Bearer ${token}`, ...(body ? { "content-type": "application/json" } : {}) },
@@ -211,12 +277,133 @@ async function callWorker(
 	} catch {
 		json = undefined;
 	}
-	if (!response.ok) {
-		const error = json?.error as { code?: string; message?: string } | undefined;
-		const detail = error?.message ? `${error.code ?? "error"}: ${error.message}` : text.slice(0, 300);
-		throw new StartError(`${method} ${path} answered ${response.status} (${detail})`);
+	const error = json?.error as { code?: string; message?: string } | undefined;
+	const detail = error?.message ? `${error.code ?? "error"}: ${error.message}` : text.slice(0, 300);
+	return { status: response.status, json, detail };
+}
+
+async function callWorker(
+	method: string,
+	path: string,
+	options: { token: string; body?: unknown },
+): Promise<Record<string, unknown> | undefined> {
+	const answer = await requestWorker(method, path, options);
+	if (answer.status >= 300)
+		throw new StartError(`${method} ${path} answered ${answer.status} (${answer.detail})`);
+	return answer.json;
+}
+
+/** The demo phone's push targets: fixed ids (a restart replaces them), fresh tokens each run. */
+function demoDevices(): DemoDevice[] {
+	const expo = `ExponentPushToken[${randomBytes(16).toString("base64url")}]`;
+	const apns = hex(32);
+	const fcm = `${randomBytes(16).toString("base64url")}:APA91b${randomBytes(96).toString("base64url")}`;
+	return [
+		{ deviceId: "demo-phone-expo", kind: "expo", token: expo, body: { kind: "expo", token: expo } },
+		{
+			deviceId: "demo-phone-apns",
+			kind: "apns",
+			token: apns,
+			body: { kind: "apns", token: apns, bundle_id: TEST_APNS_BUNDLE_ID, environment: "sandbox" },
+		},
+		{ deviceId: "demo-phone-fcm", kind: "fcm", token: fcm, body: { kind: "fcm", token: fcm } },
+	];
+}
+
+/** PUT /api/devices/:deviceId for each device, as the app does once it may notify; the ones stored. */
+async function registerDevices(mobileToken: string, devices: DemoDevice[]): Promise<DemoDevice[]> {
+	const stored: DemoDevice[] = [];
+	for (const device of devices) {
+		const answer = await requestWorker("PUT", `/api/devices/${device.deviceId}`, {
+			token: mobileToken,
+			body: device.body,
+		});
+		if (answer.status === 200 || answer.status === 201) {
+			stored.push(device);
+			console.log(
+				`[phone] registered push device ${device.deviceId} (${device.kind} ${String(answer.json?.token_hint ?? "")})`,
+			);
+		} else {
+			console.log(
+				`[phone] push device ${device.deviceId} (${device.kind}) refused: ${answer.status} ${answer.detail}`,
+			);
+		}
 	}
-	return json;
+	return stored;
+}
+
+/**
+ * PUT /api/sessions/:sessionId/mandates/:mandateId/live-activity: the push token of the iOS Live
+ * Activity the app started for the mandate. The token it registered, or null when refused (a Worker
+ * without the route answers 404 "No such route.").
+ */
+async function registerLiveActivity(context: DemoContext): Promise<string | null> {
+	const token = hex(40);
+	const path = `/api/sessions/${context.sessionId}/mandates/${context.mandateId}/live-activity`;
+	const answer = await requestWorker("PUT", path, {
+		token: context.mobileToken,
+		body: { token, bundle_id: TEST_APNS_BUNDLE_ID, environment: "sandbox" },
+	});
+	if (answer.status >= 200 && answer.status < 300) {
+		console.log(`[phone] registered the mandate's Live Activity push token …${token.slice(-6)}`);
+		return token;
+	}
+	const missing = answer.status === 404 && answer.detail === "not_found: No such route.";
+	console.log(
+		missing
+			? "[phone] this Worker has no Live Activity route yet (PUT …/live-activity answered 404); no lock-screen updates"
+			: `[phone] Live Activity token refused: ${answer.status} ${answer.detail}`,
+	);
+	return null;
+}
+
+/**
+ * After stage 10: waits for the completion push on every registered device and for the Live
+ * Activity's end, then says what arrived (the [push] lines themselves are printed as they come).
+ */
+async function reportPushes(
+	pushes: PushesSeen,
+	context: DemoContext,
+	devices: DemoDevice[],
+	liveActivityToken: string | null,
+	finishedAt: number,
+): Promise<void> {
+	if (devices.length === 0 && liveActivityToken === null) return;
+	say(
+		`demo: waiting for the completion push (the phone did not acknowledge stage 10, as a pocketed phone would not)`,
+	);
+	const forMandate = (push: ReceivedPush) =>
+		push.data?.mandate_id === context.mandateId && !push.liveActivity;
+	const [arrivals, ended] = await Promise.all([
+		Promise.all(
+			devices.map((device) =>
+				pushes.waitFor((push) => push.target === device.token && forMandate(push), PUSH_WAIT_MS),
+			),
+		),
+		liveActivityToken === null
+			? Promise.resolve(null)
+			: pushes.waitFor(
+					(push) => push.target === liveActivityToken && push.liveActivity?.event === "end",
+					PUSH_WAIT_MS,
+				),
+	]);
+	if (devices.length > 0) {
+		const reached = devices.filter((_, i) => arrivals[i] !== null);
+		const times = arrivals.filter((at): at is number => at !== null);
+		const after =
+			times.length > 0 ? ` ${((Math.max(...times) - finishedAt) / 1000).toFixed(1)} s after stage 10` : "";
+		say(
+			`demo: the completion push reached ${reached.length} of ${devices.length} device(s) (${reached.map((d) => d.kind).join(", ") || "none"})${after}`,
+		);
+	}
+	if (liveActivityToken !== null) {
+		const updates = pushes.count(
+			(push) => push.target === liveActivityToken && push.liveActivity?.event === "update",
+		);
+		say(
+			`demo: Live Activity: ${updates} update(s)${ended === null ? " and NO end within 15 s" : " and its end"} at the APNs simulator`,
+		);
+	}
 }
 
 function describeStage(data: StageData): string {
@@ -309,12 +496,12 @@ function watchSession(url: string, mandateId: string): Promise<WatchedSession> {
 	});
 }
 
-async function runDemo(vars: DevVars): Promise<DemoContext> {
+async function runDemo(vars: DevVars, pushes: PushesSeen): Promise<DemoContext> {
 	const sessionId = `demo-${hex(4)}`;
 	const mandateId = `mio_demo_${hex(4)}`;
 	const mobileToken = await mintMobileToken(vars.SESSION_TOKEN_SECRET ?? "", {
 		sid: sessionId,
-		sub: "demo-user",
+		sub: DEMO_USER,
 		ttlSeconds: DEMO_TOKEN_TTL_SECONDS,
 	});
 	const wsUrl = `ws://${HOST}:${WORKER_PORT}/api/sessions/${sessionId}/ws?token=${mobileToken}`;
@@ -322,7 +509,10 @@ async function runDemo(vars: DevVars): Promise<DemoContext> {
 	say(`demo: session ${sessionId}, mandate ${mandateId}`);
 	let socket: WebSocket | null = null;
 	const serviceToken = vars.SERVICE_TOKEN ?? "";
+	let devices: DemoDevice[] = [];
+	let liveActivityToken: string | null = null;
 	try {
+		devices = await registerDevices(mobileToken, demoDevices());
 		const { ws, final, answer } = await watchSession(wsUrl, mandateId);
 		socket = ws;
 		for (const stage of [1, 2, 3]) {
@@ -330,6 +520,8 @@ async function runDemo(vars: DevVars): Promise<DemoContext> {
 				token: serviceToken,
 				body: { mandate_id: mandateId, stage, status: "completed" },
 			});
+			// The app starts the mandate's Live Activity as soon as it hears of the mandate.
+			if (stage === 1) liveActivityToken = await registerLiveActivity(context);
 		}
 		const executed = await callWorker("POST", "/api/mandate/execute", {
 			token: serviceToken,
@@ -348,7 +540,10 @@ async function runDemo(vars: DevVars): Promise<DemoContext> {
 		const last = await Promise.race([final, sleep(DEMO_TIMEOUT_MS).then(() => "timeout" as const)]);
 		if (last === "timeout") throw new StartError(`no final stage within ${DEMO_TIMEOUT_MS / 1000} s`);
 		if (last === null) throw new StartError("the WebSocket closed before the mandate finished");
+		const finishedAt = Date.now();
 		say(`demo: mandate ${last.data?.status === "failed" ? "failed" : "completed"}`);
+		// The phone goes back into the pocket: the outcome's push is what tells the user now.
+		socket.close(1000, "demo done");
 		const streamed = answer();
 		if (streamed.chunks > 0) {
 			const whole = streamed.text === agentAnswer(DEMO_INTENT) ? "the whole answer" : "an INCOMPLETE answer";
@@ -358,6 +553,7 @@ async function runDemo(vars: DevVars): Promise<DemoContext> {
 		} else {
 			say("demo: no answer was streamed (is the OpenClaw gateway simulator reachable?)");
 		}
+		await reportPushes(pushes, context, devices, liveActivityToken, finishedAt);
 	} catch (error) {
 		console.error(`[start] DEMO FAILED: ${error instanceof Error ? error.message : String(error)}`);
 		console.error("[start] the stack keeps running; the lines below let you try by hand");
@@ -367,7 +563,7 @@ async function runDemo(vars: DevVars): Promise<DemoContext> {
 	return context;
 }
 
-function printTryIt({ sessionId, mobileToken, wsUrl, executionId }: DemoContext): void {
+function printTryIt({ sessionId, mobileToken, wsUrl, executionId }: DemoContext, push: PushSims): void {
 	const sample = JSON.stringify({
 		session_id: sessionId,
 		mandate_id: `mio_try_${hex(3)}`,
@@ -379,7 +575,8 @@ function printTryIt({ sessionId, mobileToken, wsUrl, executionId }: DemoContext)
 	const lines = [
 		"",
 		`Worker ${WORKER_URL}   ObeGee simulator ${SIM_URL}   OpenClaw gateway simulator ${GATEWAY_URL}`,
-		"(Ctrl-C stops all three)",
+		`Push simulators: Expo ${push.expo.url}   APNs ${push.apns.url}   FCM ${push.fcm.url}   Web Push ${push.webpush.url}`,
+		"(Ctrl-C stops the Worker and every simulator)",
 		"",
 		`# The pipeline card page (start mandates in any simulator scenario): ${WORKER_URL}/`,
 		"# Or drive one from this terminal: npm run demo -- --scenario slow",
@@ -405,6 +602,12 @@ function printTryIt({ sessionId, mobileToken, wsUrl, executionId }: DemoContext)
 		`curl -s ${GATEWAY_CONTROL_URL}/__sim/state`,
 		`curl -s -X POST ${GATEWAY_CONTROL_URL}/__sim/runs -d '{"runId":"<execution_id>","paceMs":200}'`,
 		"",
+		`# The demo user's push devices, and every request a push simulator received (each one's /__sim/requests):`,
+		`curl -s ${WORKER_URL}/api/devices -H 'Authorization: Bearer ${mobileToken}'`,
+		`curl -s ${push.apns.url}/__sim/requests`,
+		"# Make the APNs simulator call the next push's device unregistered (the Worker then removes it):",
+		`curl -s -X POST ${push.apns.url}/__sim/faults -d '{"kind":"unregistered","count":1}'`,
+		"",
 	];
 	console.log(lines.join("\n"));
 }
@@ -413,6 +616,7 @@ function printTryIt({ sessionId, mobileToken, wsUrl, executionId }: DemoContext)
 
 async function main(): Promise<void> {
 	const vars = ensureDevVars();
+	const pushes = new PushesSeen();
 	await assertPortFree(WORKER_PORT, "Worker", "PORT");
 	await assertPortFree(SIM_PORT, "ObeGee simulator", "SIM_PORT");
 	await assertPortFree(GATEWAY_PORT, "OpenClaw gateway simulator", "GATEWAY_PORT");
@@ -434,6 +638,17 @@ async function main(): Promise<void> {
 		agent: gatewayAgent(gateway),
 	});
 	say(`ObeGee simulator on ${sim.url}, OpenClaw gateway simulator on ${gateway.url}`);
+	// Test-only provider keys made for this run (never real ones); the Worker gets them as vars.
+	const push = await startPushSims({
+		host: HOST,
+		tokenUpdateMinIntervalMs: 0,
+		expoAccessToken: `dev_expo_${hex(24)}`,
+		log: (line) => console.log(line),
+		onPush: (received) => pushes.add(received),
+	});
+	say(
+		`push simulators (test-only keys made for this run): Expo ${push.expo.url}, APNs ${push.apns.url}, FCM ${push.fcm.url}, Web Push ${push.webpush.url}`,
+	);
 
 	let worker: RunningWorker | null = null;
 	let stopping = false;
@@ -444,13 +659,14 @@ async function main(): Promise<void> {
 		await worker?.stop();
 		await sim.close();
 		await gateway.close();
+		await push.close();
 		process.exit(code);
 	};
 	process.once("SIGINT", () => void stopAll(0));
 	process.once("SIGTERM", () => void stopAll(0));
 
 	try {
-		worker = await startWorker();
+		worker = await startWorker(push.env);
 	} catch (error) {
 		console.error(`[start] ${error instanceof StartError ? error.message : String(error)}`);
 		await stopAll(1);
@@ -464,7 +680,7 @@ async function main(): Promise<void> {
 	say(`Worker healthy on ${WORKER_URL}`);
 	say(`pipeline card page: ${WORKER_URL}/  (npm run demo drives a mandate from this terminal)`);
 
-	printTryIt(await runDemo(vars));
+	printTryIt(await runDemo(vars, pushes), push);
 }
 
 main().catch((error: unknown) => {
