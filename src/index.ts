@@ -6,6 +6,7 @@ import { demo } from "./routes/demo.ts";
 import { devices } from "./routes/devices.ts";
 import { executions } from "./routes/executions.ts";
 import { mandates } from "./routes/mandates.ts";
+import { push } from "./routes/push.ts";
 import { sessions } from "./routes/sessions.ts";
 import { webhooks } from "./routes/webhooks.ts";
 
@@ -29,6 +30,7 @@ app.route("/api/dispatch", webhooks);
 app.route("/api/executions", executions);
 app.route("/api/admin", admin);
 app.route("/api/devices", devices);
+app.route("/api/push", push);
 // Demo-only (issue 5): 404 unless DEMO_ROUTES === "true", checked per request inside the module.
 app.route("/api/demo", demo);
 
