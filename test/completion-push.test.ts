@@ -1,3 +1,4 @@
+import { evictDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { ACK_GRACE_MS } from "../src/session/push.ts";
@@ -13,6 +14,7 @@ import {
 	phonesClosedAfterEach,
 	runAlarm,
 	runAlarmAt,
+	sessionStub,
 	simComplete,
 	uniqueId,
 } from "./helpers.ts";
@@ -168,5 +170,28 @@ describe("completion push", () => {
 		await expect
 			.poll(async () => (await pushesTo(devices)).apns.filter((r) => r.status === 200).length)
 			.toBe(1);
+	});
+
+	it("an eviction between the outcome and the send loses no push and sends none twice", async () => {
+		const sub = uniqueId("user");
+		const { sessionId, phone } = await owned(phones, sub);
+		const devices = await registered(sessionId, sub);
+		const body = mandateBody(sessionId);
+		const { json } = await execute(body);
+		const webhook = await simComplete(json.execution_id, { status: "COMPLETED" });
+		await deliverWebhook(webhook);
+		await phone.waitForStage(body.mandate_id, 10, "completed");
+		await auditSettled(sessionId);
+		// The object is evicted while the push waits out its grace; the phone's socket hibernates on.
+		await evictDurableObject(sessionStub(sessionId));
+		await deliverWebhook(webhook);
+		await runAlarmAt(sessionId, Date.now() + ACK_GRACE_MS + 1_000);
+		await expect.poll(async () => (await pushesTo(devices)).apns.length).toBe(1);
+		await expect.poll(async () => (await pushesTo(devices)).expo.length).toBe(1);
+		await evictDurableObject(sessionStub(sessionId));
+		await runAlarmAt(sessionId, Date.now() + 120_000);
+		await auditSettled(sessionId);
+		const again = await pushesTo(devices);
+		expect([again.expo.length, again.apns.length]).toEqual([1, 1]);
 	});
 });

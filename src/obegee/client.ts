@@ -61,13 +61,35 @@ export class ObeGeeClient {
 		return result;
 	}
 
+	/**
+	 * One call, its body read within `timeoutMs`. The timer is an AbortController's, cleared the moment
+	 * the call settles: `AbortSignal.timeout` leaves its timer pending after the call, which keeps the
+	 * Session DO from hibernating (and billed) for up to the whole timeout after every poll.
+	 */
 	async #call<T>(
 		path: string,
 		schema: z.ZodMiniType<T>,
 		timeoutMs: number,
 		init: RequestInit & { headers?: Record<string, string> },
 	): Promise<ObeGeeResult<T>> {
-		const signal = AbortSignal.timeout(timeoutMs);
+		const controller = new AbortController();
+		const timer = setTimeout(
+			() => controller.abort(new DOMException("The ObeGee call timed out.", "TimeoutError")),
+			timeoutMs,
+		);
+		try {
+			return await this.#attempt(path, schema, init, controller.signal);
+		} finally {
+			clearTimeout(timer);
+		}
+	}
+
+	async #attempt<T>(
+		path: string,
+		schema: z.ZodMiniType<T>,
+		init: RequestInit & { headers?: Record<string, string> },
+		signal: AbortSignal,
+	): Promise<ObeGeeResult<T>> {
 		let response: Response;
 		try {
 			response = await fetch(`${this.#baseUrl}${path}`, {
