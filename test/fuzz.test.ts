@@ -275,6 +275,95 @@ describe("fuzz: bad input changes nothing", () => {
 	});
 });
 
+/** `depth` arrays, one inside the other, around `leaf`. */
+function nested(depth: number, leaf: unknown): unknown {
+	let value = leaf;
+	for (let i = 0; i < depth; i++) value = [value];
+	return value;
+}
+
+/**
+ * Shapes a schema of `z.unknown()` lets through — deep, wide, long, astral — described by small values
+ * and built inside the property, so fast-check never has to print a value thousands of levels deep.
+ */
+type Shape =
+	| { kind: "deep" | "wide" | "list" | "emoji"; n: number }
+	| { kind: "text"; text: string }
+	| { kind: "json"; value: unknown };
+const shape: fc.Arbitrary<Shape> = fc.oneof(
+	fc.record({ kind: fc.constantFrom("deep" as const), n: fc.integer({ min: 1, max: 6_000 }) }),
+	fc.record({
+		kind: fc.constantFrom("wide" as const, "list" as const),
+		n: fc.integer({ min: 1, max: 3_000 }),
+	}),
+	fc.record({ kind: fc.constant("emoji" as const), n: fc.integer({ min: 1, max: 5_000 }) }),
+	fc.record({ kind: fc.constant("text" as const), text: fc.string({ unit: "binary", maxLength: 5_000 }) }),
+	fc.record({
+		kind: fc.constant("json" as const),
+		value: fc.jsonValue({ depthSize: "large", maxDepth: 40 }),
+	}),
+);
+/** The shape as JSON text (built by hand: `JSON.stringify` itself recurses, and overflows on the deep ones). */
+function jsonText(described: Shape): string {
+	switch (described.kind) {
+		case "deep":
+			return `${"[".repeat(described.n)}1${"]".repeat(described.n)}`;
+		case "wide":
+			return JSON.stringify(Object.fromEntries(Array.from({ length: described.n }, (_, i) => [`k${i}`, i])));
+		case "list":
+			return JSON.stringify(Array.from({ length: described.n }, () => "x"));
+		case "emoji":
+			return JSON.stringify("💥".repeat(described.n));
+		case "text":
+			return JSON.stringify(described.text);
+		case "json":
+			return JSON.stringify(described.value);
+	}
+}
+
+describe("fuzz: bodies the schema passes, with extreme shapes (issue 18)", () => {
+	const sessionId = uniqueId("extreme");
+
+	it("a deeply nested `dimensions` (3,500 levels in a few KB) is a 400 that names the field, not a 500", async () => {
+		const response = await execute(mandateBody(sessionId, { dimensions: { plan: nested(3_500, 1) } }));
+		expect(response.response.status).toBe(400);
+		expect(JSON.stringify(response.json)).toContain("dimensions");
+		expect(JSON.stringify(response.json)).toContain("nested deeper than");
+	});
+
+	it("execute: every free-form field with extreme shapes gets a clear answer, never a 500", async () => {
+		await fc.assert(
+			fc.asyncProperty(
+				shape,
+				shape,
+				fc.string({ unit: "binary", minLength: 1, maxLength: 2_000 }),
+				async (dimension, skill, intent) => {
+					const text = JSON.stringify(
+						mandateBody(sessionId, { intent, dimensions: { d: "§D§" }, generated_skills: ["§S§"] }),
+					)
+						.replace('"§D§"', () => jsonText(dimension))
+						.replace('"§S§"', () => jsonText(skill));
+					const body: unknown = JSON.parse(text);
+					fc.pre(text.length < 60_000);
+					const response = await postJson("/api/mandate/execute", text);
+					const answer = (await response.json()) as Record<string, unknown>;
+					const accepted = ExecuteRequest.safeParse(body).success;
+					if (accepted) {
+						// Sent to ObeGee (which may refuse it): never an internal error.
+						expect([200, 201, 409, 502, 503], JSON.stringify(answer).slice(0, 300)).toContain(
+							response.status,
+						);
+					} else {
+						expectClientError(response, text.slice(0, 300));
+					}
+					if (response.status >= 400) expect(answer).toMatchObject({ error: { code: expect.any(String) } });
+				},
+			),
+			{ numRuns: 60 },
+		);
+	});
+});
+
 describe("socket limits", () => {
 	it("closes an oversized frame with 1009 and a flooding client with 1008, leaving other phones connected", async () => {
 		const sessionId = uniqueId("flood");

@@ -1,4 +1,5 @@
 import * as z from "zod/mini";
+import { withinFreeFormLimits } from "./bounded-json.ts";
 import { Identifier, text } from "./common.ts";
 import { STAGE_STATUSES } from "./stages.ts";
 
@@ -17,8 +18,9 @@ export const Mandate = z.object({
 	mandate_id: Identifier,
 	tenant_id: Identifier,
 	intent: text(2000, 1),
-	dimensions: z.optional(z.record(text(128), z.unknown())),
-	generated_skills: z.optional(z.array(z.unknown()).check(z.maxLength(50))),
+	// Free-form, passed on to ObeGee as they came: bounded in depth, values and string length.
+	dimensions: z.optional(z.record(text(128), z.unknown()).check(withinFreeFormLimits())),
+	generated_skills: z.optional(z.array(z.unknown()).check(z.maxLength(50), withinFreeFormLimits())),
 	delivery_channels: z.optional(z.array(text(64, 1)).check(z.maxLength(10))),
 });
 export type Mandate = z.infer<typeof Mandate>;
