@@ -1,6 +1,6 @@
 import { createExecutionContext, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import app from "../src/index.ts";
 import {
 	ADMIN,
@@ -244,8 +244,12 @@ describe("routes: auth and bad input", () => {
 			expect(events).toContain("dispatched");
 		});
 
-		it("is for the pipeline only, and answers 404/400 for unknown or malformed ids", async () => {
+		it("is for the pipeline and operators only, and answers 404/400 for unknown or malformed ids", async () => {
 			expect(await errorOf(await api("/api/executions/exec_unknown", { headers: SERVICE }))).toEqual({
+				status: 404,
+				code: "not_found",
+			});
+			expect(await errorOf(await api("/api/executions/exec_unknown", { headers: ADMIN }))).toEqual({
 				status: 404,
 				code: "not_found",
 			});
@@ -286,13 +290,54 @@ describe("routes: auth and bad input", () => {
 				{ OBEGEE_API_TOKEN: undefined },
 			);
 			expect(await errorOf(execute)).toEqual({ status: 503, code: "not_configured" });
-			// A missing service token does not open the route to anyone.
+			// A missing service token does not open the route to anyone: 503, never a silent 401.
 			const stages = await call(
 				"/api/sessions/s1/stages",
 				{ method: "POST", headers: bearer(TEST_SECRETS.SERVICE_TOKEN), body: "{}" },
 				{ SERVICE_TOKEN: undefined },
 			);
-			expect(stages.status).toBe(401);
+			expect(await errorOf(stages)).toEqual({ status: 503, code: "not_configured" });
+		});
+
+		it("answers 503 and logs the missing setting by name when any one secret is missing", async () => {
+			const call = (path: string, init: RequestInit, overrides: Partial<Env>) =>
+				app.fetch(
+					new Request(`https://progress.test${path}`, init),
+					{ ...env, ...overrides },
+					createExecutionContext(),
+				);
+			const logged: string[] = [];
+			const spy = vi.spyOn(console, "error").mockImplementation((line: unknown) => {
+				logged.push(String(line));
+			});
+			try {
+				const phone = bearer(await mobileToken("s1"));
+				const cases: Array<[string, RequestInit, keyof Env]> = [
+					["/api/mandate/execute", { method: "POST", headers: SERVICE, body: "{}" }, "SERVICE_TOKEN"],
+					["/api/sessions/s1/stages", { method: "POST", headers: SERVICE, body: "{}" }, "SERVICE_TOKEN"],
+					["/api/admin/tenants/t1/gateway", { headers: ADMIN }, "ADMIN_TOKEN"],
+					["/api/devices", { headers: phone }, "SESSION_TOKEN_SECRET"],
+					["/api/sessions/s1/progress", { headers: phone }, "SESSION_TOKEN_SECRET"],
+					["/api/demo/session", { method: "POST" }, "SESSION_TOKEN_SECRET"],
+					["/api/dispatch/delivery-webhook", { method: "POST", body: "{}" }, "WEBHOOK_SECRET"],
+				];
+				for (const [path, init, setting] of cases) {
+					logged.length = 0;
+					const response = await call(path, init, { [setting]: undefined, DEMO_ROUTES: "true" });
+					expect(await errorOf(response), `${path} without ${setting}`).toEqual({
+						status: 503,
+						code: "not_configured",
+					});
+					expect(
+						logged.some((line) => (JSON.parse(line) as { missing?: string[] }).missing?.includes(setting)),
+						`the log names ${setting}: ${logged.join(" | ")}`,
+					).toBe(true);
+				}
+				// The secrets themselves never appear in the log.
+				expect(logged.join(" ")).not.toContain(TEST_SECRETS.SERVICE_TOKEN);
+			} finally {
+				spy.mockRestore();
+			}
 		});
 	});
 });

@@ -15,11 +15,34 @@ export type Identified =
 	| { ok: true; principal: Principal }
 	| { ok: false; code: "not_configured" | "unauthorized" | "token_expired"; response: Response };
 
-export async function identify(c: AppContext, token: string | null): Promise<Identified> {
+/** The setting each kind of caller is checked against (DESIGN.md, "Configuration"). */
+const SETTING = {
+	service: "SERVICE_TOKEN",
+	admin: "ADMIN_TOKEN",
+	mobile: "SESSION_TOKEN_SECRET",
+} as const satisfies Record<Principal["kind"], string>;
+
+export type PrincipalKind = Principal["kind"];
+
+/**
+ * Who holds `token`, for a route that `accepts` these kinds of caller. A route none of whose
+ * settings is set answers 503 `not_configured` and logs the missing settings by name; so does a
+ * credential that matches nothing while one of them is missing (the caller may hold a credential
+ * this service cannot check) — an operator who forgot a secret sees 503, never a silent 401.
+ */
+export async function identify(
+	c: AppContext,
+	token: string | null,
+	accepts: readonly PrincipalKind[] = ["service", "admin", "mobile"],
+): Promise<Identified> {
 	const { SERVICE_TOKEN, ADMIN_TOKEN, SESSION_TOKEN_SECRET } = c.env;
-	if (!SERVICE_TOKEN && !ADMIN_TOKEN && !SESSION_TOKEN_SECRET) {
-		return { ok: false, code: "not_configured", response: notConfigured(c, "authentication") };
-	}
+	const missing = accepts.filter((kind) => !c.env[SETTING[kind]]).map((kind) => SETTING[kind]);
+	const unconfigured = (): Identified => ({
+		ok: false,
+		code: "not_configured",
+		response: notConfigured(c, "authentication", missing),
+	});
+	if (missing.length === accepts.length) return unconfigured();
 	if (!token) {
 		return {
 			ok: false,
@@ -45,6 +68,7 @@ export async function identify(c: AppContext, token: string | null): Promise<Ide
 			};
 		}
 	}
+	if (missing.length > 0) return unconfigured();
 	return {
 		ok: false,
 		code: "unauthorized",
@@ -60,8 +84,16 @@ export function forbidden(c: AppContext, message = "This token may not do that."
 	return apiError(c, 403, "forbidden", message);
 }
 
-export function notConfigured(c: AppContext, what: string): Response {
-	console.error(JSON.stringify({ msg: "route refused: missing configuration", what }));
+/** 503 for a route whose settings are missing; the log line names them (never their values). */
+export function notConfigured(c: AppContext, what: string, settings: readonly string[]): Response {
+	console.error(
+		JSON.stringify({
+			msg: "route refused: missing configuration",
+			what,
+			missing: settings,
+			path: c.req.path,
+		}),
+	);
 	return apiError(c, 503, "not_configured", `This service is not configured for ${what} yet.`);
 }
 
@@ -71,4 +103,12 @@ export function notConfigured(c: AppContext, what: string): Response {
  */
 export function mobileMaySee(principal: Principal, sessionId: string): boolean {
 	return principal.kind === "mobile" && principal.claims.sid === sessionId;
+}
+
+/** The ObeGee settings a dispatch needs that are missing (by name). */
+export function obegeeSettingsMissing(env: {
+	OBEGEE_API_TOKEN?: string;
+	OBEGEE_BASE_URL?: string;
+}): string[] {
+	return (["OBEGEE_API_TOKEN", "OBEGEE_BASE_URL"] as const).filter((name) => !env[name]);
 }

@@ -29,7 +29,7 @@ const GatewayRegistration = z.strictObject({
 });
 
 async function asAdmin(c: AppContext): Promise<Response | null> {
-	const who = await identify(c, fromHeader(c));
+	const who = await identify(c, fromHeader(c), ["admin"]);
 	if (!who.ok) return who.response;
 	return who.principal.kind === "admin" ? null : forbidden(c, "Only operators manage tenant gateways.");
 }

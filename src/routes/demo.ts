@@ -2,7 +2,14 @@ import { Hono } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import * as z from "zod/mini";
 import { mintMobileToken } from "../auth/mobile-token.ts";
-import { forbidden, fromHeader, identify, mobileMaySee, notConfigured } from "../auth/principal.ts";
+import {
+	forbidden,
+	fromHeader,
+	identify,
+	mobileMaySee,
+	notConfigured,
+	obegeeSettingsMissing,
+} from "../auth/principal.ts";
 import { type AppEnv, apiError, limitBody, readJson } from "../http.ts";
 import { Identifier, text } from "../protocol/common.ts";
 import { sessionStub } from "./rpc.ts";
@@ -54,7 +61,7 @@ demo.get("/scenarios", (c) => c.json({ scenarios: DEMO_SCENARIOS }));
 /** A fresh session and a mobile token for it, as the MyndLens app would get them at sign-in. */
 demo.post("/session", async (c) => {
 	const secret = c.env.SESSION_TOKEN_SECRET;
-	if (!secret) return notConfigured(c, "demo sessions");
+	if (!secret) return notConfigured(c, "demo sessions", ["SESSION_TOKEN_SECRET"]);
 	const sessionId = `demo_${randomHex(8)}`;
 	const expiresAt = Math.floor(Date.now() / 1000) + DEMO_TOKEN_TTL_SECONDS;
 	const token = await mintMobileToken(secret, { sid: sessionId, sub: "demo_user", expiresAt });
@@ -75,13 +82,14 @@ demo.post("/session", async (c) => {
  * the page's own mobile token, so a page can only start mandates in its own session.
  */
 demo.post("/mandates", limitBody(8 * 1024), async (c) => {
-	const who = await identify(c, fromHeader(c));
+	const who = await identify(c, fromHeader(c), ["mobile"]);
 	if (!who.ok) return who.response;
 	const body = await readJson(c, StartMandate);
 	if (!body.ok) return body.response;
 	const { session_id, intent, scenario } = body.value;
 	if (!mobileMaySee(who.principal, session_id)) return forbidden(c, "This token is not for this session.");
-	if (!c.env.OBEGEE_API_TOKEN || !c.env.OBEGEE_BASE_URL) return notConfigured(c, "mandate execution");
+	const missing = obegeeSettingsMissing(c.env);
+	if (missing.length > 0) return notConfigured(c, "mandate execution", missing);
 
 	const mandateId = `mio_demo_${randomHex(6)}`;
 	const session = sessionStub(c, session_id);

@@ -10,9 +10,9 @@ export const executions = new Hono<AppEnv>();
 executions.get("/:executionId", async (c) => {
 	const executionId = validate(c, Identifier, c.req.param("executionId"));
 	if (!executionId.ok) return executionId.response;
-	const who = await identify(c, fromHeader(c));
+	const who = await identify(c, fromHeader(c), ["service", "admin"]);
 	if (!who.ok) return who.response;
-	if (who.principal.kind !== "service")
+	if (who.principal.kind !== "service" && who.principal.kind !== "admin")
 		return forbidden(c, "Only the pipeline and operators read executions.");
 
 	const found = await readExecution(c.env.DB, executionId.value);

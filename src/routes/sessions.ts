@@ -42,7 +42,7 @@ sessions.get("/:sessionId/ws", async (c) => {
 
 	// Refused here, before any Durable Object is woken: accepted and closed at once with a code the
 	// client can read, since a browser or phone never sees the status of a refused upgrade (issue 14).
-	const who = await identify(c, token);
+	const who = await identify(c, token, ["mobile"]);
 	if (!who.ok) {
 		return who.code === "not_configured" ? who.response : refusedSocket(CLOSE_UNAUTHORIZED, who.code, answer);
 	}
@@ -66,7 +66,7 @@ sessions.get("/:sessionId/ws", async (c) => {
 sessions.post("/:sessionId/stages", limitBody(8 * 1024), async (c) => {
 	const sessionId = validate(c, Identifier, c.req.param("sessionId"));
 	if (!sessionId.ok) return sessionId.response;
-	const who = await identify(c, fromHeader(c));
+	const who = await identify(c, fromHeader(c), ["service"]);
 	if (!who.ok) return who.response;
 	if (who.principal.kind !== "service") return forbidden(c, "Only the MyndLens pipeline reports stages.");
 	const report = await readJson(c, StageReport);
@@ -77,7 +77,7 @@ sessions.post("/:sessionId/stages", limitBody(8 * 1024), async (c) => {
 sessions.get("/:sessionId/progress", async (c) => {
 	const sessionId = validate(c, Identifier, c.req.param("sessionId"));
 	if (!sessionId.ok) return sessionId.response;
-	const who = await identify(c, fromHeader(c));
+	const who = await identify(c, fromHeader(c), ["service", "mobile"]);
 	if (!who.ok) return who.response;
 	const { principal } = who;
 	if (principal.kind !== "service" && !mobileMaySee(principal, sessionId.value)) {
@@ -99,7 +99,7 @@ sessions.put("/:sessionId/mandates/:mandateId/live-activity", limitBody(4 * 1024
 	if (!sessionId.ok) return sessionId.response;
 	const mandateId = validate(c, Identifier, c.req.param("mandateId"));
 	if (!mandateId.ok) return mandateId.response;
-	const who = await identify(c, fromHeader(c));
+	const who = await identify(c, fromHeader(c), ["mobile"]);
 	if (!who.ok) return who.response;
 	const { principal } = who;
 	if (principal.kind !== "mobile") return forbidden(c, "Only the app registers a Live Activity.");

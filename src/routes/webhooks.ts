@@ -16,7 +16,7 @@ export const webhooks = new Hono<AppEnv>();
 
 webhooks.post("/delivery-webhook", limitBody(64 * 1024), async (c) => {
 	const secret = c.env.WEBHOOK_SECRET;
-	if (!secret) return notConfigured(c, "delivery webhooks");
+	if (!secret) return notConfigured(c, "delivery webhooks", ["WEBHOOK_SECRET"]);
 	const body = await c.req.text();
 	let verified: Awaited<ReturnType<typeof verifyWebhook>>;
 	try {
@@ -30,7 +30,7 @@ webhooks.post("/delivery-webhook", limitBody(64 * 1024), async (c) => {
 			secret,
 		);
 	} catch {
-		return notConfigured(c, "delivery webhooks (WEBHOOK_SECRET is malformed)");
+		return notConfigured(c, "delivery webhooks (malformed)", ["WEBHOOK_SECRET"]);
 	}
 	if (!verified.ok) {
 		const messages = {
