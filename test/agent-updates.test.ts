@@ -6,7 +6,7 @@ import {
 	deliverWebhook,
 	phonesClosedAfterEach,
 	progressOf,
-	runAlarm,
+	runAlarmUntilPolled,
 	runningMandate,
 	sessionStub,
 	simComplete,
@@ -100,14 +100,14 @@ describe("agent updates from the gateway", () => {
 			{ kind: "status", status: "Agent started", progress: 10 },
 		]);
 		const before = await nextPoll(sessionId, body.mandate_id);
-		await runAlarm(sessionId);
+		await runAlarmUntilPolled(sessionId, body.mandate_id);
 		const slowed = await nextPoll(sessionId, body.mandate_id);
 		expect(slowed - before).toBe(POLL_INTERVAL_MS * STREAMING_POLL_FACTOR);
 
 		await stub.agentStreamLost(sessionId, [executionId]);
 		const restored = await nextPoll(sessionId, body.mandate_id);
 		expect(restored).toBeLessThanOrEqual(Date.now() + POLL_INTERVAL_MS);
-		await runAlarm(sessionId);
+		await runAlarmUntilPolled(sessionId, body.mandate_id);
 		const after = await nextPoll(sessionId, body.mandate_id);
 		expect(after - restored).toBe(POLL_INTERVAL_MS);
 	});

@@ -88,6 +88,28 @@ export async function runAlarmAt(sessionId: string, at: number): Promise<boolean
 	return runAlarm(sessionId);
 }
 
+/**
+ * Runs the session's alarm until it has polled ObeGee for `mandateId` once: alarms in between may be
+ * a sign of life (every 10 s) or another job, not a poll. A poll always moves `next_poll_at`.
+ */
+export async function runAlarmUntilPolled(sessionId: string, mandateId: string, maxRuns = 8): Promise<void> {
+	const nextPoll = () =>
+		runInDurableObject(sessionStub(sessionId), (_instance, state) =>
+			state.storage.sql
+				.exec<{ next_poll_at: number | null }>(
+					"SELECT next_poll_at FROM ml_mandates WHERE mandate_id = ?",
+					mandateId,
+				)
+				.one(),
+		);
+	const before = (await nextPoll()).next_poll_at;
+	for (let run = 0; run < maxRuns; run++) {
+		await runAlarm(sessionId);
+		if ((await nextPoll()).next_poll_at !== before) return;
+	}
+	throw new Error(`no poll of ${mandateId} in ${maxRuns} alarm runs`);
+}
+
 // ── The simulated ObeGee ────────────────────────────────────────────────────────────────────────
 
 export async function sim(path: string, body?: unknown): Promise<Response> {

@@ -1,7 +1,7 @@
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { POLL_BACKOFF_CAP_MS } from "../src/pipeline/backoff.ts";
+import { HEARTBEAT_INTERVAL_MS, POLL_BACKOFF_CAP_MS } from "../src/pipeline/backoff.ts";
 import {
 	auditSettled,
 	connectPhone,
@@ -13,6 +13,7 @@ import {
 	progressOf,
 	reportStage,
 	runAlarm,
+	runAlarmUntilPolled,
 	runningMandate,
 	sessionStub,
 	simComplete,
@@ -64,7 +65,7 @@ describe("resilience", () => {
 		const gaps: number[] = [];
 		let last = (await pollState(sessionId, body.mandate_id)).next_poll_at;
 		for (let i = 1; i <= 3; i++) {
-			await runAlarm(sessionId);
+			await runAlarmUntilPolled(sessionId, body.mandate_id);
 			const state = await pollState(sessionId, body.mandate_id);
 			expect(state.poll_failures).toBe(i);
 			gaps.push(state.next_poll_at - last);
@@ -82,7 +83,7 @@ describe("resilience", () => {
 			"heartbeat",
 		);
 
-		await runAlarm(sessionId);
+		await runAlarmUntilPolled(sessionId, body.mandate_id);
 		const recovered = await pollState(sessionId, body.mandate_id);
 		expect(recovered.poll_failures).toBe(0);
 		expect(recovered.next_poll_at - last).toBe(POLL_INTERVAL_MS);
@@ -94,6 +95,31 @@ describe("resilience", () => {
 			.bind(json.execution_id)
 			.all<{ event: string }>();
 		expect(audit.results.filter((r) => r.event === "poll_failed")).toHaveLength(3);
+	});
+
+	it("shows a sign of life at least every 10 s while ObeGee fails and polls back off to 30 s", async () => {
+		const sessionId = uniqueId("sess");
+		const phone = await connectPhone(sessionId);
+		phones.push(phone);
+		const body = mandateBody(sessionId, { dimensions: { sim_scenario: "manual", sim_status_errors: 50 } });
+		await execute(body);
+		await phone.waitForStage(body.mandate_id, 9, "active");
+		// Each run acts as of the time the alarm was armed for: the session's clock jumps from one job to the next.
+		for (let i = 0; i < 14; i++) await runAlarm(sessionId);
+		const state = await pollState(sessionId, body.mandate_id);
+		expect(state.state).toBe("running");
+		await phone.settle();
+		const shown = phone.frames
+			.filter((f) => f.type === "progress" || f.event === "pipeline_stage")
+			.map((f) =>
+				Date.parse(String(f.type === "progress" ? f.timestamp : (f.data as { timestamp: string }).timestamp)),
+			);
+		const span = (shown.at(-1) as number) - (shown[0] as number);
+		// Long enough for the poll backoff to reach its cap: the polls alone would leave 30-s silences.
+		expect(POLL_INTERVAL_MS * 2 ** state.poll_failures).toBeGreaterThan(POLL_BACKOFF_CAP_MS);
+		expect(span).toBeGreaterThan(2 * POLL_BACKOFF_CAP_MS);
+		const gaps = shown.slice(1).map((at, i) => at - (shown[i] as number));
+		expect(Math.max(...gaps)).toBeLessThanOrEqual(HEARTBEAT_INTERVAL_MS);
 	});
 
 	it("times out after EXECUTION_TIMEOUT_MS, stops polling, and still takes a late success", async () => {

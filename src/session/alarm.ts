@@ -1,5 +1,7 @@
+import { HEARTBEAT_INTERVAL_MS } from "../pipeline/backoff.ts";
 import type { SessionContext } from "./context.ts";
 import { resumeDispatches } from "./dispatch.ts";
+import { heartbeat } from "./emission.ts";
 import { nextLiveAt, runLive } from "./live.ts";
 import { timeOut } from "./outcomes.ts";
 import { pollExecution } from "./poll.ts";
@@ -8,7 +10,7 @@ import { closeExpiredSockets, socketsExpireAt } from "./sockets.ts";
 
 /**
  * The session's one alarm (DESIGN.md, "Rules that keep it correct"), multiplexed over every running
- * execution's next poll and deadline, every stored dispatch's retry, the phones' token expiries and
+ * execution's next poll, deadline and sign of life, every stored dispatch's retry, the phones' token expiries and
  * the outbox's retry. It may run early (tests fire it on
  * demand) or twice: it acts as of the time it was armed for, does the work due by then, and re-arms.
  */
@@ -28,6 +30,8 @@ export async function runAlarm(s: SessionContext): Promise<void> {
 	await Promise.all(due.map((mandate) => pollExecution(s, mandate, now)));
 	for (const mandate of s.mandates.running()) {
 		if (mandate.deadline_at !== null && mandate.deadline_at <= now) timeOut(s, mandate, now);
+		// While ObeGee fails and polls back off (up to 30 s), the phones still see a sign of life every 10 s.
+		else heartbeat(s, mandate, now);
 	}
 	// After the polls and deadlines, so what they changed goes out in this turn.
 	runLive(s, now);
@@ -36,7 +40,7 @@ export async function runAlarm(s: SessionContext): Promise<void> {
 
 /** Arms the one alarm for the earliest pending job: a poll, a deadline, a dispatch, an expiry or a retry. */
 export function armAlarm(s: SessionContext): void {
-	s.alarm.arm([s.outbox.retryAt(), socketsExpireAt(s), nextPushAt(s), nextLiveAt(s), s.mandates.nextDue()]);
+	s.alarm.arm([s.outbox.retryAt(), socketsExpireAt(s), nextPushAt(s), nextLiveAt(s), s.mandates.nextDue(HEARTBEAT_INTERVAL_MS)]);
 }
 
 /**

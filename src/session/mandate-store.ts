@@ -104,16 +104,19 @@ export class MandateStore {
 	}
 
 	/**
-	 * The earliest time a mandate needs the alarm: a running one's next poll or deadline, a stored
-	 * dispatch's retry. One aggregate, run on every flush, instead of reading every row.
+	 * The earliest time a mandate needs the alarm: a running one's next poll, deadline or sign of life
+	 * (`heartbeatMs` after the last thing its phones saw), a stored dispatch's retry. One aggregate,
+	 * run on every flush, instead of reading every row.
 	 */
-	nextDue(): number | null {
+	nextDue(heartbeatMs: number): number | null {
 		return this.#sql
 			.exec<{ at: number | null }>(
 				`SELECT MIN(CASE state
-				   WHEN 'running' THEN MIN(COALESCE(next_poll_at, deadline_at), COALESCE(deadline_at, next_poll_at))
+				   WHEN 'running' THEN MIN(COALESCE(next_poll_at, deadline_at), COALESCE(deadline_at, next_poll_at),
+				     COALESCE(heartbeat_at + ?1, dispatched_at + ?1, next_poll_at, deadline_at))
 				   WHEN 'dispatching' THEN next_dispatch_at END) AS at
 				 FROM ml_mandates WHERE state IN ('running', 'dispatching')`,
+				heartbeatMs,
 			)
 			.one().at;
 	}
