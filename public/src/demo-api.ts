@@ -9,7 +9,7 @@ import * as z from "zod/mini";
 const Scenario = z.object({ id: z.string(), label: z.string() });
 export type Scenario = z.infer<typeof Scenario>;
 
-const DemoSession = z.object({
+export const DemoSession = z.object({
 	session_id: z.string(),
 	token: z.string(),
 	expires_at: z.string(),
@@ -33,15 +33,26 @@ const MIN_TOKEN_LIFE_MS = 10 * 60 * 1000;
 
 /** The demo session of this tab, reused across reloads; null when the Worker has no demo routes. */
 export async function demoSession(): Promise<DemoSession | null> {
-	const stored = DemoSession.safeParse(readStored());
-	if (stored.success && Date.parse(stored.data.expires_at) - Date.now() > MIN_TOKEN_LIFE_MS)
-		return stored.data;
+	const stored = storedDemoSession();
+	if (stored) return stored;
 	const response = await fetch("/api/demo/session", { method: "POST" });
 	if (response.status === 404) return null;
 	if (!response.ok) throw new Error(`POST /api/demo/session answered ${response.status}`);
 	const session = DemoSession.parse(await response.json());
-	sessionStorage.setItem(STORAGE_KEY, JSON.stringify(session));
+	adoptDemoSession(session);
 	return session;
+}
+
+/** This tab's demo session while its token has a while left (with `sessionId`, only that one). */
+export function storedDemoSession(sessionId?: string): DemoSession | null {
+	const stored = DemoSession.safeParse(readStored());
+	if (!stored.success || Date.parse(stored.data.expires_at) - Date.now() <= MIN_TOKEN_LIFE_MS) return null;
+	return sessionId === undefined || stored.data.session_id === sessionId ? stored.data : null;
+}
+
+/** Makes `session` this tab's demo session (a tab opened from a notification takes over its session). */
+export function adoptDemoSession(session: DemoSession): void {
+	sessionStorage.setItem(STORAGE_KEY, JSON.stringify(session));
 }
 
 export async function startMandate(

@@ -1,11 +1,25 @@
 import { type ConnectionStatus, ProgressClient, type SessionView } from "../../client/index.ts";
 import { MandateCard } from "./card.ts";
-import { type DemoSession, demoSession, startMandate } from "./demo-api.ts";
+import {
+	adoptDemoSession,
+	type DemoSession,
+	demoSession,
+	startMandate,
+	storedDemoSession,
+} from "./demo-api.ts";
+import { byId } from "./dom.ts";
+import { setUpNotifications } from "./notify.ts";
+import { rememberedSession } from "./remembered.ts";
 
 /**
  * The pipeline card page (issue 5): what the MyndLens app shows, driven by the client SDK.
  * Locally (demo routes on) it gets its own session and a form to start mandates in a simulator
  * scenario; anywhere else it watches the session named in `#session=…&token=…`.
+ *
+ * The address always names the watched session (`#session=…`, the token only if it came that way),
+ * so the service worker (public/sw.js) can tell which open page a tapped notification belongs to;
+ * `#session=…&mandate=…` without a token — what a tap opens — works for this tab's demo session and
+ * for sessions this browser remembers because notifications are on (remembered.ts).
  */
 
 interface Watch {
@@ -32,19 +46,67 @@ const cards = new Map<string, MandateCard>();
 /** Intents this page typed: live frames do not carry the intent until a snapshot does. */
 const intents = new Map<string, string>();
 
-function byId<T extends HTMLElement>(id: string): T {
-	const element = document.getElementById(id);
-	if (!element) throw new Error(`#${id} is missing from index.html`);
-	return element as T;
-}
+/** A card to bring into view once it is drawn: the mandate of a tapped notification. */
+let openMandate: string | null = null;
 
 async function findSession(): Promise<Watch | null> {
 	const hash = new URLSearchParams(location.hash.slice(1));
 	const sessionId = hash.get("session");
 	const token = hash.get("token");
 	if (sessionId && token) return { sessionId, token, demo: null };
+	if (sessionId) {
+		const known = knownSession(sessionId);
+		if (known) return known;
+		// Opened from a notification whose session this browser can no longer watch.
+		if (hash.get("mandate")) notice("That request can't be shown here any more: its sign-in has ended.");
+	}
 	const demo = await demoSession();
 	return demo ? { sessionId: demo.session_id, token: demo.token, demo } : null;
+}
+
+/** A session named without a token: this tab's demo session, or one kept for notification taps. */
+function knownSession(sessionId: string): Watch | null {
+	const demo = storedDemoSession(sessionId);
+	if (demo) return { sessionId, token: demo.token, demo };
+	const remembered = rememberedSession(sessionId);
+	if (!remembered) return null;
+	// A tab opened from a notification takes the demo session over, so a reload keeps it.
+	if (remembered.demo) adoptDemoSession(remembered.demo);
+	return { sessionId, token: remembered.token, demo: remembered.demo };
+}
+
+/** The address names the watched session (and keeps a token that came in it); `mandate=` is used once. */
+function nameInAddress(watch: Watch): void {
+	const hash = new URLSearchParams(location.hash.slice(1));
+	openMandate = hash.get("mandate");
+	const named = new URLSearchParams({ session: watch.sessionId });
+	const token = hash.get("token");
+	if (token && hash.get("session") === watch.sessionId) named.set("token", token);
+	if (location.hash.slice(1) !== named.toString()) history.replaceState(null, "", `#${named}`);
+}
+
+/** Brings a mandate's card into view and marks it, now or as soon as it is drawn. */
+function showCard(mandateId: string): void {
+	const card = cards.get(mandateId);
+	if (!card) {
+		openMandate = mandateId;
+		return;
+	}
+	openMandate = null;
+	for (const other of cards.values()) delete other.element.dataset.opened;
+	card.element.dataset.opened = "true";
+	card.element.scrollIntoView({ block: "center", behavior: "smooth" });
+}
+
+/** A notification of this session was tapped while this page is open (public/sw.js). */
+function listenForTaps(watch: Watch): void {
+	navigator.serviceWorker?.addEventListener("message", (event: MessageEvent) => {
+		const message: unknown = event.data;
+		if (typeof message !== "object" || message === null) return;
+		const { type, session_id, mandate_id } = message as Record<string, unknown>;
+		if (type !== "myndlens.open-card" || session_id !== watch.sessionId) return;
+		if (typeof mandate_id === "string" && mandate_id) showCard(mandate_id);
+	});
 }
 
 function render(session: SessionView, status: ConnectionStatus): void {
@@ -61,6 +123,7 @@ function render(session: SessionView, status: ConnectionStatus): void {
 		}
 		card.update(mandate, intents.get(mandate.mandate_id) ?? null);
 	}
+	if (openMandate && cards.has(openMandate)) showCard(openMandate);
 }
 
 function notice(text: string | null): void {
@@ -106,6 +169,7 @@ async function main(): Promise<void> {
 		);
 		return;
 	}
+	nameInAddress(watch);
 	const client = new ProgressClient({
 		baseUrl: location.origin,
 		sessionId: watch.sessionId,
@@ -117,6 +181,9 @@ async function main(): Promise<void> {
 	// A phone back from a dead zone should not wait out the backoff.
 	window.addEventListener("online", () => client.reconnect());
 	window.__myndlens = { client, sessionId: watch.sessionId };
+	listenForTaps(watch);
+	// Never in the way of the cards: without Web Push (browser or Worker) the control stays hidden.
+	setUpNotifications(watch).catch(() => {});
 }
 
 main().catch((error: unknown) => notice(`The page could not start: ${String(error)}`));
