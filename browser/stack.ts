@@ -2,6 +2,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gatewayAgent, type ObeGeeSim, startObeGeeSim } from "../sim/obegee.ts";
 import { type GatewaySim, startGatewaySim } from "../sim/openclaw.ts";
+import { type PushSims, startPushSims } from "../sim/push/index.ts";
 import { freePort, HOST, randomSecrets, startLocalWorker } from "../tools/local-worker.ts";
 
 /**
@@ -9,7 +10,8 @@ import { freePort, HOST, randomSecrets, startLocalWorker } from "../tools/local-
  * simulator, the ObeGee simulator (which starts each execution's agent run on that gateway) and
  * `wrangler dev` (demo routes on, fast polling, the gateway as every tenant's default) on free
  * ports, with fresh secrets and a throwaway D1/DO state directory, so it never collides with an
- * `npm start` running beside it.
+ * `npm start` running beside it. The push provider simulators (sim/push/) run too, with test-only
+ * keys: Web Push is on, so the page offers "Notify me when it's done".
  */
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -18,6 +20,7 @@ export interface Stack {
 	url: string;
 	sim: ObeGeeSim;
 	gateway: GatewaySim;
+	push: PushSims;
 	stop(): Promise<void>;
 }
 
@@ -40,9 +43,11 @@ export async function startStack(log: (line: string) => void): Promise<Stack> {
 		log: (line) => log(`[sim] ${line}`),
 		agent: gatewayAgent(gateway),
 	});
+	const push = await startPushSims({ host: HOST, log });
 	const stopSimulators = async () => {
 		await sim.close();
 		await gateway.close();
+		await push.close();
 	};
 	try {
 		const worker = await startLocalWorker({
@@ -60,12 +65,15 @@ export async function startStack(log: (line: string) => void): Promise<Stack> {
 				OPENCLAW_GATEWAY_URL: gateway.url,
 				POLL_INTERVAL_MS: "500",
 				DEMO_ROUTES: "true",
+				// EXPO_PUSH_URL, APNS_*, FCM_*, VAPID_*: every push provider on, at its simulator.
+				...push.env,
 			},
 		});
 		return {
 			url,
 			sim,
 			gateway,
+			push,
 			stop: async () => {
 				await worker.stop();
 				await stopSimulators();
