@@ -4,10 +4,12 @@ import { corsPolicy, securityHeaders } from "./http-policy.ts";
 import { admin } from "./routes/admin.ts";
 import { demo } from "./routes/demo.ts";
 import { devices } from "./routes/devices.ts";
+import { erasure } from "./routes/erasure.ts";
 import { executions } from "./routes/executions.ts";
 import { mandates } from "./routes/mandates.ts";
 import { push } from "./routes/push.ts";
 import { sessions } from "./routes/sessions.ts";
+import { tokens } from "./routes/tokens.ts";
 import { webhooks } from "./routes/webhooks.ts";
 
 export { GatewayDO } from "./openclaw/gateway-do.ts";
@@ -24,11 +26,13 @@ app.use(securityHeaders());
 app.use("/api/*", corsPolicy());
 
 app.get("/health", (c) => c.json({ ok: true }));
+app.route("/api/sessions", tokens); // POST /:sessionId/tokens (issue 12); before the session routes
 app.route("/api/sessions", sessions);
 app.route("/api/mandate", mandates);
 app.route("/api/dispatch", webhooks);
 app.route("/api/executions", executions);
 app.route("/api/admin", admin);
+app.route("/api/admin", erasure);
 app.route("/api/devices", devices);
 app.route("/api/push", push);
 // Demo-only (issue 5): 404 unless DEMO_ROUTES === "true", checked per request inside the module.

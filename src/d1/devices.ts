@@ -78,3 +78,9 @@ export async function deleteDevice(db: D1Database, sub: string, deviceId: string
 		.run();
 	return result.meta.changes > 0;
 }
+
+/** Removes every device of a user (erasure); how many there were. */
+export async function deleteAllDevices(db: D1Database, sub: string): Promise<number> {
+	const result = await db.prepare("DELETE FROM push_devices WHERE sub = ?").bind(sub).run();
+	return result.meta.changes;
+}

@@ -21,6 +21,11 @@ export function rememberExecution(executionId: string, sessionId: string): void 
 	sessionsByExecution.set(executionId, sessionId);
 }
 
+/** Forgets one execution this isolate remembered (it was erased). */
+export function forgetExecution(executionId: string): void {
+	sessionsByExecution.delete(executionId);
+}
+
 /** Forgets what this isolate remembered: as if the next webhook landed in another isolate (tests). */
 export function forgetRememberedExecutions(): void {
 	sessionsByExecution.clear();

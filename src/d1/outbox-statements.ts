@@ -39,6 +39,13 @@ export type OutboxRecord =
 			reported_completed_at?: string | null;
 	  }
 	| {
+			/** The session was bound to its user (issue 12: erasure finds a user's sessions by this). */
+			kind: "owner";
+			sub: string;
+			tenant_id: string | null;
+			at: number;
+	  }
+	| {
 			kind: "delivery";
 			webhook_id: string;
 			execution_id: string;
@@ -111,6 +118,13 @@ export function outboxStatement(
 					record.reported_completed_at ?? null,
 					id,
 				);
+		case "owner":
+			return db
+				.prepare(
+					`INSERT INTO session_owners (session_id, sub, tenant_id, bound_at) VALUES (?, ?, ?, ?)
+					 ON CONFLICT(session_id) DO UPDATE SET tenant_id = COALESCE(session_owners.tenant_id, excluded.tenant_id)`,
+				)
+				.bind(sessionId, record.sub, record.tenant_id, iso(record.at));
 		case "delivery":
 			return db
 				.prepare(

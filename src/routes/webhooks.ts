@@ -1,7 +1,8 @@
 import { Hono } from "hono";
 import { notConfigured } from "../auth/principal.ts";
 import { verifyWebhook } from "../auth/webhook-signature.ts";
-import { sessionOfExecution } from "../d1/executions.ts";
+import { isErasedExecution } from "../d1/erasure.ts";
+import { forgetExecution, sessionOfExecution } from "../d1/executions.ts";
 import { type AppEnv, apiError, limitBody, validate } from "../http.ts";
 import { DeliveryWebhook } from "../protocol/obegee.ts";
 import { rpcResponse, sessionStub } from "./rpc.ts";
@@ -62,8 +63,23 @@ webhooks.post("/delivery-webhook", limitBody(64 * 1024), async (c) => {
 			"The execution could not be looked up just now; retry later.",
 		);
 	}
-	// The owner is stored before execute answers (d1/owners.ts): unknown here really is unknown.
-	if (!sessionId) return apiError(c, 404, "unknown_execution", "No execution with this id is known.");
+	// The owner is stored before execute answers (d1/owners.ts): unknown here really is unknown —
+	// unless the execution was erased (issue 12): then ObeGee is told it arrived, and it is stored nowhere.
+	const executionId = payload.value.execution_id;
+	if (!sessionId) {
+		if (await isErasedExecution(c.env.DB, executionId)) return c.json({ outcome: "erased" });
+		return apiError(c, 404, "unknown_execution", "No execution with this id is known.");
+	}
 	const stub = sessionStub(c, sessionId);
-	return rpcResponse(c, await stub.deliverWebhook(sessionId, verified.webhookId, payload.value, body));
+	const result = await stub.deliverWebhook(sessionId, verified.webhookId, payload.value, body);
+	// This isolate still remembered the owner of an execution erased since.
+	if (
+		!result.ok &&
+		result.error.code === "unknown_execution" &&
+		(await isErasedExecution(c.env.DB, executionId))
+	) {
+		forgetExecution(executionId);
+		return c.json({ outcome: "erased" });
+	}
+	return rpcResponse(c, result);
 });

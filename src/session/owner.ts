@@ -13,7 +13,7 @@ export interface Viewer {
 	tenantId: string | null;
 }
 
-export type Admission = { ok: true } | { ok: false; reason: "other_user" | "other_tenant" };
+export type Admission = { ok: true; bound: boolean } | { ok: false; reason: "other_user" | "other_tenant" };
 
 /** Admits a viewer, binding the session to them if nobody has opened it yet. */
 export function admitViewer(s: SessionContext, viewer: Viewer): Admission {
@@ -23,9 +23,13 @@ export function admitViewer(s: SessionContext, viewer: Viewer): Admission {
 	if (viewer.tenantId !== null && tenant !== null && tenant !== viewer.tenantId) {
 		return { ok: false, reason: "other_tenant" };
 	}
-	if (sub === null) s.meta.set("owner_sub", viewer.sub);
+	if (sub === null) {
+		s.meta.set("owner_sub", viewer.sub);
+		// Where erasure finds the user's sessions (D1 session_owners), copied with the audit trail.
+		s.outbox.add({ kind: "owner", sub: viewer.sub, tenant_id: viewer.tenantId ?? tenant, at: Date.now() });
+	}
 	if (tenant === null && viewer.tenantId !== null) s.meta.set("owner_tenant", viewer.tenantId);
-	return { ok: true };
+	return { ok: true, bound: sub === null };
 }
 
 /** Binds the session to a mandate's tenant; false when it already belongs to another tenant. */

@@ -10,13 +10,15 @@ import { armAlarm, flush, runAlarm } from "./alarm.ts";
 import { SessionContext } from "./context.ts";
 import { execute } from "./dispatch.ts";
 import { snapshot } from "./emission.ts";
+import { eraseSession, type SessionErasure } from "./erasure.ts";
 import { registerLiveActivity } from "./live.ts";
 import { takeWebhook, type WebhookOutcome } from "./outcomes.ts";
-import { admitViewer, type Viewer } from "./owner.ts";
+import { admitViewer, sessionOwner, type Viewer } from "./owner.ts";
 import { fail, ok, type RpcResult } from "./rpc-result.ts";
 import { acceptPhone, autoRespondToPings, onPhoneClose, onPhoneMessage, socketsExpireAt } from "./sockets.ts";
 import { reportStage, type StageReportResult } from "./stage-reports.ts";
 
+export type { SessionErasure } from "./erasure.ts";
 export type { WebhookOutcome } from "./outcomes.ts";
 export type { Viewer } from "./owner.ts";
 export type { RpcError, RpcResult } from "./rpc-result.ts";
@@ -33,12 +35,18 @@ export type { StageReportResult } from "./stage-reports.ts";
  * share one SessionContext and tell the phones through emission.ts. docs/ARCHITECTURE.md has the map.
  */
 export class SessionDO extends DurableObject<Env> implements AgentUpdateSink {
-	readonly #s: SessionContext;
+	#context: SessionContext | null;
 
 	constructor(ctx: DurableObjectState, env: Env) {
 		super(ctx, env);
-		this.#s = new SessionContext(ctx, env);
+		this.#context = new SessionContext(ctx, env);
 		autoRespondToPings(ctx);
+	}
+
+	/** The session's context; made again (empty) after the object erased its storage. */
+	get #s(): SessionContext {
+		this.#context ??= new SessionContext(this.ctx, this.env);
+		return this.#context;
 	}
 
 	// ── Phones ──────────────────────────────────────────────────────────────────────────────────
@@ -57,9 +65,12 @@ export class SessionDO extends DurableObject<Env> implements AgentUpdateSink {
 		const viewer = { sub: headers.get("X-Subject") ?? "", tenantId: headers.get("X-Tenant") || null };
 		const expiresAt = Number(headers.get("X-Token-Expires-At") ?? 0);
 		const expiryBefore = socketsExpireAt(this.#s);
+		const ownerBefore = sessionOwner(this.#s);
 		const accepted = acceptPhone(this.#s, viewer, expiresAt, since === null ? null : Number(since));
+		// The first phone binds the session to its user: that goes to D1 (session_owners) at once.
+		if (ownerBefore === null && sessionOwner(this.#s) !== null) await flush(this.#s);
 		// Only a socket whose token expires before every other one moves the alarm.
-		if (socketsExpireAt(this.#s) !== expiryBefore) armAlarm(this.#s);
+		else if (socketsExpireAt(this.#s) !== expiryBefore) armAlarm(this.#s);
 		return accepted;
 	}
 
@@ -76,8 +87,11 @@ export class SessionDO extends DurableObject<Env> implements AgentUpdateSink {
 	/** The snapshot, for the pipeline (no viewer) or a phone (its token's user and tenant). */
 	progress(sessionId: string, viewer: Viewer | null = null): RpcResult<SnapshotFrame> {
 		this.#s.bind(sessionId);
-		if (viewer && !admitViewer(this.#s, viewer).ok) {
-			return fail(403, "forbidden", "This session belongs to another user.");
+		if (viewer) {
+			const admission = admitViewer(this.#s, viewer);
+			if (!admission.ok) return fail(403, "forbidden", "This session belongs to another user.");
+			// The first phone bound the session to its user: copy that to D1 (session_owners) soon.
+			if (admission.bound) void flush(this.#s);
 		}
 		return ok(snapshot(this.#s));
 	}
@@ -141,6 +155,20 @@ export class SessionDO extends DurableObject<Env> implements AgentUpdateSink {
 		this.#s.bind(sessionId);
 		agentStreamLost(this.#s, executionIds, Date.now());
 		await flush(this.#s);
+	}
+
+	// ── Operations (erasure.ts) ─────────────────────────────────────────────────────────────────
+
+	/** Erases everything of this session (operators, `DELETE /api/admin/…`); a receipt of what went. */
+	async erase(sessionId: string): Promise<RpcResult<SessionErasure>> {
+		const known = this.#s.sessionId();
+		if (known !== null && known !== sessionId) {
+			return fail(409, "conflict", "This object serves another session.");
+		}
+		const receipt = await eraseSession(this.#s, sessionId, Date.now());
+		// Storage is gone: what this instance kept in memory goes with it.
+		this.#context = null;
+		return ok(receipt);
 	}
 
 	// ── The alarm: polling, timeouts, outbox retries (alarm.ts) ─────────────────────────────────
