@@ -1,7 +1,8 @@
 import type { AppContext } from "../http.ts";
 import { apiError } from "../http.ts";
 import { type MobileClaims, verifyMobileToken } from "./mobile-token.ts";
-import { bearerToken, secretsEqual } from "./secrets.ts";
+import { secretValues } from "./secret-values.ts";
+import { bearerToken, matchesAnySecret } from "./secrets.ts";
 
 /**
  * Who is calling (DESIGN.md, "External contract"): the MyndLens pipeline with SERVICE_TOKEN, an
@@ -29,6 +30,8 @@ export type PrincipalKind = Principal["kind"];
  * settings is set answers 503 `not_configured` and logs the missing settings by name; so does a
  * credential that matches nothing while one of them is missing (the caller may hold a credential
  * this service cannot check) — an operator who forgot a secret sees 503, never a silent 401.
+ * Each setting may hold several space-separated values during a rotation (DESIGN.md, "Operations"):
+ * any of them is accepted; a setting that is empty after splitting counts as missing.
  */
 export async function identify(
 	c: AppContext,
@@ -36,7 +39,9 @@ export async function identify(
 	accepts: readonly PrincipalKind[] = ["service", "admin", "mobile"],
 ): Promise<Identified> {
 	const { SERVICE_TOKEN, ADMIN_TOKEN, SESSION_TOKEN_SECRET } = c.env;
-	const missing = accepts.filter((kind) => !c.env[SETTING[kind]]).map((kind) => SETTING[kind]);
+	const missing = accepts
+		.filter((kind) => secretValues(c.env[SETTING[kind]]).length === 0)
+		.map((kind) => SETTING[kind]);
 	const unconfigured = (): Identified => ({
 		ok: false,
 		code: "not_configured",
@@ -50,10 +55,11 @@ export async function identify(
 			response: apiError(c, 401, "unauthorized", "Send a bearer token in the Authorization header."),
 		};
 	}
-	// Both static tokens are always compared, so timing does not tell which one (if any) matched.
+	// Every value of both static tokens is always compared, in constant time, so timing does not
+	// tell which one (if any) matched.
 	const [isService, isAdmin] = await Promise.all([
-		SERVICE_TOKEN ? secretsEqual(token, SERVICE_TOKEN) : false,
-		ADMIN_TOKEN ? secretsEqual(token, ADMIN_TOKEN) : false,
+		matchesAnySecret(token, SERVICE_TOKEN),
+		matchesAnySecret(token, ADMIN_TOKEN),
 	]);
 	if (isService) return { ok: true, principal: { kind: "service" } };
 	if (isAdmin) return { ok: true, principal: { kind: "admin" } };

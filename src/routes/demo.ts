@@ -10,6 +10,7 @@ import {
 	notConfigured,
 	obegeeSettingsMissing,
 } from "../auth/principal.ts";
+import { currentSecret } from "../auth/secret-values.ts";
 import { type AppEnv, apiError, limitBody, readJson } from "../http.ts";
 import { Identifier, text } from "../protocol/common.ts";
 import { sessionStub } from "./rpc.ts";
@@ -60,7 +61,8 @@ demo.get("/scenarios", (c) => c.json({ scenarios: DEMO_SCENARIOS }));
 
 /** A fresh session and a mobile token for it, as the MyndLens app would get them at sign-in. */
 demo.post("/session", async (c) => {
-	const secret = c.env.SESSION_TOKEN_SECRET;
+	// The first secret signs (a rotation lists several); none at all is a missing setting.
+	const secret = currentSecret(c.env.SESSION_TOKEN_SECRET);
 	if (!secret) return notConfigured(c, "demo sessions", ["SESSION_TOKEN_SECRET"]);
 	const sessionId = `demo_${randomHex(8)}`;
 	const expiresAt = Math.floor(Date.now() / 1000) + DEMO_TOKEN_TTL_SECONDS;
