@@ -56,6 +56,7 @@ const SECRET_FACTORIES: Record<string, () => string> = {
 	SERVICE_TOKEN: () => `dev_service_${randomBytes(24).toString("hex")}`,
 	ADMIN_TOKEN: () => `dev_admin_${randomBytes(24).toString("hex")}`,
 	OPENCLAW_GATEWAY_TOKEN: () => `dev_gateway_${randomBytes(24).toString("hex")}`,
+	GATEWAY_TOKEN_KEY: () => randomBytes(32).toString("base64"),
 };
 
 /** A failure the user can act on: printed without a stack trace. */

@@ -23,6 +23,9 @@ export interface Env {
 	EXECUTION_TIMEOUT_MS?: string;
 	OPENCLAW_GATEWAY_URL?: string;
 	OPENCLAW_GATEWAY_TOKEN?: string;
+	/** AES-256-GCM keys (base64, 32 bytes; space-separated for rotation, the first encrypts) for the
+	 * tenant gateway tokens stored in D1 (src/auth/gateway-token.ts). Without it no gateway is registered. */
+	GATEWAY_TOKEN_KEY?: string;
 	/** Web origins (comma-separated) allowed to call the API from a browser; same-origin needs none. */
 	ALLOWED_ORIGINS?: string;
 	/** "true" logs per-session work counters (one JSON line per flush and alarm); the benchmark reads them. */

@@ -10,6 +10,8 @@ export const TEST_SECRETS = {
 	SERVICE_TOKEN: "test-service-token",
 	ADMIN_TOKEN: "test-admin-token",
 	OPENCLAW_GATEWAY_TOKEN: "test-openclaw-gateway-token",
+	// AES-256-GCM key for tenant gateway tokens at rest: base64 of 32 bytes.
+	GATEWAY_TOKEN_KEY: "c0/iU/E0duM+dr8euts7iEISf43mm+WymBfNDPtiJZs=",
 } as const;
 
 /**

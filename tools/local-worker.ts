@@ -28,6 +28,7 @@ export function randomSecrets() {
 		SERVICE_TOKEN: `local_service_${randomBytes(16).toString("hex")}`,
 		ADMIN_TOKEN: `local_admin_${randomBytes(16).toString("hex")}`,
 		OPENCLAW_GATEWAY_TOKEN: `local_gateway_${randomBytes(16).toString("hex")}`,
+		GATEWAY_TOKEN_KEY: randomBytes(32).toString("base64"),
 	};
 }
 

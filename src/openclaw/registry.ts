@@ -1,4 +1,4 @@
-import { getTenantGateway } from "../d1/gateways.ts";
+import { readTenantGateway } from "../d1/gateways.ts";
 import type { Env } from "../env.ts";
 
 /*
@@ -18,11 +18,13 @@ export interface GatewayTarget {
 export type GatewayLookup = { ok: true; target: GatewayTarget } | { ok: false; reason: string };
 
 export async function gatewayFor(env: Env, tenantId: string): Promise<GatewayLookup> {
-	const row = await getTenantGateway(env.DB, tenantId);
+	const row = await readTenantGateway(env.DB, env.GATEWAY_TOKEN_KEY, tenantId);
 	if (row) {
 		const problem = gatewayUrlProblem(row.url);
 		if (problem) return { ok: false, reason: `the registered gateway URL ${problem}` };
-		return { ok: true, target: { url: row.url, token: row.token || null, source: "registry" } };
+		// A token that cannot be decrypted (GATEWAY_TOKEN_KEY missing or rotated away) is "not configured".
+		if (!row.token.ok) return { ok: false, reason: row.token.reason };
+		return { ok: true, target: { url: row.url, token: row.token.token || null, source: "registry" } };
 	}
 	const url = env.OPENCLAW_GATEWAY_URL?.trim();
 	if (!url) return { ok: false, reason: "no gateway registered and OPENCLAW_GATEWAY_URL is empty" };

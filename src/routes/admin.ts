@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import * as z from "zod/mini";
-import { forbidden, fromHeader, identify } from "../auth/principal.ts";
+import { GATEWAY_TOKEN_KEY, gatewayKeyring, sealGatewayToken } from "../auth/gateway-token.ts";
+import { forbidden, fromHeader, identify, notConfigured } from "../auth/principal.ts";
 import { deleteTenantGateway, getTenantGateway, putTenantGateway } from "../d1/gateways.ts";
 import { type AppContext, type AppEnv, apiError, limitBody, readJson, validate } from "../http.ts";
 import { gatewayUrlProblem } from "../openclaw/registry.ts";
@@ -9,7 +10,8 @@ import { Identifier } from "../protocol/common.ts";
 /**
  * Operators' routes (ADMIN_TOKEN only). `PUT /tenants/:tenantId/gateway` registers where a tenant's
  * OpenClaw Gateway lives (issue 3); the tenant's Gateway DO reconnects to it. The token is stored
- * for the Gateway DO and never returned or logged.
+ * encrypted under GATEWAY_TOKEN_KEY (issue 12; without it, registering answers 503) for the Gateway
+ * DO, and never returned or logged.
  */
 export const admin = new Hono<AppEnv>();
 
@@ -41,8 +43,18 @@ admin.put("/tenants/:tenantId/gateway", limitBody(8_192), async (c) => {
 	if (!tenantId.ok) return tenantId.response;
 	const body = await readJson(c, GatewayRegistration);
 	if (!body.ok) return body.response;
+	const keyring = await gatewayKeyring(c.env.GATEWAY_TOKEN_KEY);
+	if (!keyring.ok) {
+		// Set but not base64 of 32 bytes: say so (never the value), beside the "missing" line.
+		if (c.env.GATEWAY_TOKEN_KEY?.trim())
+			console.error(
+				JSON.stringify({ msg: "setting malformed", setting: GATEWAY_TOKEN_KEY, why: keyring.problem }),
+			);
+		return notConfigured(c, "tenant gateways", [GATEWAY_TOKEN_KEY]);
+	}
+	const sealedToken = await sealGatewayToken(keyring.keys, tenantId.value, body.value.token);
 	const updatedAt = new Date().toISOString();
-	await putTenantGateway(c.env.DB, tenantId.value, body.value, updatedAt);
+	await putTenantGateway(c.env.DB, tenantId.value, { url: body.value.url, sealedToken }, updatedAt);
 	await c.env.GATEWAY.getByName(tenantId.value).gatewayChanged(tenantId.value);
 	return c.json({ tenant_id: tenantId.value, url: body.value.url, updated_at: updatedAt });
 });
