@@ -20,6 +20,8 @@ export interface Env {
 	SERVICE_TOKEN?: string;
 	ADMIN_TOKEN?: string;
 	POLL_INTERVAL_MS?: string;
+	/** Days a finished mandate, its events and audit rows are kept (default 30). */
+	RETENTION_DAYS?: string;
 	EXECUTION_TIMEOUT_MS?: string;
 	OPENCLAW_GATEWAY_URL?: string;
 	OPENCLAW_GATEWAY_TOKEN?: string;

@@ -1,4 +1,6 @@
 import { Hono } from "hono";
+import { timing } from "./config.ts";
+import { SWEEP_BATCH, sweepD1 } from "./d1/erasure.ts";
 import { type AppEnv, apiError } from "./http.ts";
 import { corsPolicy, securityHeaders } from "./http-policy.ts";
 import { admin } from "./routes/admin.ts";
@@ -45,4 +47,29 @@ app.onError((error, c) => {
 	return apiError(c, 500, "internal_error", "Something went wrong on our side. Please try again.");
 });
 
-export default app satisfies ExportedHandler<AppEnv["Bindings"]>;
+/**
+ * The Cron Trigger (wrangler.toml `[triggers]`): the D1 retention sweep, in bounded batches (issue 12).
+ * Each Session DO deletes its own expired mandates from its alarm; this sweeps D1's copies.
+ */
+export async function sweepRetention(env: AppEnv["Bindings"], now: number): Promise<Record<string, number>> {
+	const cutoff = now - timing(env).retentionMs;
+	const total: Record<string, number> = {};
+	for (let round = 0; round < MAX_SWEEP_ROUNDS; round++) {
+		const removed = await sweepD1(env.DB, cutoff);
+		for (const [table, n] of Object.entries(removed)) total[table] = (total[table] ?? 0) + n;
+		if (Object.values(removed).every((n) => n < SWEEP_BATCH)) break;
+	}
+	console.log(
+		JSON.stringify({ msg: "retention sweep", cutoff: new Date(cutoff).toISOString(), removed: total }),
+	);
+	return total;
+}
+/** Batches per table in one Cron run; what is left waits for the next run. */
+const MAX_SWEEP_ROUNDS = 20;
+
+export default {
+	fetch: app.fetch,
+	async scheduled(controller, env, ctx) {
+		ctx.waitUntil(sweepRetention(env, controller.scheduledTime));
+	},
+} satisfies ExportedHandler<AppEnv["Bindings"]>;

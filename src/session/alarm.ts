@@ -6,6 +6,7 @@ import { nextLiveAt, runLive } from "./live.ts";
 import { timeOut } from "./outcomes.ts";
 import { pollExecution } from "./poll.ts";
 import { nextPushAt, runPushes } from "./push.ts";
+import { nextRetentionAt, runRetention } from "./retention.ts";
 import { closeExpiredSockets, socketsExpireAt } from "./sockets.ts";
 
 /**
@@ -14,7 +15,7 @@ import { closeExpiredSockets, socketsExpireAt } from "./sockets.ts";
  * the outbox's retry. It may run early (tests fire it on
  * demand) or twice: it acts as of the time it was armed for, does the work due by then, and re-arms.
  */
-export async function runAlarm(s: SessionContext): Promise<void> {
+export async function runAlarm(s: SessionContext): Promise<"deleted" | undefined> {
 	const sessionId = s.sessionId();
 	if (!sessionId) return;
 	if (s.env.METRICS_LOG === "true") console.log(JSON.stringify({ metric: "alarm", session_id: sessionId }));
@@ -36,11 +37,21 @@ export async function runAlarm(s: SessionContext): Promise<void> {
 	// After the polls and deadlines, so what they changed goes out in this turn.
 	runLive(s, now);
 	await flushNow(s);
+	// Last, once the outbox is copied: a session with nothing left deletes itself.
+	if (await runRetention(s, now)) return "deleted";
+	armAlarm(s);
 }
 
 /** Arms the one alarm for the earliest pending job: a poll, a deadline, a dispatch, an expiry or a retry. */
 export function armAlarm(s: SessionContext): void {
-	s.alarm.arm([s.outbox.retryAt(), socketsExpireAt(s), nextPushAt(s), nextLiveAt(s), s.mandates.nextDue(HEARTBEAT_INTERVAL_MS)]);
+	s.alarm.arm([
+		s.outbox.retryAt(),
+		socketsExpireAt(s),
+		nextPushAt(s),
+		nextLiveAt(s),
+		s.mandates.nextDue(HEARTBEAT_INTERVAL_MS),
+		nextRetentionAt(s),
+	]);
 }
 
 /**

@@ -10,7 +10,8 @@ export type UnsequencedFrame = LoggedFrame extends infer F
 /**
  * The session's seq-numbered event log (DESIGN.md, "Rules that keep it correct"): every frame is
  * written here before it is sent, so a phone that resumes with `?since=N` gets exactly what it
- * missed. The log keeps the newest RETAINED_EVENTS frames; an older `since` gets a snapshot.
+ * missed. The log keeps the newest RETAINED_EVENTS frames (and loses a finished mandate's frames to
+ * retention); a `since` the log no longer covers in full gets a snapshot.
  */
 export const RETAINED_EVENTS = 2_000;
 const PRUNE_EVERY = 200;
@@ -53,12 +54,13 @@ export class EventLog {
 		const last = this.lastSeq();
 		if (since > last) return null;
 		if (since === last) return [];
-		const oldest = this.#sql.exec<{ seq: number }>("SELECT MIN(seq) AS seq FROM ml_events").toArray()[0]?.seq;
-		if (oldest === undefined || oldest === null || oldest > since + 1) return null;
-		return this.#sql
+		const frames = this.#sql
 			.exec<{ frame: string }>("SELECT frame FROM ml_events WHERE seq > ? ORDER BY seq", since)
 			.toArray()
 			.map((row) => row.frame);
+		// Every seq after `since` must still be there: pruning removes the oldest, and retention removes a
+		// finished mandate's events from anywhere in the log (issue 12). A hole means a snapshot.
+		return frames.length === last - since ? frames : null;
 	}
 }
 

@@ -77,6 +77,9 @@ const COLUMNS = new Set<string>([
 	"updated_at",
 ]);
 
+/** Finished mandates a snapshot shows at most (the newest); unfinished ones are always shown. */
+export const MAX_FINISHED_SHOWN = 20;
+
 /** Mandates and their stages in the Session DO's SQLite. Plain synchronous SQL, no business rules. */
 export class MandateStore {
 	readonly #sql: SqlStorage;
@@ -189,8 +192,22 @@ export class MandateStore {
 		);
 	}
 
-	/** The full current state of every mandate, as a snapshot frame and the progress API show it. */
+	/**
+	 * The full current state of the mandates a phone is shown on connect and by the progress API: every
+	 * unfinished one and the newest MAX_FINISHED_SHOWN finished ones (older finished mandates are left out
+	 * of the snapshot, not summarised, so what a phone gets stays bounded however long a session lives).
+	 */
 	states(): MandateState[] {
+		const shown = this.#sql
+			.exec<Row>(
+				`SELECT * FROM ml_mandates WHERE state NOT IN ('completed', 'failed', 'timed_out')
+				 UNION ALL
+				 SELECT * FROM (SELECT * FROM ml_mandates WHERE state IN ('completed', 'failed', 'timed_out')
+				                ORDER BY updated_at DESC, mandate_id LIMIT ?)
+				 ORDER BY created_at, mandate_id`,
+				MAX_FINISHED_SHOWN,
+			)
+			.toArray() as unknown as MandateRecord[];
 		const stageRows = this.#sql
 			.exec<{
 				mandate_id: string;
@@ -198,7 +215,11 @@ export class MandateStore {
 				status: string;
 				message: string | null;
 				updated_at: number;
-			}>("SELECT mandate_id, stage, status, message, updated_at FROM ml_stages")
+			}>(
+				`SELECT mandate_id, stage, status, message, updated_at FROM ml_stages
+				 WHERE mandate_id IN (SELECT value FROM json_each(?))`,
+				JSON.stringify(shown.map((mandate) => mandate.mandate_id)),
+			)
 			.toArray();
 		const byMandate = new Map<string, Map<number, (typeof stageRows)[number]>>();
 		for (const row of stageRows) {
@@ -206,7 +227,7 @@ export class MandateStore {
 			own.set(row.stage, row);
 			byMandate.set(row.mandate_id, own);
 		}
-		return this.all().map((mandate) => {
+		return shown.map((mandate) => {
 			const own = byMandate.get(mandate.mandate_id) ?? new Map();
 			return {
 				mandate_id: mandate.mandate_id,

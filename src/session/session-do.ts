@@ -14,6 +14,7 @@ import { eraseSession, type SessionErasure } from "./erasure.ts";
 import { registerLiveActivity } from "./live.ts";
 import { takeWebhook, type WebhookOutcome } from "./outcomes.ts";
 import { admitViewer, sessionOwner, type Viewer } from "./owner.ts";
+import { noteLastPhoneLeft } from "./retention.ts";
 import { fail, ok, type RpcResult } from "./rpc-result.ts";
 import { acceptPhone, autoRespondToPings, onPhoneClose, onPhoneMessage, socketsExpireAt } from "./sockets.ts";
 import { reportStage, type StageReportResult } from "./stage-reports.ts";
@@ -80,6 +81,7 @@ export class SessionDO extends DurableObject<Env> implements AgentUpdateSink {
 
 	override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
 		onPhoneClose(ws, code, reason);
+		if (this.#s.sessionId() !== null && noteLastPhoneLeft(this.#s, Date.now())) armAlarm(this.#s);
 	}
 
 	// ── RPC from the Worker ─────────────────────────────────────────────────────────────────────
@@ -174,6 +176,7 @@ export class SessionDO extends DurableObject<Env> implements AgentUpdateSink {
 	// ── The alarm: polling, timeouts, outbox retries (alarm.ts) ─────────────────────────────────
 
 	override async alarm(): Promise<void> {
-		await runAlarm(this.#s);
+		// A session with nothing left deleted its storage: what this instance kept in memory goes too.
+		if ((await runAlarm(this.#s)) === "deleted") this.#context = null;
 	}
 }

@@ -1,0 +1,75 @@
+import type { SessionContext } from "./context.ts";
+
+/**
+ * Retention (issue 12, DESIGN.md "Operations"): a finished mandate — its stages, its events in the log,
+ * its push and live rows — is deleted once RETENTION_DAYS old; nothing still running is touched. A
+ * session with nothing left, no phone connected and nothing waiting for D1 deletes its own storage,
+ * alarm included, and its `session_owners` row. D1's copies are swept by the Cron Trigger
+ * (src/d1/erasure.ts `sweepD1`). A phone resuming across deleted events gets a snapshot (event-log.ts).
+ */
+
+const FINISHED = "('completed', 'failed', 'timed_out')";
+
+/** A session whose last phone left with no mandate ever stored is deleted this long after. */
+export const EMPTY_SESSION_GRACE_MS = 60 * 60_000;
+
+/** When the oldest finished mandate is due for deletion (or an empty session), for the alarm. */
+export function nextRetentionAt(s: SessionContext): number | null {
+	const oldest = s.sql
+		.exec<{ at: number | null }>(`SELECT MIN(updated_at) AS at FROM ml_mandates WHERE state IN ${FINISHED}`)
+		.one().at;
+	if (oldest !== null) return oldest + s.timing.retentionMs;
+	return s.meta.getNumber("empty_cleanup_at");
+}
+
+/** The last phone left: a session that never held a mandate is deleted after EMPTY_SESSION_GRACE_MS. */
+export function noteLastPhoneLeft(s: SessionContext, now: number): boolean {
+	if (s.ctx.getWebSockets().length > 0) return false;
+	if (s.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM ml_mandates").one().n > 0) return false;
+	s.meta.set("empty_cleanup_at", now + EMPTY_SESSION_GRACE_MS);
+	return true;
+}
+
+/** Deletes what is past retention; true when the whole session was deleted (its storage is gone). */
+export async function runRetention(s: SessionContext, now: number): Promise<boolean> {
+	const cutoff = now - s.timing.retentionMs;
+	const expired = s.sql
+		.exec<{ mandate_id: string }>(
+			`SELECT mandate_id FROM ml_mandates WHERE state IN ${FINISHED} AND updated_at <= ?`,
+			cutoff,
+		)
+		.toArray()
+		.map((row) => row.mandate_id);
+	for (const mandateId of expired) {
+		for (const table of ["ml_stages", "ml_events", "ml_push", "ml_live", "ml_mandates"]) {
+			s.sql.exec(`DELETE FROM ${table} WHERE mandate_id = ?`, mandateId);
+		}
+	}
+	if (expired.length > 0) {
+		console.log(
+			JSON.stringify({
+				msg: "retention: mandates deleted",
+				session_id: s.sessionId(),
+				mandates: expired.length,
+			}),
+		);
+	}
+	// Webhook ids are kept to spot replays; a replay older than retention is refused by its timestamp anyway.
+	s.sql.exec("DELETE FROM ml_webhooks WHERE received_at <= ?", cutoff);
+
+	const left = s.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM ml_mandates").one().n;
+	if (left > 0 || s.ctx.getWebSockets().length > 0 || s.outbox.pending() > 0) return false;
+	const sessionId = s.sessionId();
+	try {
+		if (sessionId) {
+			await s.env.DB.prepare("DELETE FROM session_owners WHERE session_id = ?").bind(sessionId).run();
+		}
+	} catch {
+		// D1 is down: keep everything and try again with the next alarm.
+		return false;
+	}
+	await s.ctx.storage.deleteAlarm();
+	await s.ctx.storage.deleteAll();
+	console.log(JSON.stringify({ msg: "retention: session deleted", session_id: sessionId }));
+	return true;
+}
