@@ -320,7 +320,7 @@ export interface ReceivedPush {
 	type: string;
 	title?: string;
 	body?: string;
-	/** The app's data: Expo's and FCM's `data`, the APNs payload beside `aps`, the Web Push JSON. */
+	/** The app's data: Expo's and FCM's `data`, the APNs payload beside `aps`, the Web Push JSON's `data`. */
 	data?: Record<string, unknown>;
 	/** A Live Activity push: its `aps.event` and `aps.content-state`. */
 	liveActivity?: { event: string; contentState: Record<string, unknown> };
@@ -339,7 +339,9 @@ export function describePush(push: ReceivedPush): string {
 		// A body that only repeats the title is shown once.
 		what = [push.title, push.body === push.title ? undefined : push.body].filter(Boolean).join(": ");
 	} else if (push.data && "stage" in push.data) {
-		what = describeState(push.data);
+		// An Android progress data message: the Live Activity's state, as strings, with its event.
+		const event = typeof push.data.event === "string" ? `${push.data.event} ` : "";
+		what = `${event}${describeState(push.data)}`;
 	} else {
 		what = JSON.stringify(push.data ?? {});
 	}

@@ -174,7 +174,11 @@ export function startWebPushSim(options: WebPushSimOptions = {}): Promise<PushSi
 			type: title || body ? "notification" : "data",
 			...(title !== undefined && { title }),
 			...(body !== undefined && { body }),
-			data: json ?? { text: plaintext },
+			// The JSON's `data` (beside title and body), else the whole JSON, else the text.
+			data:
+				json?.data && typeof json.data === "object" && !Array.isArray(json.data)
+					? (json.data as Record<string, unknown>)
+					: (json ?? { text: plaintext }),
 		});
 		return {
 			status: 201,
