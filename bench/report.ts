@@ -1,5 +1,6 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { PushBenchResult } from "./push.ts";
 import type { Distribution } from "./stats.ts";
 
 /** The benchmark's results as JSON, a markdown table and an SVG latency chart (bench/results/). */
@@ -27,6 +28,8 @@ export interface BenchReport {
 	correctness: { lost: number; duplicated: number; out_of_order: number; reconnects: number; events: number };
 	costs: Array<Record<string, number | string>>;
 	bundle: { bytes: number; gzip: number };
+	/** The completion-push scenario (bench/push.ts). */
+	push?: PushBenchResult;
 }
 
 export function writeReport(root: string, report: BenchReport): void {
@@ -91,14 +94,68 @@ function markdown(report: BenchReport): string {
 		`Bundle: ${(report.bundle.bytes / 1024).toFixed(1)} KiB, ${(report.bundle.gzip / 1024).toFixed(1)} KiB gzip.`,
 		"",
 		...costModel(report.costs),
+		...(report.push ? pushMarkdown(report.push) : []),
 	);
 	return lines.join("\n");
+}
+
+/** The push scenario's section: latency at the provider, accounting, work and price per push. */
+export function pushMarkdown(push: PushBenchResult): string[] {
+	const row = (label: string, d: Distribution) =>
+		`| ${label} | ${d.n} | ${d.p50} | ${d.p95} | ${d.p99} | ${d.max} |`;
+	const c = push.correctness;
+	const p = push.per_push;
+	const o = push.per_outcome_without_devices;
+	const cost = pushCost(push);
+	return [
+		"## Completion pushes: signed webhook → push request at the provider simulator (ms)",
+		"",
+		`${push.devices} registered devices of ${push.users} users (${push.layout}); providers ${push.providers}. Each user's app opened its session once and is in the pocket: no phone connected at the outcome, so the push goes out at once (no acknowledgement grace). ${push.users} outcomes (and 2 × ${push.control_sessions} in the control groups) by signed webhook at ${push.webhooks_per_s}/s.`,
+		"",
+		"| devices | n | p50 | p95 | p99 | max |",
+		"|---|---|---|---|---|---|",
+		row("all", push.latency),
+		...Object.entries(push.by_provider).map(([kind, d]) => row(kind, d)),
+		...Object.entries(push.by_devices_per_user).map(([n, d]) =>
+			row(`of users with ${n} device${n === "1" ? "" : "s"}`, d),
+		),
+		"",
+		`**${c.received}/${c.expected} devices got their completion push: ${c.lost} lost, ${c.duplicated} duplicated**, ${c.unexpected} to a device that should get none, ${c.refused_requests} requests refused by a provider, ${c.webhooks_not_applied} webhooks not applied; ${c.android_progress_ends} Android progress ends (one per FCM device).`,
+		"",
+		"Work per push, from the webhook on (measured: the push users' sessions minus sessions nobody opened, per device, so the outcome's own fan-out and the Android progress end are in it; D1 rows read and the Expo receipt read ~15 min later counted from the code):",
+		"",
+		"| | SQLite rows written | D1 statements | D1 rows written | D1 rows read | alarm wake-ups | provider requests | Expo receipt reads (alarm + request) |",
+		"|---|---|---|---|---|---|---|---|",
+		`| per push | ${p.sqlite_rows_written} | ${p.d1_statements} | ${p.d1_rows_written} | ${p.d1_rows_read} | ${p.alarm_wakeups} | ${p.provider_requests} | ${p.expo_receipt_alarms} |`,
+		`| per outcome of a user with no device | ${o.sqlite_rows_written} | ${o.d1_statements} | ${o.d1_rows_written} | 0 | ${o.alarm_wakeups} | ${o.provider_requests} | 0 |`,
+		"",
+		`**Cost per push**: $${cost.total.toFixed(2)} per million pushes (DO requests $${cost.do_requests.toFixed(2)}, DO duration $${cost.do_duration.toFixed(2)}, SQLite rows $${cost.sqlite_rows.toFixed(2)}, D1 rows $${cost.d1_rows.toFixed(2)}); provider subrequests are not billed by Cloudflare. DO duration assumes the object stays awake ${PUSH_PROVIDER_RTT_S * 1000} ms for a provider's answer, once per outcome (its sends run in parallel).`,
+		"",
+	];
+}
+
+/** A provider's answer from Cloudflare's edge, for the DO duration a push keeps its object awake (assumed). */
+const PUSH_PROVIDER_RTT_S = 0.2;
+
+/** The price of one million completion pushes, from the measured work per push. */
+export function pushCost(push: PushBenchResult) {
+	const p = push.per_push;
+	const devicesPerOutcome = push.devices / push.users;
+	const doRequests = p.alarm_wakeups + p.expo_receipt_alarms;
+	const gbSeconds = (DO_MEMORY_GB * PUSH_PROVIDER_RTT_S) / devicesPerOutcome;
+	const perMillion = {
+		do_requests: doRequests * PRICES.doRequestPerMillion,
+		do_duration: gbSeconds * PRICES.doGbSecondPerMillion,
+		sqlite_rows: p.sqlite_rows_written * PRICES.sqliteRowWrittenPerMillion,
+		d1_rows: p.d1_rows_written * PRICES.d1RowWrittenPerMillion + p.d1_rows_read * PRICES.d1RowReadPerMillion,
+	};
+	return { ...perMillion, total: Object.values(perMillion).reduce((sum, value) => sum + value, 0) };
 }
 
 /**
  * Cloudflare's published Workers Paid prices (USD), without the monthly included amounts:
  * Workers requests, Durable Object requests (RPC calls and alarms), Durable Object duration,
- * SQLite-in-DO rows written, D1 rows written.
+ * SQLite-in-DO rows written, D1 rows written and read.
  */
 export const PRICES = {
 	workerRequestPerMillion: 0.3,
@@ -106,6 +163,7 @@ export const PRICES = {
 	doGbSecondPerMillion: 12.5,
 	sqliteRowWrittenPerMillion: 1.0,
 	d1RowWrittenPerMillion: 1.0,
+	d1RowReadPerMillion: 0.001,
 } as const;
 const DO_MEMORY_GB = 0.128;
 /** The Gateway DO keeps its socket 30 s after the tenant's last execution (src/openclaw/gateway-do.ts). */

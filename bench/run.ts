@@ -19,7 +19,8 @@ import {
 } from "../tools/local-worker.ts";
 import { Gateways } from "./gateways.ts";
 import { Phone } from "./phone.ts";
-import { type LatencyResult, writeReport, writeSoakReport } from "./report.ts";
+import { pushBench } from "./push.ts";
+import { type LatencyResult, pushMarkdown, writeReport, writeSoakReport } from "./report.ts";
 import { soak } from "./soak.ts";
 import { type Distribution, distribution, pool } from "./stats.ts";
 
@@ -619,6 +620,10 @@ async function main() {
 			}),
 		]);
 		const bundle = bundleSize();
+		// The push scenario runs on a Worker of its own (own D1, the push simulators): stop these first.
+		await Promise.all([service.stop(), floor.stop()]);
+		log("completion pushes: 1,000 devices, outcomes by webhook with no phone connected");
+		const push = await pushBench(ROOT, isolated.config);
 		const report = {
 			generated_at: new Date().toISOString(),
 			machine: "2-core shared sandbox, workerd via wrangler dev, phones in Node on loopback",
@@ -628,6 +633,7 @@ async function main() {
 			correctness,
 			costs,
 			bundle,
+			push,
 		};
 		writeReport(ROOT, report);
 		log(`done in ${report.duration_s} s; results in bench/results/`);
@@ -646,7 +652,34 @@ async function runSoak() {
 	if (result.wrong_state + result.not_exactly_one_outcome + result.lost_audit_rows > 0) process.exitCode = 1;
 }
 
-(process.argv.includes("--soak") ? runSoak() : main()).catch((error: unknown) => {
+/**
+ * `npm run bench -- --only push`: one scenario alone, on the Worker bundled as it deploys; its
+ * figures are printed (as JSON and as the README's markdown), bench/results/ is left as it is.
+ */
+async function runOnly(name: string) {
+	if (name !== "push") throw new Error(`--only ${name}: the scenarios that run alone are: push`);
+	const isolated = isolatedWorkerConfig(ROOT);
+	try {
+		const result = await pushBench(ROOT, isolated.config);
+		console.log(JSON.stringify(result, null, 2));
+		console.log(pushMarkdown(result).join("\n"));
+	} finally {
+		isolated.cleanup();
+	}
+}
+
+// Ctrl-C or a kill: exit through process.exit, so the wrangler process groups are stopped too
+// (tools/local-worker.ts kills them on "exit", which a signal alone never emits).
+process.once("SIGINT", () => process.exit(130));
+process.once("SIGTERM", () => process.exit(143));
+
+const only = process.argv.indexOf("--only");
+(process.argv.includes("--soak")
+	? runSoak()
+	: only >= 0
+		? runOnly(process.argv[only + 1] ?? "")
+		: main()
+).catch((error: unknown) => {
 	console.error(error);
 	process.exit(1);
 });
