@@ -32,6 +32,8 @@ export interface Env {
 	ALLOWED_ORIGINS?: string;
 	/** "true" logs per-session work counters (one JSON line per flush and alarm); the benchmark reads them. */
 	METRICS_LOG?: string;
+	/** Workers Analytics Engine: one data point per stage, outcome, gateway drop and push (src/session/analytics.ts). */
+	METRICS?: AnalyticsEngineDataset;
 	/** "true" only in local configs (npm start, the browser test): enables src/routes/demo.ts. */
 	DEMO_ROUTES?: string;
 	/** The singleton that mints and caches the shared APNs provider token and FCM access token. */

@@ -1,6 +1,7 @@
 import { type AgentUpdate, coalesceChunks, type GatewayWatcher } from "../openclaw/contract.ts";
 import { forwardChanges } from "../pipeline/outcome.ts";
 import { PROGRESS, STATUS } from "../pipeline/progress.ts";
+import { gatewayDropPoint } from "./analytics.ts";
 import { audit } from "./audit.ts";
 import type { SessionContext } from "./context.ts";
 import { appendChunk, moveStages, showProgress } from "./emission.ts";
@@ -56,15 +57,20 @@ export function applyAgentUpdates(
 /** The gateway stream of these executions dropped: ObeGee polling returns to its base pace now. */
 export function agentStreamLost(s: SessionContext, executionIds: readonly string[], now: number): void {
 	const { pollIntervalMs } = s.timing;
+	let affected = 0;
+	let tenant: string | null = null;
 	for (const executionId of executionIds) {
 		const mandate = s.mandates.byExecution(executionId);
 		if (mandate?.state !== "running") continue;
+		affected += 1;
+		tenant = mandate.tenant_id;
 		s.mandates.update(mandate.mandate_id, {
 			agent_event_at: null,
 			next_poll_at: Math.min(mandate.next_poll_at ?? now, now + pollIntervalMs),
 		});
 		audit(s, "agent_stream", mandate, { event: "lost" }, now);
 	}
+	if (affected > 0) gatewayDropPoint(s, tenant, affected);
 }
 
 /**

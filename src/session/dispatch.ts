@@ -295,7 +295,7 @@ async function failDispatch(
 	});
 	const plan = planStageMove(board, 6, "failed");
 	if (plan.ok) moveStages(s, failed, plan.changes, at, { 6: { message: failure.message } });
-	schedulePush(s, failed, "failed", at);
+	schedulePush(s, failed, "failed", at, "dispatch");
 	audit(s, "dispatch_failed", failed, { ...detail, code: failure.code }, at);
 	await flush(s);
 	return fail(failure.httpStatus, failure.code, failure.message);

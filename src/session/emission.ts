@@ -3,6 +3,7 @@ import { nextProgress, stillWorkingStatus } from "../pipeline/progress.ts";
 import type { StageChange } from "../pipeline/stage-machine.ts";
 import type { SnapshotFrame } from "../protocol/frames.ts";
 import { type StageNumber, stageName } from "../protocol/stages.ts";
+import { stagePoint } from "./analytics.ts";
 import { audit } from "./audit.ts";
 import type { SessionContext } from "./context.ts";
 import type { UnsequencedFrame } from "./event-log.ts";
@@ -41,6 +42,7 @@ export function moveStages(
 		const extra = details[stage] ?? {};
 		const message = extra.message ?? null;
 		s.mandates.setStage(mandate.mandate_id, stage, status, message, now);
+		stagePoint(s, mandate, stage, status, now);
 		s.outbox.add({ kind: "stage", mandate_id: mandate.mandate_id, stage, status, message, at: now });
 		audit(s, "stage", mandate, { stage, status, message }, now);
 		emit(s, {

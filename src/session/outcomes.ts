@@ -92,7 +92,13 @@ export function applyOutcome(
 		failStage(s, ended, plan, message, now);
 	}
 	const late = plan.kind === "complete" && plan.late;
-	schedulePush(s, ended, plan.kind === "complete" ? (late ? "late_success" : "completed") : "failed", now);
+	schedulePush(
+		s,
+		ended,
+		plan.kind === "complete" ? (late ? "late_success" : "completed") : "failed",
+		now,
+		source,
+	);
 	audit(s, late ? "late_success" : "outcome", ended, reported, now);
 	recordExecution(s, ended, now, outcome.completed_at ?? null);
 	watchAgent(s, ended, false);
@@ -137,7 +143,7 @@ export function refusePoll(
 		updated_at: now,
 	});
 	failStage(s, ended, plan, message, now);
-	schedulePush(s, ended, "failed", now);
+	schedulePush(s, ended, "failed", now, "poll");
 	audit(s, "poll_refused", ended, { refusal, http_status: httpStatus }, now);
 	recordExecution(s, ended, now);
 	watchAgent(s, ended, false);
@@ -156,7 +162,7 @@ export function timeOut(s: SessionContext, mandate: MandateRecord, alarmTime: nu
 		updated_at: now,
 	});
 	failStage(s, ended, plan, message, now);
-	schedulePush(s, ended, "timed_out", now);
+	schedulePush(s, ended, "timed_out", now, "timeout");
 	audit(s, "timeout", ended, { deadline_at: mandate.deadline_at }, now);
 	recordExecution(s, ended, now);
 	watchAgent(s, ended, false);

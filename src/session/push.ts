@@ -8,6 +8,7 @@ import {
 	sendPush,
 } from "../push/provider.ts";
 import { flush } from "./alarm.ts";
+import { type OutcomeSignal, outcomePoint, pushPoint } from "./analytics.ts";
 import { audit } from "./audit.ts";
 import type { SessionContext } from "./context.ts";
 import { endLive } from "./live.ts";
@@ -66,8 +67,10 @@ export function schedulePush(
 	mandate: MandateRecord,
 	outcome: PushOutcome,
 	now: number,
+	signal: OutcomeSignal,
 ): void {
-	// The lock screen's live progress ends with the outcome, whoever gets a notification.
+	// Every terminal outcome passes here once: the operator's data point, then the lock screen's end.
+	outcomePoint(s, mandate, outcome, signal, now);
 	endLive(s, mandate.mandate_id, now);
 	// Nobody's phone has opened the session: there is no user whose devices to tell.
 	if (sessionOwner(s) === null) return;
@@ -192,6 +195,8 @@ async function fanOut(s: SessionContext, row: PushRow, now: number, grace: numbe
 
 async function settle(s: SessionContext, row: PushRow, result: PushResult, now: number): Promise<void> {
 	const mandate = pushSubject(s, row);
+	const kind = (JSON.parse(row.target ?? "{}") as { kind?: string }).kind ?? "unknown";
+	pushPoint(s, s.mandates.get(row.mandate_id)?.tenant_id ?? null, kind, result.outcome);
 	const detail = {
 		outcome: row.outcome,
 		device_id: row.device_id,
