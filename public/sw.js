@@ -6,8 +6,8 @@
  * A push carries what src/push/webpush.ts encrypts: JSON `{title, body, data}` with `data` =
  * `{session_id, mandate_id, execution_id?, outcome}` (src/session/push.ts). The Worker's collapse key,
  * `<mandate_id>:<outcome>`, travels as the push's Topic header, which the push service consumes; the
- * same key is rebuilt here as the notification's tag, so a retried push replaces its notification
- * instead of showing a second one.
+ * same key is rebuilt here as the notification's tag (or taken from a `tag` field, if the payload
+ * ever carries one), so a retried push replaces its notification instead of showing a second one.
  */
 
 const FALLBACK_TITLE = "MyndLens";
@@ -40,7 +40,9 @@ function notificationOf(payload) {
 	if (typeof message.data === "object" && message.data !== null) {
 		for (const [key, value] of Object.entries(message.data)) if (typeof value === "string") data[key] = value;
 	}
-	const tag = data.mandate_id && data.outcome ? `${data.mandate_id}:${data.outcome}` : undefined;
+	// A `tag` in the payload wins, should the Worker ever send its collapse key along.
+	const rebuilt = data.mandate_id && data.outcome ? `${data.mandate_id}:${data.outcome}` : undefined;
+	const tag = typeof message.tag === "string" && message.tag ? message.tag : rebuilt;
 	return {
 		title: typeof message.title === "string" && message.title ? message.title : FALLBACK_TITLE,
 		options: {
