@@ -12,6 +12,8 @@ type WorkerEnv = Env;
 export interface Env {
 	SESSION: DurableObjectNamespace<SessionDO>;
 	GATEWAY: DurableObjectNamespace<GatewayDO>;
+	/** Places Session and Gateway objects in a jurisdiction (e.g. "eu"); empty: anywhere (src/durable/placement.ts). */
+	DO_JURISDICTION?: string;
 	DB: D1Database;
 	OBEGEE_BASE_URL: string;
 	OBEGEE_API_TOKEN?: string;

@@ -2,6 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { AlarmSchedule } from "../durable/alarm.ts";
 import { MetaStore } from "../durable/meta.ts";
 import { runMigrations } from "../durable/migrations.ts";
+import { sessionObjects } from "../durable/placement.ts";
 import type { Env } from "../env.ts";
 import type { AgentUpdate, GatewayWatcher, WatchRequest } from "./contract.ts";
 import { AgentUpdateDelivery } from "./delivery.ts";
@@ -53,7 +54,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayWatcher {
 		this.#watches = new WatchStore(ctx.storage.sql);
 		this.#delivery = new AgentUpdateDelivery(
 			(sessionId, executionId, updates) =>
-				this.env.SESSION.getByName(sessionId).applyAgentUpdates(sessionId, executionId, updates),
+				sessionObjects(this.env).getByName(sessionId).applyAgentUpdates(sessionId, executionId, updates),
 			(executionId, error, dropped) =>
 				this.#log("warn", "agent updates not delivered", { executionId, dropped, error: String(error) }),
 		);
@@ -201,7 +202,8 @@ export class GatewayDO extends DurableObject<Env> implements GatewayWatcher {
 		for (const watch of this.#watches.all())
 			bySession.set(watch.sessionId, [...(bySession.get(watch.sessionId) ?? []), watch.executionId]);
 		for (const [sessionId, executionIds] of bySession) {
-			const call = this.env.SESSION.getByName(sessionId)
+			const call = sessionObjects(this.env)
+				.getByName(sessionId)
 				.agentStreamLost(sessionId, executionIds)
 				.catch((error: unknown) =>
 					this.#log("warn", "agentStreamLost failed", { sessionId, reason, error: String(error) }),

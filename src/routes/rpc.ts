@@ -1,11 +1,12 @@
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { sessionObjects } from "../durable/placement.ts";
 import type { AppContext } from "../http.ts";
 import { apiError } from "../http.ts";
 import type { RpcResult } from "../session/rpc-result.ts";
 
 /** The Session DO of a session, addressed by name (one object per session id). */
 export function sessionStub(c: AppContext, sessionId: string) {
-	return c.env.SESSION.getByName(sessionId);
+	return sessionObjects(c.env).getByName(sessionId);
 }
 
 /** Turns a Session DO answer into the HTTP answer: the value as JSON, or its error as is. */

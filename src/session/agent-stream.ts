@@ -1,3 +1,4 @@
+import { gatewayObjects } from "../durable/placement.ts";
 import { type AgentUpdate, coalesceChunks, type GatewayWatcher } from "../openclaw/contract.ts";
 import { forwardChanges } from "../pipeline/outcome.ts";
 import { PROGRESS, STATUS } from "../pipeline/progress.ts";
@@ -81,7 +82,7 @@ export function watchAgent(s: SessionContext, mandate: MandateRecord, watch: boo
 	const sessionId = s.sessionId();
 	const { execution_id: executionId, tenant_id: tenantId } = mandate;
 	if (!sessionId || !executionId || !tenantId) return;
-	const gateway: Pick<GatewayWatcher, "watch" | "unwatch"> = s.env.GATEWAY.getByName(tenantId);
+	const gateway: Pick<GatewayWatcher, "watch" | "unwatch"> = gatewayObjects(s.env).getByName(tenantId);
 	const call = watch
 		? gateway.watch(tenantId, { executionId, sessionId, mandateId: mandate.mandate_id })
 		: gateway.unwatch(tenantId, executionId);
