@@ -141,7 +141,9 @@ describe("push devices", () => {
 			user.put("browser", { kind: "webpush", subscription: { endpoint, keys } });
 		expect((await at("https://evil.example/push/1")).status).toBe(400);
 		expect((await at("http://fcm.googleapis.com/fcm/send/x")).status).toBe(400);
-		expect((await at("https://fcm.googleapis.com/fcm/send/abc")).status).toBe(201);
+		expect((await at("https://jmt17.google.com.evil.example/fcm/send/x")).status).toBe(400);
+		expect((await at("https://jmt17.google.com/fcm/send/beta")).status).toBe(201);
+		expect((await at("https://fcm.googleapis.com/fcm/send/abc")).status).toBe(200);
 		expect((await user.list()).devices).toEqual([
 			expect.objectContaining({ kind: "webpush", endpoint_origin: "https://fcm.googleapis.com" }),
 		]);

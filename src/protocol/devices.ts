@@ -31,6 +31,8 @@ const Base64Url = (bytes: number) =>
  */
 const PUSH_SERVICE_HOSTS = [
 	/^fcm\.googleapis\.com$/,
+	// Chrome Beta, Dev and Canary and Linux distributions' Chromium subscribe here instead.
+	/^jmt17\.google\.com$/,
 	/^updates\.push\.services\.mozilla\.com$/,
 	/^web\.push\.apple\.com$/,
 	/(^|\.)push\.apple\.com$/,
