@@ -451,6 +451,32 @@ describe("tenant gateway tokens are encrypted at rest", () => {
 		await env.DB.prepare("DELETE FROM tenant_gateways WHERE tenant_id = ?").bind(tenantId).run();
 	});
 
+	it("an operator's GET re-encrypts an idle tenant's token under the new key, and still never shows it", async () => {
+		const tenantId = uniqueId("tenant");
+		const token = "idle-tenant-gateway-token";
+		expect((await register(tenantId, token, { GATEWAY_TOKEN_KEY: KEY_B })).status).toBe(200);
+		const before = (await rawRow(tenantId))?.token ?? "";
+		const read = await call(
+			`/api/admin/tenants/${tenantId}/gateway`,
+			{ headers: ADMIN },
+			{
+				GATEWAY_TOKEN_KEY: `${KEY_A} ${KEY_B}`,
+			},
+		);
+		const text = await read.text();
+		expect(read.status).toBe(200);
+		expect(text).not.toContain(token);
+		expect(text).not.toContain("v1:");
+		const after = await rawRow(tenantId);
+		expect(after?.token.startsWith(`v1:${await keyId(KEY_A)}:`)).toBe(true);
+		expect(after?.token).not.toBe(before);
+		expect(await gatewayFor({ ...env, GATEWAY_TOKEN_KEY: KEY_A }, tenantId)).toMatchObject({
+			ok: true,
+			target: { token },
+		});
+		await env.DB.prepare("DELETE FROM tenant_gateways WHERE tenant_id = ?").bind(tenantId).run();
+	});
+
 	it("still reads a plain row written before encryption, and re-encrypts it on that read", async () => {
 		const tenantId = uniqueId("tenant");
 		tenantsToRemove.push(tenantId);

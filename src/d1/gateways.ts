@@ -52,6 +52,7 @@ export type GatewayTokenRead = { ok: true; token: string } | { ok: false; reason
 /** A registered gateway with its token decrypted, for the tenant's Gateway DO. */
 export interface TenantGateway {
 	url: string;
+	updated_at: string;
 	token: GatewayTokenRead;
 }
 
@@ -69,7 +70,7 @@ export async function readTenantGateway(
 ): Promise<TenantGateway | null> {
 	const row = await getTenantGateway(db, tenantId);
 	if (!row) return null;
-	return { url: row.url, token: await readToken(db, keySetting, tenantId, row) };
+	return { url: row.url, updated_at: row.updated_at, token: await readToken(db, keySetting, tenantId, row) };
 }
 
 async function readToken(

@@ -2,7 +2,7 @@ import { Hono } from "hono";
 import * as z from "zod/mini";
 import { GATEWAY_TOKEN_KEY, gatewayKeyring, sealGatewayToken } from "../auth/gateway-token.ts";
 import { forbidden, fromHeader, identify, notConfigured } from "../auth/principal.ts";
-import { deleteTenantGateway, getTenantGateway, putTenantGateway } from "../d1/gateways.ts";
+import { deleteTenantGateway, putTenantGateway, readTenantGateway } from "../d1/gateways.ts";
 import { type AppContext, type AppEnv, apiError, limitBody, readJson, validate } from "../http.ts";
 import { gatewayUrlProblem } from "../openclaw/registry.ts";
 import { Identifier } from "../protocol/common.ts";
@@ -64,7 +64,9 @@ admin.get("/tenants/:tenantId/gateway", async (c) => {
 	if (refused) return refused;
 	const tenantId = validate(c, Identifier, c.req.param("tenantId"));
 	if (!tenantId.ok) return tenantId.response;
-	const row = await getTenantGateway(c.env.DB, tenantId.value);
+	// Read as the Gateway DO reads it, so a GET re-encrypts a plain or older-key token under the first
+	// GATEWAY_TOKEN_KEY (how an operator completes a key rotation for idle tenants); never returned.
+	const row = await readTenantGateway(c.env.DB, c.env.GATEWAY_TOKEN_KEY, tenantId.value);
 	if (!row) return apiError(c, 404, "not_found", "This tenant uses the default gateway.");
 	return c.json({ tenant_id: tenantId.value, url: row.url, updated_at: row.updated_at });
 });
