@@ -1,4 +1,4 @@
-import { evictDurableObject } from "cloudflare:test";
+import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { ANSWER_GAP_MARK, ANSWER_TRUNCATED_NOTICE, MAX_ANSWER_CHARS } from "../src/session/emission.ts";
 import {
@@ -194,7 +194,15 @@ describe("a dispatch always reaches an outcome", () => {
 		const body = mandateBody(sessionId, { tenant_id: "tenant_invalid_7", dimensions: {} });
 		const before = (await simCalls()).dispatch;
 		expect((await execute(body)).response.status).toBe(422);
-		expect(await runAlarm(sessionId)).toBe(false);
+		// Nothing is scheduled to send it again (the alarm may still be armed, for retention)...
+		const stored = await runInDurableObject(sessionStub(sessionId), (_instance, state) =>
+			state.storage.sql
+				.exec("SELECT state, next_dispatch_at FROM ml_mandates WHERE mandate_id = ?", body.mandate_id)
+				.one(),
+		);
+		expect(stored).toEqual({ state: "failed", next_dispatch_at: null });
+		// ...and whatever the alarm does, it sends nothing.
+		await runAlarm(sessionId);
 		expect((await simCalls()).dispatch - before).toBe(1);
 	});
 });
