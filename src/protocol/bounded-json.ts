@@ -16,7 +16,13 @@ export const FREE_FORM_LIMITS = {
 } as const;
 
 /** Why `value` is outside the limits, or null when it is within them. */
-export function freeFormProblem(value: unknown, limits = FREE_FORM_LIMITS): string | null {
+export interface FreeFormLimits {
+	depth: number;
+	values: number;
+	stringChars: number;
+}
+
+export function freeFormProblem(value: unknown, limits: FreeFormLimits = FREE_FORM_LIMITS): string | null {
 	const stack: Array<{ value: unknown; depth: number }> = [{ value, depth: 1 }];
 	let values = 0;
 	while (stack.length > 0) {

@@ -3,6 +3,7 @@ import * as z from "zod/mini";
 import { GATEWAY_TOKEN_KEY, gatewayKeyring, sealGatewayToken } from "../auth/gateway-token.ts";
 import { forbidden, fromHeader, identify, notConfigured } from "../auth/principal.ts";
 import { deleteTenantGateway, putTenantGateway, readTenantGateway } from "../d1/gateways.ts";
+import { gatewayObjects } from "../durable/placement.ts";
 import { type AppContext, type AppEnv, apiError, limitBody, readJson, validate } from "../http.ts";
 import { gatewayUrlProblem } from "../openclaw/registry.ts";
 import { Identifier } from "../protocol/common.ts";
@@ -55,7 +56,7 @@ admin.put("/tenants/:tenantId/gateway", limitBody(8_192), async (c) => {
 	const sealedToken = await sealGatewayToken(keyring.keys, tenantId.value, body.value.token);
 	const updatedAt = new Date().toISOString();
 	await putTenantGateway(c.env.DB, tenantId.value, { url: body.value.url, sealedToken }, updatedAt);
-	await c.env.GATEWAY.getByName(tenantId.value).gatewayChanged(tenantId.value);
+	await gatewayObjects(c.env).getByName(tenantId.value).gatewayChanged(tenantId.value);
 	return c.json({ tenant_id: tenantId.value, url: body.value.url, updated_at: updatedAt });
 });
 
@@ -78,6 +79,6 @@ admin.delete("/tenants/:tenantId/gateway", async (c) => {
 	if (!tenantId.ok) return tenantId.response;
 	if (!(await deleteTenantGateway(c.env.DB, tenantId.value)))
 		return apiError(c, 404, "not_found", "This tenant has no registered gateway.");
-	await c.env.GATEWAY.getByName(tenantId.value).gatewayChanged(tenantId.value);
+	await gatewayObjects(c.env).getByName(tenantId.value).gatewayChanged(tenantId.value);
 	return c.body(null, 204);
 });
