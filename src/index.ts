@@ -3,6 +3,7 @@ import { timing } from "./config.ts";
 import { SWEEP_BATCH, sweepD1 } from "./d1/erasure.ts";
 import { type AppEnv, apiError } from "./http.ts";
 import { corsPolicy, securityHeaders } from "./http-policy.ts";
+import { log, withLogContext } from "./log.ts";
 import { admin } from "./routes/admin.ts";
 import { demo } from "./routes/demo.ts";
 import { devices } from "./routes/devices.ts";
@@ -24,6 +25,14 @@ export { SessionDO } from "./session/session-do.ts";
  */
 const app = new Hono<AppEnv>();
 
+// Every log line of a request carries its id (src/log.ts); the caller gets it as X-Request-Id.
+app.use(async (c, next) => {
+	const requestId = c.req.header("cf-ray") ?? crypto.randomUUID();
+	await withLogContext({ request_id: requestId }, async () => {
+		await next();
+	});
+	c.header("X-Request-Id", requestId);
+});
 app.use(securityHeaders());
 app.use("/api/*", corsPolicy());
 
@@ -43,7 +52,7 @@ app.route("/api/demo", demo);
 app.notFound((c) => apiError(c, 404, "not_found", "No such route."));
 app.onError((error, c) => {
 	// Never a stack trace or internal detail in the answer; the log keeps the error for the operator.
-	console.error(JSON.stringify({ msg: "unhandled error", path: c.req.path, error: String(error) }));
+	log("error", "unhandled error", { path: c.req.path, error: String(error) });
 	return apiError(c, 500, "internal_error", "Something went wrong on our side. Please try again.");
 });
 
@@ -59,9 +68,7 @@ export async function sweepRetention(env: AppEnv["Bindings"], now: number): Prom
 		for (const [table, n] of Object.entries(removed)) total[table] = (total[table] ?? 0) + n;
 		if (Object.values(removed).every((n) => n < SWEEP_BATCH)) break;
 	}
-	console.log(
-		JSON.stringify({ msg: "retention sweep", cutoff: new Date(cutoff).toISOString(), removed: total }),
-	);
+	log("info", "retention sweep", { cutoff: new Date(cutoff).toISOString(), removed: total });
 	return total;
 }
 /** Batches per table in one Cron run; what is left waits for the next run. */

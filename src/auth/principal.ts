@@ -1,5 +1,6 @@
 import type { AppContext } from "../http.ts";
 import { apiError } from "../http.ts";
+import { log } from "../log.ts";
 import { type MobileClaims, verifyMobileToken } from "./mobile-token.ts";
 import { secretValues } from "./secret-values.ts";
 import { bearerToken, matchesAnySecret } from "./secrets.ts";
@@ -92,14 +93,7 @@ export function forbidden(c: AppContext, message = "This token may not do that."
 
 /** 503 for a route whose settings are missing; the log line names them (never their values). */
 export function notConfigured(c: AppContext, what: string, settings: readonly string[]): Response {
-	console.error(
-		JSON.stringify({
-			msg: "route refused: missing configuration",
-			what,
-			missing: settings,
-			path: c.req.path,
-		}),
-	);
+	log("error", "route refused: missing configuration", { what, missing: settings, path: c.req.path });
 	return apiError(c, 503, "not_configured", `This service is not configured for ${what} yet.`);
 }
 

@@ -5,6 +5,7 @@ import { forbidden, fromHeader, identify, notConfigured } from "../auth/principa
 import { deleteTenantGateway, putTenantGateway, readTenantGateway } from "../d1/gateways.ts";
 import { gatewayObjects } from "../durable/placement.ts";
 import { type AppContext, type AppEnv, apiError, limitBody, readJson, validate } from "../http.ts";
+import { log } from "../log.ts";
 import { gatewayUrlProblem } from "../openclaw/registry.ts";
 import { Identifier } from "../protocol/common.ts";
 
@@ -48,9 +49,7 @@ admin.put("/tenants/:tenantId/gateway", limitBody(8_192), async (c) => {
 	if (!keyring.ok) {
 		// Set but not base64 of 32 bytes: say so (never the value), beside the "missing" line.
 		if (c.env.GATEWAY_TOKEN_KEY?.trim())
-			console.error(
-				JSON.stringify({ msg: "setting malformed", setting: GATEWAY_TOKEN_KEY, why: keyring.problem }),
-			);
+			log("error", "setting malformed", { setting: GATEWAY_TOKEN_KEY, why: keyring.problem });
 		return notConfigured(c, "tenant gateways", [GATEWAY_TOKEN_KEY]);
 	}
 	const sealedToken = await sealGatewayToken(keyring.keys, tenantId.value, body.value.token);

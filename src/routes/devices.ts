@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import { forbidden, fromHeader, identify, type Principal } from "../auth/principal.ts";
 import { type DeviceTarget, deleteDevice, listDevices, putDevice } from "../d1/devices.ts";
 import { type AppContext, type AppEnv, apiError, limitBody, readJson, validate } from "../http.ts";
+import { log } from "../log.ts";
 import { Identifier } from "../protocol/common.ts";
 import { DeviceRegistration } from "../protocol/devices.ts";
 import { pushProviderStatus } from "../push/provider.ts";
@@ -52,9 +53,7 @@ devices.put("/:deviceId", limitBody(8 * 1024), async (c) => {
 	const provider = pushProviderStatus(c.env)[registration.kind];
 	if (!provider.on) {
 		// A provider without its secrets is off, never half-on; the operator's log names what is missing.
-		console.warn(
-			JSON.stringify({ msg: "push provider off", kind: registration.kind, missing: provider.missing }),
-		);
+		log("warn", "push provider off", { kind: registration.kind, missing: provider.missing });
 		return apiError(
 			c,
 			422,

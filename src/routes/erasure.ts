@@ -3,6 +3,7 @@ import { forbidden, fromHeader, identify } from "../auth/principal.ts";
 import { deleteAllDevices } from "../d1/devices.ts";
 import { sessionsOfUser } from "../d1/erasure.ts";
 import { type AppContext, type AppEnv, apiError, validate } from "../http.ts";
+import { log } from "../log.ts";
 import { Identifier } from "../protocol/common.ts";
 import type { SessionErasure } from "../session/session-do.ts";
 import { rpcResponse, sessionStub } from "./rpc.ts";
@@ -28,9 +29,7 @@ erasure.delete("/sessions/:sessionId", async (c) => {
 	if (!sessionId.ok) return sessionId.response;
 	const result = await sessionStub(c, sessionId.value).erase(sessionId.value);
 	if (result.ok) {
-		console.log(
-			JSON.stringify({ msg: "session erased", session_id: sessionId.value, mandates: result.value.mandates }),
-		);
+		log("info", "session erased", { session_id: sessionId.value, mandates: result.value.mandates });
 	}
 	return rpcResponse(c, result);
 });
@@ -48,7 +47,7 @@ erasure.delete("/users/:sub", async (c) => {
 	}
 	const devices = await deleteAllDevices(c.env.DB, sub.value);
 	// The user id itself is not logged: a count says enough.
-	console.log(JSON.stringify({ msg: "user erased", sessions: sessions.length, devices }));
+	log("info", "user erased", { sessions: sessions.length, devices });
 	if (sessions.length === 0 && devices === 0) {
 		return c.json({ sub: sub.value, sessions: [], devices: 0, found: false });
 	}

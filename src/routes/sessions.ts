@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import { forbidden, fromHeader, identify, mobileMaySee, type Principal } from "../auth/principal.ts";
 import { bearerToken } from "../auth/secrets.ts";
 import { type AppEnv, apiError, limitBody, readJson, validate } from "../http.ts";
+import { log } from "../log.ts";
 import { ResumeQuery, StageReport } from "../protocol/api.ts";
 import { CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED } from "../protocol/close-codes.ts";
 import { Identifier } from "../protocol/common.ts";
@@ -108,7 +109,7 @@ sessions.put("/:sessionId/mandates/:mandateId/live-activity", limitBody(4 * 1024
 	if (!body.ok) return body.response;
 	const apns = pushProviderStatus(c.env).apns;
 	if (!apns.on) {
-		console.warn(JSON.stringify({ msg: "push provider off", kind: "apns", missing: apns.missing }));
+		log("warn", "push provider off", { kind: "apns", missing: apns.missing });
 		return apiError(c, 422, "provider_unavailable", "Live Activities (APNs) are not set up on this service.");
 	}
 	const viewer = { sub: principal.claims.sub, tenantId: principal.claims.tenant_id ?? null };

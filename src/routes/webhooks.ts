@@ -4,6 +4,7 @@ import { verifyWebhook } from "../auth/webhook-signature.ts";
 import { isErasedExecution } from "../d1/erasure.ts";
 import { forgetExecution, sessionOfExecution } from "../d1/executions.ts";
 import { type AppEnv, apiError, limitBody, validate } from "../http.ts";
+import { log } from "../log.ts";
 import { DeliveryWebhook } from "../protocol/obegee.ts";
 import { rpcResponse, sessionStub } from "./rpc.ts";
 
@@ -55,7 +56,7 @@ webhooks.post("/delivery-webhook", limitBody(64 * 1024), async (c) => {
 		sessionId = await sessionOfExecution(c.env.DB, payload.value.execution_id);
 	} catch (error) {
 		// Not knowing is not "unknown": 503 makes ObeGee retry once the lookup works again.
-		console.error(JSON.stringify({ msg: "execution owner lookup failed", error: String(error) }));
+		log("error", "execution owner lookup failed", { error: String(error) });
 		return apiError(
 			c,
 			503,

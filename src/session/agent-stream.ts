@@ -1,4 +1,5 @@
 import { gatewayObjects } from "../durable/placement.ts";
+import { log } from "../log.ts";
 import { type AgentUpdate, coalesceChunks, type GatewayWatcher } from "../openclaw/contract.ts";
 import { forwardChanges } from "../pipeline/outcome.ts";
 import { PROGRESS, STATUS } from "../pipeline/progress.ts";
@@ -88,7 +89,14 @@ export function watchAgent(s: SessionContext, mandate: MandateRecord, watch: boo
 		: gateway.unwatch(tenantId, executionId);
 	s.ctx.waitUntil(
 		call.catch((error: unknown) =>
-			console.warn(JSON.stringify({ msg: "gateway watch failed", watch, executionId, error: String(error) })),
+			log("warn", "gateway watch failed", {
+				session_id: sessionId,
+				execution_id: executionId,
+				mandate_id: mandate.mandate_id,
+				tenant_id: tenantId,
+				watch,
+				error: String(error),
+			}),
 		),
 	);
 }

@@ -1,3 +1,4 @@
+import { log } from "../log.ts";
 import { HEARTBEAT_INTERVAL_MS } from "../pipeline/backoff.ts";
 import type { SessionContext } from "./context.ts";
 import { resumeDispatches } from "./dispatch.ts";
@@ -69,7 +70,7 @@ export function flush(s: SessionContext): Promise<void> {
 	if (s.outbox.inProgress() || s.outbox.backingOff()) return Promise.resolve();
 	s.ctx.waitUntil(
 		flushNow(s).catch((error: unknown) =>
-			console.error(JSON.stringify({ msg: "outbox flush crashed", error: String(error) })),
+			log("error", "outbox flush crashed", { session_id: sessionId, error: String(error) }),
 		),
 	);
 	return Promise.resolve();

@@ -1,3 +1,4 @@
+import { log } from "../log.ts";
 import type { StageNumber, StageStatus } from "../protocol/stages.ts";
 import type { SessionContext } from "./context.ts";
 import type { MandateRecord } from "./mandate-store.ts";
@@ -23,7 +24,7 @@ function write(s: SessionContext, tenant: string | null, blobs: string[], double
 		s.env.METRICS?.writeDataPoint({ indexes: [tenant ?? "none"], blobs, doubles });
 	} catch (error) {
 		// Metrics are never worth failing a request for.
-		console.warn(JSON.stringify({ msg: "metrics write failed", error: String(error) }));
+		log("warn", "metrics write failed", { session_id: s.sessionId(), error: String(error) });
 	}
 }
 

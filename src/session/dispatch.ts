@@ -1,4 +1,5 @@
 import { claimExecution, claimMandate } from "../d1/owners.ts";
+import { log } from "../log.ts";
 import { DISPATCH_TIMEOUT_MS, ObeGeeClient } from "../obegee/client.ts";
 import { backoffDelay, honourRetryAfter } from "../pipeline/backoff.ts";
 import { dispatchFailure, type UserFacingError } from "../pipeline/messages.ts";
@@ -138,9 +139,11 @@ export async function claim(
 	try {
 		owner = await claimMandate(s.env.DB, mandateId, sessionId);
 	} catch (error) {
-		console.error(
-			JSON.stringify({ msg: "mandate claim failed", mandate_id: mandateId, error: String(error) }),
-		);
+		log("error", "mandate claim failed", {
+			session_id: sessionId,
+			mandate_id: mandateId,
+			error: String(error),
+		});
 		return fail(503, "storage_unavailable", "We couldn't record this request just now. Please try again.");
 	}
 	return owner === sessionId
@@ -177,15 +180,12 @@ async function sendDispatch(
 		}
 		if (result.error.kind === "unauthorized") {
 			// The failure message says "we've been alerted": this line is what an operator alerts on.
-			console.error(
-				JSON.stringify({
-					msg: "obegee dispatch refused",
-					code: "obegee_unauthorized",
-					http_status: result.error.httpStatus,
-					session_id: s.sessionId(),
-					mandate_id: mandateId,
-				}),
-			);
+			log("error", "obegee dispatch refused", {
+				code: "obegee_unauthorized",
+				http_status: result.error.httpStatus,
+				session_id: s.sessionId(),
+				mandate_id: mandateId,
+			});
 		}
 		return failDispatch(s, current, dispatchFailure(result.error), { ...result.error }, at);
 	}

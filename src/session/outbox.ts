@@ -1,5 +1,6 @@
 import { deadLetterStatement, type OutboxRecord, outboxStatement } from "../d1/outbox-statements.ts";
 import type { MetaStore } from "../durable/meta.ts";
+import { log } from "../log.ts";
 import { backoffDelay, OUTBOX_BACKOFF_CAP_MS } from "../pipeline/backoff.ts";
 
 export type { OutboxRecord };
@@ -167,16 +168,13 @@ export class Outbox {
 			return false;
 		}
 		this.#sql.exec("DELETE FROM ml_outbox WHERE id = ?", row.id);
-		console.error(
-			JSON.stringify({
-				msg: "outbox row dead-lettered",
-				session_id: sessionId,
-				outbox_id: row.id,
-				kind: row.kind,
-				attempts: row.attempts,
-				error: String(error).slice(0, 500),
-			}),
-		);
+		log("error", "outbox row dead-lettered", {
+			session_id: sessionId,
+			outbox_id: row.id,
+			kind: row.kind,
+			attempts: row.attempts,
+			error: String(error).slice(0, 500),
+		});
 		return true;
 	}
 
@@ -185,12 +183,15 @@ export class Outbox {
 		this.#meta.set("outbox_failures", failures);
 		this.#meta.set("outbox_retry_at", Date.now() + backoffDelay(failures, 1_000, OUTBOX_BACKOFF_CAP_MS));
 		const pending = this.pending();
-		console.warn(
-			JSON.stringify({ msg: "d1 outbox flush failed", failures, refused, pending, error: String(error) }),
-		);
+		log("warn", "d1 outbox flush failed", {
+			failures,
+			refused,
+			pending,
+			error: String(error),
+		});
 		if (pending > OUTBOX_ALERT_ROWS && this.#meta.get("outbox_alerted") === null) {
 			this.#meta.set("outbox_alerted", 1);
-			console.error(JSON.stringify({ msg: "outbox backlog over bound", pending, bound: OUTBOX_ALERT_ROWS }));
+			log("error", "outbox backlog over bound", { pending, bound: OUTBOX_ALERT_ROWS });
 		}
 		return false;
 	}

@@ -1,3 +1,4 @@
+import { log } from "../log.ts";
 import {
 	executionFailedMessage,
 	type PollRefusal,
@@ -120,16 +121,13 @@ export function refusePoll(
 	httpStatus: number,
 	now: number,
 ): void {
-	console.error(
-		JSON.stringify({
-			msg: "obegee status poll refused",
-			code: refusal === "unauthorized" ? "obegee_unauthorized" : "obegee_unknown_execution",
-			http_status: httpStatus,
-			session_id: s.sessionId(),
-			mandate_id: mandate.mandate_id,
-			execution_id: mandate.execution_id,
-		}),
-	);
+	log("error", "obegee status poll refused", {
+		code: refusal === "unauthorized" ? "obegee_unauthorized" : "obegee_unknown_execution",
+		http_status: httpStatus,
+		session_id: s.sessionId(),
+		mandate_id: mandate.mandate_id,
+		execution_id: mandate.execution_id,
+	});
 	const plan = planOutcome(mandate.state, s.mandates.board(mandate.mandate_id), {
 		kind: "remote",
 		status: "FAILED",

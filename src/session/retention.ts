@@ -1,3 +1,4 @@
+import { log } from "../log.ts";
 import type { SessionContext } from "./context.ts";
 
 /**
@@ -46,13 +47,7 @@ export async function runRetention(s: SessionContext, now: number): Promise<bool
 		}
 	}
 	if (expired.length > 0) {
-		console.log(
-			JSON.stringify({
-				msg: "retention: mandates deleted",
-				session_id: s.sessionId(),
-				mandates: expired.length,
-			}),
-		);
+		log("info", "retention: mandates deleted", { session_id: s.sessionId(), mandates: expired.length });
 	}
 	// Webhook ids are kept to spot replays; a replay older than retention is refused by its timestamp anyway.
 	s.sql.exec("DELETE FROM ml_webhooks WHERE received_at <= ?", cutoff);
@@ -70,6 +65,6 @@ export async function runRetention(s: SessionContext, now: number): Promise<bool
 	}
 	await s.ctx.storage.deleteAlarm();
 	await s.ctx.storage.deleteAll();
-	console.log(JSON.stringify({ msg: "retention: session deleted", session_id: sessionId }));
+	log("info", "retention: session deleted", { session_id: sessionId });
 	return true;
 }
