@@ -5,8 +5,8 @@ import type {
 	ResponseChunkFrame,
 	ServerFrame,
 	SnapshotFrame,
-} from "../src/protocol/frames.ts";
-import { STAGE_NAMES, STAGES, type StageNumber, type StageStatus } from "../src/protocol/stages.ts";
+} from "./protocol/frames.ts";
+import { STAGE_NAMES, STAGES, type StageNumber, type StageStatus } from "./protocol/stages.ts";
 import type { MandatePhase, MandateView, SessionView, StageView } from "./view.ts";
 
 /**
@@ -150,6 +150,7 @@ function applyStage(mandate: MandateView, frame: PipelineStageFrame): MandateVie
 	return {
 		...mandate,
 		execution_id: data.execution_id ?? mandate.execution_id,
+		intent: data.intent ?? mandate.intent,
 		stages,
 		phase: phaseOf(stages),
 		error,

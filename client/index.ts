@@ -1,9 +1,9 @@
 /**
- * The MyndLens Progress client SDK (issue 5): what the mobile app and the web page import to show
- * a session's mandates live. Typed from, and validated with, the server's own wire schemas.
+ * `@myndlens/progress-client` (issues 5 and 15): what the mobile app and the web page import to show a
+ * session's mandates live. Runs in browsers, Node ≥ 20 (given a WebSocket class) and React Native.
+ * Typed from, and validated with, the wire schemas the Worker itself uses (./protocol/).
  */
 
-export { STAGE_NAMES } from "../src/protocol/stages.ts";
 export {
 	currentStage,
 	emptyMandate,
@@ -11,15 +11,47 @@ export {
 	foldFrame,
 	fromSnapshot,
 	fromState,
+	isDuplicate,
 	phaseOf,
 } from "./fold.ts";
 export {
 	ProgressClient,
 	type ProgressClientOptions,
 	type ProgressListener,
-	type WebSocketConstructor,
+	type TokenProvider,
 } from "./progress-client.ts";
-export { SUBPROTOCOL, sessionSocketProtocols, sessionSocketUrl } from "./socket-url.ts";
+export {
+	CLOSE_FORBIDDEN,
+	CLOSE_FRAME_TOO_LARGE,
+	CLOSE_POLICY,
+	CLOSE_UNAUTHORIZED,
+} from "./protocol/close-codes.ts";
+export {
+	AckFrame,
+	ClientFrame,
+	ErrorFrame,
+	LoggedFrame,
+	MandateStageState,
+	MandateState,
+	PipelineStageFrame,
+	PongFrame,
+	ProgressFrame,
+	ResponseChunkFrame,
+	ServerFrame,
+	SnapshotFrame,
+} from "./protocol/frames.ts";
+export {
+	PIPELINE_REPORTED_STAGES,
+	STAGE_COUNT,
+	STAGE_NAMES,
+	STAGE_STATUSES,
+	STAGES,
+	type StageName,
+	type StageNumber,
+	type StageStatus,
+	stageName,
+} from "./protocol/stages.ts";
+export { BEARER_PREFIX, SUBPROTOCOL, sessionSocketProtocols, sessionSocketUrl } from "./socket-url.ts";
 export type {
 	ConnectionStatus,
 	MandatePhase,
@@ -28,3 +60,9 @@ export type {
 	SessionView,
 	StageView,
 } from "./view.ts";
+export type {
+	SocketCloseEvent,
+	SocketMessageEvent,
+	WebSocketConstructor,
+	WebSocketLike,
+} from "./websocket.ts";

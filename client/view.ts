@@ -1,4 +1,4 @@
-import type { StageNumber, StageStatus } from "../src/protocol/stages.ts";
+import type { StageNumber, StageStatus } from "./protocol/stages.ts";
 
 /**
  * What a phone shows for a session, folded from the server's frames (issue 5). Plain immutable data:
@@ -26,7 +26,7 @@ export interface MandateResult {
 export interface MandateView {
 	mandate_id: string;
 	execution_id: string | null;
-	/** Known from a snapshot (the live frames do not repeat it). */
+	/** What the user asked for: from a snapshot, or from the stage frames once the mandate has one. */
 	intent: string | null;
 	/** Always the 10 stages, in order. */
 	stages: readonly StageView[];
@@ -51,7 +51,9 @@ export interface SessionView {
 }
 
 /**
- * `connecting` before the first socket opens, `live` while one is open, `reconnecting` while the
- * SDK backs off and retries after a drop, `closed` once the app called `close()`.
+ * `connecting` until the first connection is live, `live` while the server is heard on an open socket,
+ * `reconnecting` while the SDK backs off and retries after a drop, `unauthorized` once the token was
+ * refused (close 4401/4403) even after asking the token provider again — the SDK then waits for
+ * `reconnect()` — and `closed` once the app called `close()`.
  */
-export type ConnectionStatus = "connecting" | "live" | "reconnecting" | "closed";
+export type ConnectionStatus = "connecting" | "live" | "reconnecting" | "unauthorized" | "closed";

@@ -115,6 +115,16 @@ describe("foldFrame", () => {
 		expect(view.mandates[0]?.intent).toBe("Book a table");
 	});
 
+	it("takes the intent from the stage frames that carry it, and keeps it when later ones do not (issue 15)", () => {
+		const view = foldAll([
+			stage(1, 1, "completed"),
+			stage(2, 4, "completed", { intent: "Book a table for two" }),
+			stage(3, 6, "active"),
+		]);
+		expect(view.mandates[0]?.intent).toBe("Book a table for two");
+		expect(foldAll([stage(1, 1, "completed")]).mandates[0]?.intent).toBeNull();
+	});
+
 	it("lets a late success replace a timed-out stage 9 (same rank), but never moves a stage back", () => {
 		const view = foldAll([
 			stage(1, 9, "failed", { message: "Taking longer than expected" }),

@@ -1,125 +1,28 @@
-import { runInDurableObject } from "cloudflare:test";
-import { afterEach, describe, expect, it } from "vitest";
-import { fromState } from "../client/fold.ts";
-import { ProgressClient } from "../client/progress-client.ts";
-import type { MandateView, SessionView } from "../client/view.ts";
+import { describe, expect, it } from "vitest";
 import { executionFailedMessage } from "../src/pipeline/messages.ts";
 import {
 	deliverWebhook,
 	execute,
 	mandateBody,
-	mobileToken,
-	progressOf,
 	reportStage,
 	runAlarm,
-	sessionStub,
 	simComplete,
 	uniqueId,
 } from "./helpers.ts";
-import { type TestNetwork, testNetwork } from "./sdk-socket.ts";
+import {
+	clientsClosedAfterEach,
+	closeServerSockets,
+	expectEqualsServer,
+	expectNoStageWentBack,
+	mandateOf,
+	stageIs,
+	watch,
+} from "./sdk-watch.ts";
 
 // issue 5: the SDK against the real Worker in workerd — a connection dropped mid-run, events while
 // it is away, then resume: the folded state equals the server's /progress and no stage goes back.
 
-const RANK = { pending: 0, active: 1, completed: 2, failed: 2 } as const;
-
-interface Watched {
-	client: ProgressClient;
-	network: TestNetwork;
-	/** Every view the client produced, to check that no stage ever moved back. */
-	history: SessionView[];
-	until(predicate: (view: SessionView) => boolean, what: string, timeoutMs?: number): Promise<SessionView>;
-}
-
-const clients: ProgressClient[] = [];
-afterEach(() => {
-	for (const client of clients.splice(0)) client.close();
-});
-
-async function watch(sessionId: string): Promise<Watched> {
-	const network = testNetwork();
-	const token = await mobileToken(sessionId);
-	const client = new ProgressClient({
-		baseUrl: "https://progress.test",
-		sessionId,
-		token,
-		WebSocket: network.WebSocket,
-		minDelayMs: 20,
-		maxDelayMs: 100,
-	});
-	clients.push(client);
-	const history: SessionView[] = [];
-	const waiters = new Set<() => void>();
-	client.subscribe((view) => {
-		history.push(view);
-		for (const wake of waiters) wake();
-	});
-	return {
-		client,
-		network,
-		history,
-		async until(predicate, what, timeoutMs = 5_000) {
-			const deadline = Date.now() + timeoutMs;
-			while (!predicate(client.session)) {
-				const left = deadline - Date.now();
-				if (left <= 0) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(client.session)}`);
-				await new Promise<void>((resolve) => {
-					const wake = () => {
-						waiters.delete(wake);
-						clearTimeout(timer);
-						resolve();
-					};
-					const timer = setTimeout(wake, Math.min(left, 50));
-					waiters.add(wake);
-				});
-			}
-			return client.session;
-		},
-	};
-}
-
-function mandateOf(view: SessionView, mandateId: string): MandateView | undefined {
-	return view.mandates.find((m) => m.mandate_id === mandateId);
-}
-
-function stageIs(view: SessionView, mandateId: string, stage: number, status: string): boolean {
-	return mandateOf(view, mandateId)?.stages[stage - 1]?.status === status;
-}
-
-function expectNoStageWentBack(history: SessionView[]): void {
-	for (let i = 1; i < history.length; i++) {
-		for (const after of (history[i] as SessionView).mandates) {
-			const before = (history[i - 1] as SessionView).mandates.find((m) => m.mandate_id === after.mandate_id);
-			if (!before) continue;
-			after.stages.forEach((stage, index) => {
-				const was = before.stages[index]?.status ?? "pending";
-				expect(
-					RANK[stage.status],
-					`stage ${stage.stage} went ${was} → ${stage.status}`,
-				).toBeGreaterThanOrEqual(RANK[was]);
-			});
-		}
-	}
-}
-
-/** Waits until the phone has caught up with the server's seq, then compares the two states. */
-async function expectEqualsServer(phone: Watched, sessionId: string): Promise<void> {
-	const server = await progressOf(sessionId);
-	const view = await phone.until((v) => v.seq === server.seq, `seq ${server.seq}`);
-	expect(view.mandates.map(comparable)).toEqual(server.mandates.map(fromState).map(comparable));
-}
-
-/** The snapshot names the intent, which live frames never carry; everything else must match. */
-function comparable(mandate: MandateView): Omit<MandateView, "intent"> {
-	const { intent: _intent, ...rest } = mandate;
-	return rest;
-}
-
-async function closeServerSockets(sessionId: string): Promise<void> {
-	await runInDurableObject(sessionStub(sessionId), (_instance, state) => {
-		for (const socket of state.getWebSockets()) socket.close(1012, "service restart");
-	});
-}
+clientsClosedAfterEach();
 
 describe("ProgressClient against the Worker", () => {
 	it("starts from the snapshot and folds a whole run, live", async () => {

@@ -1,12 +1,16 @@
 import { exports } from "cloudflare:workers";
+import type { SocketCloseEvent, SocketMessageEvent, WebSocketConstructor } from "../client/index.ts";
 
 /**
  * A WebSocket class for the SDK under test that opens its sockets through the real Worker
  * (`exports.default.fetch` with an Upgrade header), plus a switch that plays a lost network:
  * while `offline`, every connection attempt fails, and `drop()` cuts the open sockets.
+ *
+ * Like React Native's socket it is no `EventTarget` and hands its `on…` handlers plain objects (issue
+ * 15): the SDK must work with exactly that.
  */
 export interface TestNetwork {
-	WebSocket: new (url: string, protocols?: string | string[]) => WebSocket;
+	WebSocket: WebSocketConstructor;
 	/** Every URL the SDK connected to, in order (to see its `since`). */
 	readonly urls: string[];
 	/** The subprotocols offered on each connection, in order (the token travels there). */
@@ -14,6 +18,8 @@ export interface TestNetwork {
 	offline: boolean;
 	/** Closes every open socket from the phone's side, as a dead network would. */
 	drop(): void;
+	/** How many sockets are open now. */
+	openCount(): number;
 }
 
 export function testNetwork(): TestNetwork {
@@ -25,10 +31,11 @@ export function testNetwork(): TestNetwork {
 		drop() {
 			for (const socket of open) socket.close(4001, "network lost");
 		},
+		openCount: () => open.size,
 		WebSocket: undefined as unknown as TestNetwork["WebSocket"],
 	};
 
-	class WorkerSocket extends EventTarget {
+	class WorkerSocket {
 		static readonly CONNECTING = 0;
 		static readonly OPEN = 1;
 		static readonly CLOSING = 2;
@@ -39,11 +46,14 @@ export function testNetwork(): TestNetwork {
 		readonly bufferedAmount = 0;
 		readonly extensions = "";
 		protocol = "";
+		onopen: ((event: unknown) => void) | null = null;
+		onmessage: ((event: SocketMessageEvent) => void) | null = null;
+		onclose: ((event: SocketCloseEvent) => void) | null = null;
+		onerror: ((event: unknown) => void) | null = null;
 		readonly #offered: string[];
 		#socket: WebSocket | null = null;
 
 		constructor(url: string, protocols?: string | string[]) {
-			super();
 			this.url = url;
 			this.#offered = protocols === undefined ? [] : Array.isArray(protocols) ? protocols : [protocols];
 			network.urls.push(url);
@@ -72,13 +82,13 @@ export function testNetwork(): TestNetwork {
 			}
 			this.#socket = socket;
 			socket.addEventListener("message", (event) => {
-				this.dispatchEvent(new MessageEvent("message", { data: event.data }));
+				this.onmessage?.({ data: event.data });
 			});
 			socket.addEventListener("close", (event) => this.#closed(event.code, event.reason));
 			socket.accept();
 			open.add(this);
 			this.readyState = 1;
-			this.dispatchEvent(new Event("open"));
+			this.onopen?.({ type: "open" });
 		}
 
 		send(data: string): void {
@@ -98,7 +108,7 @@ export function testNetwork(): TestNetwork {
 		#fail(reason: string): void {
 			setTimeout(() => {
 				if (this.readyState >= 2) return;
-				this.dispatchEvent(new Event("error"));
+				this.onerror?.({ type: "error" });
 				this.#closed(1006, reason);
 			}, 0);
 		}
@@ -107,10 +117,10 @@ export function testNetwork(): TestNetwork {
 			if (this.readyState === 3) return;
 			this.readyState = 3;
 			open.delete(this);
-			this.dispatchEvent(new CloseEvent("close", { code, reason }));
+			this.onclose?.({ code, reason });
 		}
 	}
 
-	network.WebSocket = WorkerSocket as unknown as TestNetwork["WebSocket"];
+	network.WebSocket = WorkerSocket;
 	return network;
 }

@@ -39,6 +39,7 @@ const CONNECTION_LABELS: Record<ConnectionStatus, string> = {
 	connecting: "Connecting…",
 	live: "Live",
 	reconnecting: "Reconnecting…",
+	unauthorized: "Link expired",
 	closed: "Offline",
 };
 

@@ -54,6 +54,8 @@ export function moveStages(
 				stage_name: stageName(stage),
 				mandate_id: mandate.mandate_id,
 				...(executionId ? { execution_id: executionId } : {}),
+				// Issue 15: a phone that joined before the mandate started learns the request from its frames.
+				...(mandate.intent ? { intent: mandate.intent } : {}),
 				...extra,
 			},
 		});
