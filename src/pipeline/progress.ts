@@ -18,7 +18,6 @@ export const PROGRESS = {
 /** The sub-status lines the service writes itself (tool lines come from the agent's own titles). */
 export const STATUS = {
 	queued: "Mandate queued",
-	waiting: "Waiting for an agent...",
 	started: "Agent started",
 	generating: "Generating response...",
 	lifecycleError: "The agent hit a problem and may retry...",
@@ -32,9 +31,9 @@ export function nextProgress(current: number, candidate: number): number {
 }
 
 /**
- * How far along ObeGee's own running statuses are (upper-cased): a status never moves the shown
- * sub-status back (EXECUTING, then a stale QUEUED, must not say "Waiting for an agent" again).
- * Statuses ObeGee may add later rank 0 and show nothing.
+ * How far along ObeGee's own running statuses are (upper-cased): a status never moves the mandate's
+ * remote status back (EXECUTING, then a stale QUEUED, changes nothing). Statuses ObeGee may add later
+ * rank 0 and show nothing.
  */
 export function remoteStatusRank(status: string | null): number {
 	switch (status) {
@@ -47,16 +46,13 @@ export function remoteStatusRank(status: string | null): number {
 	}
 }
 
-/** Sub-statuses shown for ObeGee's own execution statuses while polling. */
+/**
+ * The sub-status shown for ObeGee's own running statuses while polling: once ObeGee has the run
+ * (QUEUED or EXECUTING), stage 9 says "Agent started" at 10 % (seed-spec.md, "Enhanced Progress
+ * Updates"); the agent's own stream, when its gateway speaks, says more. Other statuses show nothing.
+ */
 export function subStatusForRemote(status: string): { status: string; progress: number } | null {
-	switch (status) {
-		case "QUEUED":
-			return { status: STATUS.waiting, progress: PROGRESS.queued };
-		case "EXECUTING":
-			return { status: STATUS.started, progress: PROGRESS.started };
-		default:
-			return null;
-	}
+	return remoteStatusRank(status) > 0 ? { status: STATUS.started, progress: PROGRESS.started } : null;
 }
 
 export function stillWorkingStatus(elapsedMs: number): string {
