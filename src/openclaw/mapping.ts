@@ -300,8 +300,9 @@ function onAnswerText(step: Step, itemId: string | null, cumulative: string, sou
 	step.updates.push(gap ? { kind: "chunk", text, offset, gap: true } : { kind: "chunk", text, offset });
 }
 
+/** The text so far of the item a delta belongs to; text that came before any item id is the first item's. */
 function currentText(state: RunState, itemId: string | null): string {
-	return itemId === null || itemId === state.itemId ? state.itemText : "";
+	return itemId === null || state.itemId === null || itemId === state.itemId ? state.itemText : "";
 }
 
 function rememberToolCall(state: RunState, id: string, titled: boolean): void {
