@@ -37,8 +37,10 @@ export const RETRY_AFTER_CAP_MS = 120_000;
 
 /** A retry waits at least as long as ObeGee's `Retry-After` asked (capped), never less than `delayMs`. */
 export function honourRetryAfter(delayMs: number, retryAfterMs: number | null | undefined): number {
-	if (retryAfterMs === null || retryAfterMs === undefined || !(retryAfterMs > 0)) return delayMs;
-	return Math.max(delayMs, Math.min(retryAfterMs, RETRY_AFTER_CAP_MS));
+	// Absent, zero, negative or not a number: nothing was asked.
+	const asked = retryAfterMs ?? 0;
+	if (!(asked > 0)) return delayMs;
+	return Math.max(delayMs, Math.min(asked, RETRY_AFTER_CAP_MS));
 }
 
 /**
