@@ -21,8 +21,11 @@ import {
 export const WATCH_TTL_MS = 15 * 60_000;
 /** While its run's events keep flowing a watch is extended once less than this is left. */
 export const WATCH_RENEW_BELOW_MS = WATCH_TTL_MS / 2;
-/** With nothing watched the socket stays open this long, so back-to-back runs reuse it. */
-export const IDLE_CLOSE_MS = 30_000;
+/**
+ * With nothing watched the socket stays open this long, so back-to-back runs reuse it — and no longer:
+ * an open outbound socket keeps the Gateway DO billable (issue 17: closed within 5 s of the last watch).
+ */
+export const IDLE_CLOSE_MS = 5_000;
 export {
 	HANDSHAKE_TIMEOUT_MS,
 	RECONNECT_BASE_MS,
