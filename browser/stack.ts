@@ -18,6 +18,8 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 
 export interface Stack {
 	url: string;
+	/** The Worker's fresh secrets (SERVICE_TOKEN, SESSION_TOKEN_SECRET, …). */
+	secrets: ReturnType<typeof randomSecrets>;
 	sim: ObeGeeSim;
 	gateway: GatewaySim;
 	push: PushSims;
@@ -71,6 +73,7 @@ export async function startStack(log: (line: string) => void): Promise<Stack> {
 		});
 		return {
 			url,
+			secrets,
 			sim,
 			gateway,
 			push,

@@ -10,6 +10,7 @@ import { devices } from "./routes/devices.ts";
 import { erasure } from "./routes/erasure.ts";
 import { executions } from "./routes/executions.ts";
 import { mandates } from "./routes/mandates.ts";
+import { protocolDocs } from "./routes/protocol-docs.ts";
 import { push } from "./routes/push.ts";
 import { sessions } from "./routes/sessions.ts";
 import { tokens } from "./routes/tokens.ts";
@@ -46,6 +47,8 @@ app.route("/api/admin", admin);
 app.route("/api/admin", erasure);
 app.route("/api/devices", devices);
 app.route("/api/push", push);
+// GET /openapi.json and /asyncapi.json: the protocol, generated from the zod schemas (issue 15).
+app.route("/", protocolDocs);
 // Demo-only (issue 5): 404 unless DEMO_ROUTES === "true", checked per request inside the module.
 app.route("/api/demo", demo);
 
