@@ -33,6 +33,42 @@ export async function gatewayFor(env: Env, tenantId: string): Promise<GatewayLoo
 	return { ok: true, target: { url, token: env.OPENCLAW_GATEWAY_TOKEN || null, source: "default" } };
 }
 
+/** How long this isolate trusts what it read about a tenant having a registered gateway. */
+export const HAS_GATEWAY_TTL_MS = 60_000;
+const registered = new Map<string, { has: boolean; until: number }>();
+
+/**
+ * Whether a tenant has a gateway at all, so a Session DO wakes the tenant's Gateway DO only when there is
+ * one to watch (issue 17: no DO request for tenants without a gateway). A valid OPENCLAW_GATEWAY_URL
+ * serves every tenant, with no D1 read; otherwise the registry's answer is kept per isolate for
+ * HAS_GATEWAY_TTL_MS. A lookup that fails counts as "has one": the Gateway DO then decides.
+ */
+export async function hasGateway(
+	env: Pick<Env, "DB" | "OPENCLAW_GATEWAY_URL">,
+	tenantId: string,
+	now = Date.now(),
+): Promise<boolean> {
+	const url = env.OPENCLAW_GATEWAY_URL?.trim();
+	if (url && gatewayUrlProblem(url) === null) return true;
+	const known = registered.get(tenantId);
+	if (known && known.until > now) return known.has;
+	try {
+		const row = await env.DB.prepare("SELECT 1 AS x FROM tenant_gateways WHERE tenant_id = ?")
+			.bind(tenantId)
+			.first();
+		if (registered.size >= 10_000) registered.clear();
+		registered.set(tenantId, { has: row !== null, until: now + HAS_GATEWAY_TTL_MS });
+		return row !== null;
+	} catch {
+		return true;
+	}
+}
+
+/** The registry changed for a tenant (the admin route): this isolate forgets what it knew. */
+export function forgetGatewayPresence(tenantId: string): void {
+	registered.delete(tenantId);
+}
+
 /** Why a gateway address is refused, or null when it is fine. Never echoes the URL (it may hold secrets). */
 export function gatewayUrlProblem(value: string): string | null {
 	let url: URL;

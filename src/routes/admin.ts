@@ -6,7 +6,7 @@ import { deleteTenantGateway, putTenantGateway, readTenantGateway } from "../d1/
 import { gatewayObjects } from "../durable/placement.ts";
 import { type AppContext, type AppEnv, apiError, limitBody, readJson, validate } from "../http.ts";
 import { log } from "../log.ts";
-import { gatewayUrlProblem } from "../openclaw/registry.ts";
+import { forgetGatewayPresence, gatewayUrlProblem } from "../openclaw/registry.ts";
 import { Identifier } from "../protocol/common.ts";
 
 /**
@@ -55,6 +55,7 @@ admin.put("/tenants/:tenantId/gateway", limitBody(8_192), async (c) => {
 	const sealedToken = await sealGatewayToken(keyring.keys, tenantId.value, body.value.token);
 	const updatedAt = new Date().toISOString();
 	await putTenantGateway(c.env.DB, tenantId.value, { url: body.value.url, sealedToken }, updatedAt);
+	forgetGatewayPresence(tenantId.value);
 	await gatewayObjects(c.env).getByName(tenantId.value).gatewayChanged(tenantId.value);
 	return c.json({ tenant_id: tenantId.value, url: body.value.url, updated_at: updatedAt });
 });
@@ -78,6 +79,7 @@ admin.delete("/tenants/:tenantId/gateway", async (c) => {
 	if (!tenantId.ok) return tenantId.response;
 	if (!(await deleteTenantGateway(c.env.DB, tenantId.value)))
 		return apiError(c, 404, "not_found", "This tenant has no registered gateway.");
+	forgetGatewayPresence(tenantId.value);
 	await gatewayObjects(c.env).getByName(tenantId.value).gatewayChanged(tenantId.value);
 	return c.body(null, 204);
 });

@@ -1,6 +1,7 @@
 import { gatewayObjects } from "../durable/placement.ts";
 import { log } from "../log.ts";
 import { type AgentUpdate, coalesceChunks, type GatewayWatcher } from "../openclaw/contract.ts";
+import { hasGateway } from "../openclaw/registry.ts";
 import { forwardChanges } from "../pipeline/outcome.ts";
 import { PROGRESS, STATUS } from "../pipeline/progress.ts";
 import { gatewayDropPoint } from "./analytics.ts";
@@ -83,12 +84,16 @@ export function watchAgent(s: SessionContext, mandate: MandateRecord, watch: boo
 	const sessionId = s.sessionId();
 	const { execution_id: executionId, tenant_id: tenantId } = mandate;
 	if (!sessionId || !executionId || !tenantId) return;
-	const gateway: Pick<GatewayWatcher, "watch" | "unwatch"> = gatewayObjects(s.env).getByName(tenantId);
-	const call = watch
-		? gateway.watch(tenantId, { executionId, sessionId, mandateId: mandate.mandate_id })
-		: gateway.unwatch(tenantId, executionId);
+	const call = async () => {
+		// A tenant without a gateway: nothing to watch, and its Gateway DO is never woken for it.
+		if (!(await hasGateway(s.env, tenantId))) return;
+		const gateway: Pick<GatewayWatcher, "watch" | "unwatch"> = gatewayObjects(s.env).getByName(tenantId);
+		await (watch
+			? gateway.watch(tenantId, { executionId, sessionId, mandateId: mandate.mandate_id })
+			: gateway.unwatch(tenantId, executionId));
+	};
 	s.ctx.waitUntil(
-		call.catch((error: unknown) =>
+		call().catch((error: unknown) =>
 			log("warn", "gateway watch failed", {
 				session_id: sessionId,
 				execution_id: executionId,
