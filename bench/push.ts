@@ -38,7 +38,8 @@ import { type Distribution, distribution, pool } from "./stats.ts";
  *   - "push": the users above;
  *   - "no devices": sessions opened by a user with no device (the outcome still looks for devices);
  *   - "no owner": sessions no phone ever opened (no push work at all) — the baseline.
- * ObeGee polling is set to 2 minutes so the scenario's webhook path is not mixed with polls.
+ * ObeGee polling is set to 2 minutes so the scenario's webhook path is not mixed with polls, and the
+ * execution timeout to an hour so no mandate times out before its webhook on a slow machine.
  */
 
 /** BENCH_PUSH_SCALE (e.g. 0.1) shrinks the user counts, for a quick look; the figures are at 1. */
@@ -123,6 +124,8 @@ export interface PushBenchResult {
 		duplicated: number;
 		/** Completion pushes to a device of a control group or to nobody we know. */
 		unexpected: number;
+		/** Pushes for another outcome than "completed" (a mandate that timed out before its webhook). */
+		other_outcomes: number;
 		/** Requests a simulator refused (4xx/5xx) from the webhooks on. */
 		refused_requests: number;
 		webhooks_not_applied: number;
@@ -266,6 +269,8 @@ export async function pushBench(root: string, config: string): Promise<PushBench
 				...push.env,
 				OBEGEE_BASE_URL: sim.url,
 				POLL_INTERVAL_MS: "120000",
+				// However slow the setup on a loaded machine, no mandate may time out before its webhook.
+				EXECUTION_TIMEOUT_MS: "3600000",
 				METRICS_LOG: "true",
 			},
 		});
@@ -526,8 +531,14 @@ async function run(
 	const byProvider = new Map<string, number[]>();
 	const byWidth = new Map<string, number[]>();
 	let unexpected = 0;
+	let otherOutcomes = 0;
 	for (const { at, push: p } of counted()) {
 		if (!isCompletion(p)) continue;
+		// Every mandate here completes by its webhook; a timeout first (a machine too slow) would push twice.
+		if (p.data?.outcome !== "completed") {
+			otherOutcomes++;
+			continue;
+		}
 		const key = `${String(p.data?.mandate_id)} ${p.target}`;
 		const known = owner.get(key);
 		if (!known) {
@@ -628,6 +639,7 @@ async function run(
 			lost: deviceCount - seen.size,
 			duplicated,
 			unexpected,
+			other_outcomes: otherOutcomes,
 			refused_requests: refused,
 			webhooks_not_applied: notApplied,
 			android_progress_ends: counted().filter((a) => isAndroidEnd(a.push)).length,
@@ -645,7 +657,7 @@ async function run(
 	const l = result.latency;
 	const c = result.correctness;
 	log(
-		`webhook → push request: p50 ${l.p50} p99 ${l.p99} max ${l.max} ms (n=${l.n}); ${c.received}/${c.expected} devices, ${c.lost} lost, ${c.duplicated} duplicated, ${c.unexpected} unexpected, ${c.refused_requests} refused; ${result.duration_s} s`,
+		`webhook → push request: p50 ${l.p50} p99 ${l.p99} max ${l.max} ms (n=${l.n}); ${c.received}/${c.expected} devices, ${c.lost} lost, ${c.duplicated} duplicated, ${c.unexpected} unexpected, ${c.other_outcomes} for another outcome, ${c.refused_requests} refused; ${result.duration_s} s`,
 	);
 	return result;
 }
