@@ -2,8 +2,10 @@ import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
 import { type BrowserContext, type CDPSession, chromium, type Page } from "playwright-core";
 import { agentAnswer } from "../sim/obegee.ts";
+import { mintMobileToken } from "../src/auth/mobile-token.ts";
 import { type FakeGcm, startFakeGcm } from "./gcm.ts";
 import { type Stack, startStack } from "./stack.ts";
 
@@ -225,6 +227,50 @@ interface Context {
 	mandates: Record<string, string>;
 	/** The completion push the Worker sent in the notification test, as plaintext, and its mandate. */
 	pushed: { mandate: string; plaintext: string } | null;
+	/** Every console message of every page and worker of the browser, from the start. */
+	consoleLines: string[];
+	/** Every request of the browser answered 404. */
+	notFound: string[];
+	/** Every mobile token a page was given (in its address or by the demo routes). */
+	tokens: Set<string>;
+}
+
+/** The page's Typewriter (public/src/typing.ts) alone, bundled for a blank page. */
+async function typewriterBundle(): Promise<string> {
+	const result = await build({
+		entryPoints: [join(ROOT, "public", "src", "typing.ts")],
+		bundle: true,
+		format: "iife",
+		globalName: "Typing",
+		write: false,
+		logLevel: "silent",
+	});
+	// Evaluated as a script, `var Typing` would stay local to that evaluation.
+	return `${result.outputFiles[0]?.text ?? ""}\nwindow.Typing = Typing;`;
+}
+
+/** Runs the pipeline for one mandate of `sessionId` in the `manual` scenario; the test ends it. */
+async function manualMandate(
+	stack: Stack,
+	sessionId: string,
+	intent: string,
+): Promise<{ mandateId: string; executionId: string }> {
+	const mandateId = `mio_browser_${Date.now().toString(36)}`;
+	const response = await fetch(`${stack.url}/api/mandate/execute`, {
+		method: "POST",
+		headers: { Authorization: `Bearer ${stack.secrets.SERVICE_TOKEN}`, "Content-Type": "application/json" },
+		body: JSON.stringify({
+			session_id: sessionId,
+			mandate_id: mandateId,
+			tenant_id: "tenant_demo",
+			intent,
+			dimensions: { sim_scenario: "manual" },
+			delivery_channels: ["email"],
+		}),
+	});
+	const body = (await response.json()) as { execution_id?: string };
+	assert(response.ok && body.execution_id, `execute answered ${response.status}: ${JSON.stringify(body)}`);
+	return { mandateId, executionId: body.execution_id };
 }
 
 /** The page's demo session and mobile token, as it keeps them (public/src/demo-api.ts). */
@@ -525,6 +571,132 @@ const TESTS: Array<[string, (ctx: Context) => Promise<void>]> = [
 		},
 	],
 	[
+		"a link's token leaves the address bar and the history at load; a reload keeps watching",
+		async ({ context, page, stack, tokens }) => {
+			const { session_id } = await pageSession(page);
+			const token = await mintMobileToken(stack.secrets.SESSION_TOKEN_SECRET, {
+				sid: session_id,
+				sub: "demo_user",
+			});
+			tokens.add(token);
+			const tab = await context.newPage();
+			try {
+				await tab.goto(`${stack.url}/#session=${session_id}&token=${token}`);
+				await tab.locator('#connection[data-status="live"]').waitFor({ timeout: 10_000 });
+				const address = await tab.evaluate(() => location.href);
+				assert(address === `${stack.url}/#session=${session_id}`, `the address: ${address}`);
+				// replaceState: the entry with the token is gone from the history, not merely covered.
+				await tab.goBack();
+				assert(!tab.url().includes("token"), `the history still has ${tab.url()}`);
+				await tab.goForward();
+				await tab.reload();
+				await tab.locator('#connection[data-status="live"]').waitFor({ timeout: 10_000 });
+				assert((await tab.locator("[data-mandate-id]").count()) > 0, "no cards after the reload");
+				assert(!(await tab.evaluate(() => location.href)).includes("token"), "the token came back");
+			} finally {
+				await tab.close();
+			}
+		},
+	],
+	[
+		"an expired link says so, in words, and stops retrying",
+		async ({ context, stack, tokens }) => {
+			const sessionId = `sess_expired_${Date.now().toString(36)}`;
+			const now = Math.floor(Date.now() / 1000);
+			const expired = await mintMobileToken(stack.secrets.SESSION_TOKEN_SECRET, {
+				sid: sessionId,
+				sub: "demo_user",
+				issuedAt: now - 7200,
+				expiresAt: now - 3600,
+			});
+			tokens.add(expired);
+			const tab = await context.newPage();
+			const sockets: string[] = [];
+			tab.on("websocket", (socket) => sockets.push(socket.url()));
+			try {
+				await tab.goto(`${stack.url}/#session=${sessionId}&token=${expired}`);
+				await tab.locator('#connection[data-status="unauthorized"]').waitFor({ timeout: 10_000 });
+				const words = (await tab.locator("#notice").textContent()) ?? "";
+				assert(await tab.locator("#notice").isVisible(), "no notice");
+				assert(words.includes("link has expired"), `the notice: ${words}`);
+				assert((await tab.locator("#connection").textContent()) === "Link expired", "the connection label");
+				assert(!(await tab.locator("#empty").isVisible()), '"No requests in this session yet." is shown');
+				assert(!(await tab.locator("#notify").isVisible()), '"Notify me" is offered for an expired link');
+				await tab.waitForTimeout(1_500);
+				assert(sockets.length === 2, `${sockets.length} connection attempts`);
+				assert(
+					!(await tab.evaluate(() => location.href)).includes("token"),
+					"the token stayed in the address",
+				);
+				await screenshot(tab, "phone-link-expired.png");
+			} finally {
+				await tab.close();
+			}
+		},
+	],
+	[
+		"the answer catches up: a 40,000-character backlog is typed within 2 s, a finished answer shows at once",
+		async ({ context, page, stack }) => {
+			// The Typewriter alone on a blank page: 40,000 characters arriving at once.
+			const blank = await context.newPage();
+			try {
+				await blank.goto("about:blank");
+				await blank.evaluate(await typewriterBundle());
+				const timing = await blank.evaluate(async () => {
+					const { Typewriter } = (window as unknown as { Typing: typeof import("../public/src/typing.ts") })
+						.Typing;
+					const element = document.createElement("p");
+					document.body.append(element);
+					const writer = new Typewriter(element);
+					const long = "word ".repeat(8_000);
+					const started = performance.now();
+					writer.type(long);
+					while (element.dataset.typing !== "false") await new Promise((r) => setTimeout(r, 10));
+					const longMs = performance.now() - started;
+					// A trickle is still typed out, not dumped.
+					const short = document.createElement("p");
+					const trickle = new Typewriter(short);
+					trickle.type("Hello there, this is typed.");
+					await new Promise((r) => requestAnimationFrame(() => r(null)));
+					const partial = (short.textContent ?? "").length;
+					// What is final is shown at once.
+					const final = document.createElement("p");
+					new Typewriter(final).type(long, true);
+					return { longMs, shown: element.textContent?.length, partial, final: final.textContent?.length };
+				});
+				assert(timing.shown === 40_000, `shown ${timing.shown}`);
+				assert(timing.longMs < 2_000, `40,000 characters took ${Math.round(timing.longMs)} ms`);
+				assert(timing.partial < 27, `a short answer appeared at once (${timing.partial})`);
+				assert(timing.final === 40_000, "an instant answer was typed");
+			} finally {
+				await blank.close();
+			}
+			// On the page: a run ends with a 4,000-character summary, shown whole as the card turns Delivered.
+			const { session_id } = await pageSession(page);
+			const { mandateId, executionId } = await manualMandate(stack, session_id, "Summarise the quarter");
+			await card(page, mandateId).waitFor({ timeout: 10_000 });
+			const summary = `Quarter summary. ${"All figures are in the attached report. ".repeat(120)}`.slice(
+				0,
+				4_000,
+			);
+			const done = await fetch(`${stack.sim.url}/__sim/executions/${executionId}/complete`, {
+				method: "POST",
+				headers: { "Content-Type": "application/json" },
+				body: JSON.stringify({ status: "COMPLETED", summary, send_webhook: true }),
+			});
+			assert(done.ok, `the simulator answered ${done.status}`);
+			await waitForPhase(page, mandateId, "completed", 15_000);
+			const shownNow = await card(page, mandateId)
+				.locator(".answer")
+				.evaluate((el) => ({
+					length: (el.textContent ?? "").length,
+					typing: (el as HTMLElement).dataset.typing,
+				}));
+			assert(shownNow.length === summary.length, `${shownNow.length} of ${summary.length} characters shown`);
+			assert(shownNow.typing === "false", "still typing a finished answer");
+		},
+	],
+	[
 		"notify me: offered, blocked until allowed, then a real subscription registered as the user's device",
 		async ({ page, context, stack, gcm }) => {
 			const control = page.locator("#notify");
@@ -744,6 +916,17 @@ const TESTS: Array<[string, (ctx: Context) => Promise<void>]> = [
 			await page.locator('#connection[data-status="live"]').waitFor({ timeout: 10_000 });
 		},
 	],
+	[
+		"no request answered 404 (favicon included) and no token ever reached the console",
+		async ({ page, notFound, consoleLines, tokens }) => {
+			tokens.add((await pageSession(page)).token);
+			assert(notFound.length === 0, `404s: ${notFound.join(", ")}`);
+			const leaked = consoleLines.filter((line) => [...tokens].some((token) => line.includes(token)));
+			assert(leaked.length === 0, `the console showed a token: ${leaked.join(" | ")}`);
+			const csp = (await fetch(page.url())).headers.get("content-security-policy") ?? "";
+			assert(/connect-src 'self';/.test(csp), `the page's CSP: ${csp}`);
+		},
+	],
 ];
 
 async function main(): Promise<number> {
@@ -768,11 +951,28 @@ async function main(): Promise<number> {
 			colorScheme: "light",
 		});
 		await context.addInitScript(recordTransitions);
+		const consoleLines: string[] = [];
+		const notFound: string[] = [];
+		context.on("console", (message) => consoleLines.push(`${message.type()}: ${message.text()}`));
+		context.on("weberror", (error) => consoleLines.push(`error: ${error.error().message}`));
+		context.on("response", (response) => {
+			if (response.status() === 404) notFound.push(`${response.request().method()} ${response.url()}`);
+		});
 		const page = context.pages()[0] ?? (await context.newPage());
 		page.on("pageerror", (error) => console.log(`[page error] ${error.message}`));
 		await page.goto(stack.url);
 		await page.locator('#connection[data-status="live"]').waitFor({ timeout: 10_000 });
-		const ctx: Context = { page, context, stack, gcm, mandates: {}, pushed: null };
+		const ctx: Context = {
+			page,
+			context,
+			stack,
+			gcm,
+			mandates: {},
+			pushed: null,
+			consoleLines,
+			notFound,
+			tokens: new Set(),
+		};
 		for (const [name, test] of TESTS) {
 			const t0 = Date.now();
 			try {

@@ -22,7 +22,8 @@ export function securityHeaders(): MiddlewareHandler<AppEnv> {
 	const headers = secureHeaders({
 		contentSecurityPolicy: {
 			defaultSrc: ["'self'"],
-			connectSrc: ["'self'", "ws:", "wss:"],
+			// Only this origin: 'self' covers its own ws:/wss: too (CSP Level 3), never another host (issue 15).
+			connectSrc: ["'self'"],
 			imgSrc: ["'self'", "data:"],
 			styleSrc: ["'self'"],
 			scriptSrc: ["'self'"],

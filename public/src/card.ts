@@ -19,6 +19,8 @@ export class MandateCard {
 	readonly #delivered: HTMLElement;
 	readonly #error: HTMLElement;
 	readonly #errorText: HTMLElement;
+	/** Whether the card was drawn before: what it shows when first drawn is not typed out again. */
+	#drawn = false;
 
 	constructor(mandateId: string) {
 		this.element = el("article", "card");
@@ -94,13 +96,15 @@ export class MandateCard {
 		// The streamed answer when the agent streams one; otherwise ObeGee's summary at the end.
 		const answer = mandate.answer || mandate.result?.summary || "";
 		this.#answer.hidden = answer === "";
-		if (answer) this.#typewriter.type(answer);
+		// A finished answer, or the answer so far on a card drawn just now (a reload), shows at once.
+		if (answer) this.#typewriter.type(answer, mandate.phase !== "in_progress" || !this.#drawn);
 		const channels = mandate.result?.delivered_to ?? [];
 		this.#delivered.hidden = channels.length === 0;
 		this.#delivered.textContent = channels.length ? `Delivered to ${channels.join(", ")}` : "";
 
 		this.#error.hidden = mandate.error === null || mandate.phase !== "failed";
 		this.#errorText.textContent = mandate.error ?? "";
+		this.#drawn = true;
 	}
 }
 

@@ -43,6 +43,9 @@ const CONNECTION_LABELS: Record<ConnectionStatus, string> = {
 	closed: "Offline",
 };
 
+const EXPIRED =
+	"This link has expired or is no longer valid, so this request's progress can't be shown. Open it again from the MyndLens app to get a new link.";
+
 const cards = new Map<string, MandateCard>();
 /** Intents this page typed: live frames do not carry the intent until a snapshot does. */
 const intents = new Map<string, string>();
@@ -54,7 +57,11 @@ async function findSession(): Promise<Watch | null> {
 	const hash = new URLSearchParams(location.hash.slice(1));
 	const sessionId = hash.get("session");
 	const token = hash.get("token");
-	if (sessionId && token) return { sessionId, token, demo: null };
+	if (sessionId && token) {
+		// Kept for this tab only (a reload finds it); the address bar and history lose it (nameInAddress).
+		keepLinkToken(sessionId, token);
+		return { sessionId, token, demo: null };
+	}
 	if (sessionId) {
 		const known = knownSession(sessionId);
 		if (known) return known;
@@ -65,10 +72,15 @@ async function findSession(): Promise<Watch | null> {
 	return demo ? { sessionId: demo.session_id, token: demo.token, demo } : null;
 }
 
-/** A session named without a token: this tab's demo session, or one kept for notification taps. */
+/**
+ * A session named without a token: this tab's demo session, one this tab opened from a link (its
+ * token moved out of the address), or one kept for notification taps.
+ */
 function knownSession(sessionId: string): Watch | null {
 	const demo = storedDemoSession(sessionId);
 	if (demo) return { sessionId, token: demo.token, demo };
+	const linked = linkToken(sessionId);
+	if (linked) return { sessionId, token: linked, demo: null };
 	const remembered = rememberedSession(sessionId);
 	if (!remembered) return null;
 	// A tab opened from a notification takes the demo session over, so a reload keeps it.
@@ -76,14 +88,35 @@ function knownSession(sessionId: string): Watch | null {
 	return { sessionId, token: remembered.token, demo: remembered.demo };
 }
 
-/** The address names the watched session (and keeps a token that came in it); `mandate=` is used once. */
+/**
+ * The address names the watched session and nothing else: a token that came in it leaves the address
+ * bar at once, and `replaceState` takes it out of the history too (issue 15), so it is not in a
+ * bookmark, a shared link or a screenshot. `mandate=` is used once.
+ */
 function nameInAddress(watch: Watch): void {
 	const hash = new URLSearchParams(location.hash.slice(1));
 	openMandate = hash.get("mandate");
 	const named = new URLSearchParams({ session: watch.sessionId });
-	const token = hash.get("token");
-	if (token && hash.get("session") === watch.sessionId) named.set("token", token);
 	if (location.hash.slice(1) !== named.toString()) history.replaceState(null, "", `#${named}`);
+}
+
+const LINK_TOKEN_KEY = "myndlens.link-token.";
+
+/** This tab keeps the token of a session it was opened for (sessionStorage: this tab, until it closes). */
+function keepLinkToken(sessionId: string, token: string): void {
+	try {
+		sessionStorage.setItem(LINK_TOKEN_KEY + sessionId, token);
+	} catch {
+		// storage blocked: a reload then needs the link again
+	}
+}
+
+function linkToken(sessionId: string): string | null {
+	try {
+		return sessionStorage.getItem(LINK_TOKEN_KEY + sessionId);
+	} catch {
+		return null;
+	}
 }
 
 /** Brings a mandate's card into view and marks it, now or as soon as it is drawn. */
@@ -110,10 +143,23 @@ function listenForTaps(watch: Watch): void {
 	});
 }
 
+/** Set while the page says the link expired, so the words go once the session is live again. */
+let expiredShown = false;
+
 function render(session: SessionView, status: ConnectionStatus): void {
 	const connection = byId("connection");
 	connection.dataset.status = status;
 	connection.textContent = CONNECTION_LABELS[status];
+	if (status === "unauthorized") {
+		// The token was refused twice: retrying cannot help, and "no requests yet" would be wrong.
+		expiredShown = true;
+		byId("empty").hidden = true;
+		byId("notify").hidden = true;
+		notice(EXPIRED);
+	} else if (expiredShown && status === "live") {
+		expiredShown = false;
+		notice(null);
+	}
 	const container = byId("cards");
 	for (const mandate of session.mandates) {
 		let card = cards.get(mandate.mandate_id);
@@ -178,13 +224,19 @@ async function main(): Promise<void> {
 	});
 	if (watch.demo) showForm(watch.demo, () => render(client.session, client.status));
 	else byId("empty").textContent = "No requests in this session yet.";
-	client.subscribe(render);
+	// "Notify me" is offered once the session's token is accepted: never for an expired link.
+	let notifyOffered = false;
+	client.subscribe((session, status) => {
+		render(session, status);
+		if (status !== "live" || notifyOffered) return;
+		notifyOffered = true;
+		// Never in the way of the cards: without Web Push (browser or Worker) the control stays hidden.
+		setUpNotifications(watch).catch(() => {});
+	});
 	// A phone back from a dead zone should not wait out the backoff.
 	window.addEventListener("online", () => client.reconnect());
 	window.__myndlens = { client, sessionId: watch.sessionId };
 	listenForTaps(watch);
-	// Never in the way of the cards: without Web Push (browser or Worker) the control stays hidden.
-	setUpNotifications(watch).catch(() => {});
 }
 
 main().catch((error: unknown) => notice(`The page could not start: ${String(error)}`));
