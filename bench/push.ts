@@ -1,6 +1,8 @@
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -115,6 +117,10 @@ export interface PushBenchResult {
 	webhooks_per_s: number;
 	/** Signed webhook sent → completion push request at the provider simulator, every device. */
 	latency: Distribution;
+	/** The same pace through the floor: post → SQLite write → one request per device (bench/floor/). */
+	floor?: Distribution;
+	ratio_p50?: number;
+	ratio_p99?: number;
 	by_provider: Record<string, Distribution>;
 	by_devices_per_user: Record<string, Distribution>;
 	correctness: {
@@ -231,7 +237,12 @@ const round = (value: number, digits = 2) => Math.round(value * 10 ** digits) / 
  * Runs the scenario against its own Worker (the given config: the bundle the rest of the bench
  * measures), its own ObeGee simulator and the four push simulators.
  */
-export async function pushBench(root: string, config: string): Promise<PushBenchResult> {
+export async function pushBench(
+	root: string,
+	config: string,
+	/** The bench's floor Worker when it is running already; else one is started for the scenario. */
+	runningFloor?: RunningWorker,
+): Promise<PushBenchResult> {
 	const started = performance.now();
 	const runId = Date.now().toString(36);
 	const secrets = randomSecrets();
@@ -251,7 +262,20 @@ export async function pushBench(root: string, config: string): Promise<PushBench
 	});
 	const persist = mkdtempSync(join(tmpdir(), "myndlens-push-bench-"));
 	let service: RunningWorker | null = null;
+	let ownFloor: RunningWorker | null = null;
 	try {
+		const floorStarting = runningFloor
+			? Promise.resolve(runningFloor)
+			: startLocalWorker({
+					root,
+					config: "bench/floor/wrangler.toml",
+					readyPath: "/rooms/warmup",
+					vars: {},
+				}).then((floor) => {
+					ownFloor = floor;
+					return floor;
+				});
+		floorStarting.catch(() => {});
 		const sessions = plan(runId);
 		const devices = await makeDevices(sessions, push);
 		log(
@@ -285,11 +309,90 @@ export async function pushBench(root: string, config: string): Promise<PushBench
 				// a line cut short; not ours to count
 			}
 		});
+		const floor = await floorStarting;
 		log(`worker up (${elapsed(started)})`);
-		return await run(service, push, secrets, metrics, arrivals, sessions, devices, started);
+		const result = await run(service, push, secrets, metrics, arrivals, sessions, devices, started);
+		// The same signals through the floor, with the service stopped: the least the runtime needs to
+		// store a signal and send one request per device.
+		await service.stop();
+		const widths = sessions
+			.filter((s) => s.group === "push")
+			.map((s) => s.devices.length)
+			.sort(() => Math.random() - 0.5);
+		result.floor = distribution(await floorPushes(floor, widths, runId));
+		result.ratio_p50 = round(result.latency.p50 / Math.max(result.floor.p50, 0.01));
+		result.ratio_p99 = round(result.latency.p99 / Math.max(result.floor.p99, 0.01));
+		result.duration_s = Math.round((performance.now() - started) / 1000);
+		log(
+			`floor (store, then one request per device): p50 ${result.floor.p50} p99 ${result.floor.p99} ms (n=${result.floor.n}); service ÷ floor p99 ${result.ratio_p99}×; ${result.duration_s} s`,
+		);
+		return result;
 	} finally {
-		await Promise.all([service?.stop(), sim.close(), push.close()]);
+		await Promise.all([
+			service?.stop(),
+			sim.close(),
+			push.close(),
+			(ownFloor as RunningWorker | null)?.stop(),
+		]);
 		rmSync(persist, { recursive: true, force: true });
+	}
+}
+
+/**
+ * The floor of a completion push: each signal posted to a bare Durable Object (bench/floor/) that
+ * writes it to SQLite and then posts it once per device to a plain HTTP receiver here — at the same
+ * pace, to as many rooms with as many devices each as the scenario's users. Each object is created
+ * first (the users' sessions exist before their outcome too). The time from the post to each request.
+ */
+async function floorPushes(floor: RunningWorker, widths: number[], runId: string): Promise<number[]> {
+	const arrived = new Map<string, number>();
+	const receiver = createServer((req, res) => {
+		arrived.set(req.url ?? "", performance.now());
+		req.resume();
+		res.writeHead(204).end();
+	});
+	await new Promise<void>((resolve) => receiver.listen(0, HOST, resolve));
+	const receiverUrl = `http://${HOST}:${(receiver.address() as AddressInfo).port}`;
+	try {
+		const rooms = widths.map((devices, i) => ({ room: `pushfloor-${runId}-${i}`, devices, sentAt: 0 }));
+		await pool(rooms, SETUP_CONCURRENCY, async ({ room }) => {
+			const response = await fetch(`${floor.url}/rooms/${room}?durable`, { method: "POST", body: "{}" });
+			await response.body?.cancel();
+		});
+		const body = JSON.stringify({
+			execution_id: "exec_floor",
+			status: "COMPLETED",
+			delivered_to: ["email"],
+			summary: "Sent",
+		});
+		const start = performance.now();
+		await Promise.all(
+			rooms.map(async (room, i) => {
+				const wait = start + (i * 1000) / WEBHOOKS_PER_S - performance.now();
+				if (wait > 0) await sleep(wait);
+				room.sentAt = performance.now();
+				const push = encodeURIComponent(`${receiverUrl}/${room.room}`);
+				const response = await fetch(
+					`${floor.url}/rooms/${room.room}?durable&push=${push}&n=${room.devices}`,
+					{
+						method: "POST",
+						body,
+					},
+				);
+				await response.body?.cancel();
+			}),
+		);
+		const expected = rooms.reduce((total, room) => total + room.devices, 0);
+		const deadline = Date.now() + ARRIVAL_TIMEOUT_MS;
+		while (arrived.size < expected && Date.now() < deadline) await sleep(50);
+		return rooms.flatMap((room) =>
+			Array.from({ length: room.devices }, (_, i) => arrived.get(`/${room.room}/${i}`))
+				.filter((at): at is number => at !== undefined)
+				.map((at) => at - room.sentAt),
+		);
+	} finally {
+		receiver.closeAllConnections();
+		await new Promise((resolve) => receiver.close(resolve));
 	}
 }
 

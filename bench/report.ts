@@ -115,11 +115,18 @@ export function pushMarkdown(push: PushBenchResult): string[] {
 		"| devices | n | p50 | p95 | p99 | max |",
 		"|---|---|---|---|---|---|",
 		row("all", push.latency),
+		...(push.floor ? [row("floor: store, then one request per device", push.floor)] : []),
 		...Object.entries(push.by_provider).map(([kind, d]) => row(kind, d)),
 		...Object.entries(push.by_devices_per_user).map(([n, d]) =>
 			row(`of users with ${n} device${n === "1" ? "" : "s"}`, d),
 		),
 		"",
+		...(push.floor
+			? [
+					`Service ÷ floor: p50 ${push.ratio_p50}×, p99 ${push.ratio_p99}× (the floor is bench/floor/ writing each signal to SQLite and then posting it once per device, at the same pace to as many rooms).`,
+					"",
+				]
+			: []),
 		`**${c.received}/${c.expected} devices got their completion push: ${c.lost} lost, ${c.duplicated} duplicated**, ${c.unexpected} to a device that should get none, ${c.other_outcomes} for another outcome, ${c.refused_requests} requests refused by a provider, ${c.webhooks_not_applied} webhooks not applied; ${c.android_progress_ends} Android progress ends (one per FCM device).`,
 		"",
 		"Work per push, from the webhook on (measured: the push users' sessions minus sessions nobody opened, per device, so the outcome's own fan-out and the Android progress end are in it; D1 rows read and the Expo receipt read ~15 min later counted from the code):",

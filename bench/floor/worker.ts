@@ -5,7 +5,9 @@ import { DurableObject } from "cloudflare:workers";
  * accepts a hibernatable socket; `POST /rooms/:id` sends the body to every socket of the room.
  * No auth, no validation, no storage — whatever the real service costs beyond this is its own.
  * `POST /rooms/:id?durable` first logs the message in SQLite: the floor of a service that, like
- * this one, never sends what it has not stored.
+ * this one, never sends what it has not stored. `&push=<url>&n=<n>` then also posts the message to
+ * `<url>/0` … `<url>/<n-1>` in the background: the floor of a completion push to n devices (the
+ * runtime holds those requests until the write is committed, as it does the real service's).
  */
 interface Env {
 	ROOM: DurableObjectNamespace<FloorRoom>;
@@ -28,6 +30,18 @@ export class FloorRoom extends DurableObject<Env> {
 			this.ctx.storage.sql.exec("INSERT INTO log (frame) VALUES (?)", message);
 		}
 		for (const socket of this.ctx.getWebSockets("phone")) socket.send(message);
+		const push = new URL(request.url).searchParams.get("push");
+		if (push) {
+			const devices = Number(new URL(request.url).searchParams.get("n") ?? 1);
+			this.ctx.waitUntil(
+				Promise.all(
+					Array.from({ length: devices }, async (_, i) => {
+						const response = await fetch(`${push}/${i}`, { method: "POST", body: message });
+						await response.body?.cancel();
+					}),
+				),
+			);
+		}
 		return new Response(null, { status: 204 });
 	}
 
