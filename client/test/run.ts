@@ -198,11 +198,16 @@ async function main(): Promise<void> {
 			for (const file of readdirSync(APP_TEMPLATE)) copyFileSync(join(APP_TEMPLATE, file), join(app, file));
 			const installed = JSON.parse(
 				readFileSync(join(app, "node_modules", "@myndlens", "progress-client", "package.json"), "utf8"),
-			) as { dependencies?: Record<string, string> };
+			) as { dependencies?: Record<string, string>; peerDependencies?: Record<string, string> };
 			record(
-				"the package depends only on what the client needs (zod)",
-				JSON.stringify(Object.keys(installed.dependencies ?? {})) === '["zod"]',
-				JSON.stringify(installed.dependencies),
+				"the package needs only zod (a peer, installed with it) and optionally React",
+				Object.keys(installed.dependencies ?? {}).length === 0 &&
+					JSON.stringify(Object.keys(installed.peerDependencies ?? {}).sort()) === '["react","zod"]' &&
+					existsSync(join(app, "node_modules", "zod", "package.json")),
+				JSON.stringify({
+					dependencies: installed.dependencies,
+					peerDependencies: installed.peerDependencies,
+				}),
 			);
 			record(
 				"nothing of the Worker is installed with it",
