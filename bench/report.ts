@@ -127,7 +127,7 @@ export function pushMarkdown(push: PushBenchResult): string[] {
 					"",
 				]
 			: []),
-		`**${c.received}/${c.expected} devices got their completion push: ${c.lost} lost, ${c.duplicated} duplicated**, ${c.unexpected} to a device that should get none, ${c.other_outcomes} for another outcome, ${c.refused_requests} requests refused by a provider, ${c.webhooks_not_applied} webhooks not applied; ${c.android_progress_ends} Android progress ends (one per FCM device).`,
+		`**${c.received}/${c.expected} devices got their completion push: ${c.lost} lost (none within a minute), ${c.duplicated} duplicated (a second request for the same device and outcome)**, ${c.unexpected} to a device that should get none, ${c.other_outcomes} for another outcome, ${c.refused_requests} requests refused by a provider, ${c.webhooks_not_applied} webhooks not applied; ${c.android_progress_ends} Android progress ends (one per FCM device).`,
 		"",
 		"Work per push, from the webhook on (measured: the push users' sessions minus sessions nobody opened, per device, so the outcome's own fan-out and the Android progress end are in it; D1 rows read and the Expo receipt read ~15 min later counted from the code):",
 		"",

@@ -28,7 +28,9 @@ import { type Distribution, distribution, pool } from "./stats.ts";
  * `npm run bench`: the Worker and the simulated ObeGee run locally in workerd (`wrangler dev`),
  * real WebSocket phones run here in Node, and every latency and throughput figure is measured
  * beside the floor — a bare Durable Object forwarding a posted message to its sockets — under the
- * same load in the same run (DESIGN.md, "Performance"; issue 6).
+ * same load in the same run (DESIGN.md, "Performance"; issue 6). Last, completion pushes to 1,000
+ * devices on a Worker of their own beside the push provider simulators (bench/push.ts, issue 10).
+ * `npm run bench -- --only push` runs that scenario alone; `-- --soak` the soak (bench/soak.ts).
  */
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
