@@ -10,6 +10,8 @@ describe("GET /openapi.json and /asyncapi.json", () => {
 		const response = await api("/openapi.json");
 		expect(response.status).toBe(200);
 		expect(response.headers.get("content-type")).toContain("application/json");
+		// Public, credential-free: a viewer on another origin may load it.
+		expect(response.headers.get("access-control-allow-origin")).toBe("*");
 		const doc = (await response.json()) as {
 			openapi: string;
 			servers: { url: string }[];

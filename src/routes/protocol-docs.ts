@@ -36,8 +36,11 @@ import { TokenRequest } from "./tokens.ts";
  */
 export const protocolDocs = new Hono<AppEnv>();
 
-protocolDocs.get("/openapi.json", (c) => c.json(openApiDocument(new URL(c.req.url).origin)));
-protocolDocs.get("/asyncapi.json", (c) => c.json(asyncApiDocument(new URL(c.req.url).origin)));
+protocolDocs.get("/openapi.json", (c) => c.json(openApiDocument(new URL(c.req.url).origin), 200, PUBLIC));
+protocolDocs.get("/asyncapi.json", (c) => c.json(asyncApiDocument(new URL(c.req.url).origin), 200, PUBLIC));
+
+/** Public documents with no credentials: any origin's tools (a Swagger or AsyncAPI viewer) may read them. */
+const PUBLIC = { "Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=300" };
 
 export const DOCS_VERSION = "1.0.0";
 
