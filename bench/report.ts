@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { PushBenchResult } from "./push.ts";
+import type { PerPush, PushBenchResult } from "./push.ts";
 import type { Distribution } from "./stats.ts";
 
 /** The benchmark's results as JSON, a markdown table and an SVG latency chart (bench/results/). */
@@ -104,9 +104,8 @@ export function pushMarkdown(push: PushBenchResult): string[] {
 	const row = (label: string, d: Distribution) =>
 		`| ${label} | ${d.n} | ${d.p50} | ${d.p95} | ${d.p99} | ${d.max} |`;
 	const c = push.correctness;
-	const p = push.per_push;
+	const d = push.per_device;
 	const o = push.per_outcome_without_devices;
-	const cost = pushCost(push);
 	return [
 		"## Completion pushes: signed webhook → push request at the provider simulator (ms)",
 		"",
@@ -117,9 +116,12 @@ export function pushMarkdown(push: PushBenchResult): string[] {
 		row("all", push.latency),
 		...(push.floor ? [row("floor: store, then one request per device", push.floor)] : []),
 		...Object.entries(push.by_provider).map(([kind, d]) => row(kind, d)),
-		...Object.entries(push.by_devices_per_user).map(([n, d]) =>
-			row(`of users with ${n} device${n === "1" ? "" : "s"}`, d),
-		),
+		// By fan-out width, when the users' widths differ.
+		...(Object.keys(push.by_devices_per_user).length > 1
+			? Object.entries(push.by_devices_per_user).map(([n, d]) =>
+					row(`of users with ${n} device${n === "1" ? "" : "s"}`, d),
+				)
+			: []),
 		"",
 		...(push.floor
 			? [
@@ -127,16 +129,33 @@ export function pushMarkdown(push: PushBenchResult): string[] {
 					"",
 				]
 			: []),
-		`**${c.received}/${c.expected} devices got their completion push: ${c.lost} lost (none within a minute), ${c.duplicated} duplicated (a second request for the same device and outcome)**, ${c.unexpected} to a device that should get none, ${c.other_outcomes} for another outcome, ${c.refused_requests} requests refused by a provider, ${c.webhooks_not_applied} webhooks not applied; ${c.android_progress_ends} Android progress ends (one per FCM device).`,
+		`**${c.received}/${c.expected} devices got their completion push: ${c.lost} lost (none within a minute), ${c.duplicated} duplicated (a second request for the same device and outcome)**, ${c.unexpected} to a device that should get none, ${c.other_outcomes} for another outcome, ${c.refused_requests} requests refused by a provider, ${c.webhooks_not_applied} webhooks not applied; ${c.android_progress_ends} Android progress ends (one per FCM device). The service's audit trail: ${c.audit.sent_first_attempt} pushes sent at their first attempt, ${c.audit.retries} retries${
+			c.audit.retries > 0
+				? ` (${Object.entries(c.audit.retry_reasons)
+						.map(([reason, n]) => `${n}× ${reason}`)
+						.join("; ")})`
+				: ""
+		}, ${c.audit.not_sent} devices never sent to.`,
 		"",
-		"Work per push, from the webhook on (measured: the push users' sessions minus sessions nobody opened, per device, so the outcome's own fan-out and the Android progress end are in it; D1 rows read and the Expo receipt read ~15 min later counted from the code):",
+		"Work per push, from the webhook on (measured, from the Session DOs' counters and the simulators' records: each device's own work — its send, its audit rows and, for Android, its progress end — and the outcome's look for devices, shared by the user's devices; D1 rows read and the Expo receipt read ~15 min later counted from the code):",
 		"",
 		"| | SQLite rows written | D1 statements | D1 rows written | D1 rows read | alarm wake-ups | provider requests | Expo receipt reads (alarm + request) |",
 		"|---|---|---|---|---|---|---|---|",
-		`| per push | ${p.sqlite_rows_written} | ${p.d1_statements} | ${p.d1_rows_written} | ${p.d1_rows_read} | ${p.alarm_wakeups} | ${p.provider_requests} | ${p.expo_receipt_alarms} |`,
-		`| per outcome of a user with no device | ${o.sqlite_rows_written} | ${o.d1_statements} | ${o.d1_rows_written} | 0 | ${o.alarm_wakeups} | ${o.provider_requests} | 0 |`,
+		`| each device adds | ${d.sqlite_rows_written} | ${d.d1_statements} | ${d.d1_rows_written} | 2 | ${d.alarm_wakeups} | ${d.provider_requests} | |`,
+		`| an outcome of a user with no device | ${o.sqlite_rows_written} | ${o.d1_statements} | ${o.d1_rows_written} | 0 | ${o.alarm_wakeups} | ${o.provider_requests} | |`,
+		...Object.values(push.per_push).map(
+			(p) =>
+				`| **a push to a user with ${p.width} device${p.width === 1 ? "" : "s"}** | ${p.sqlite_rows_written} | ${p.d1_statements} | ${p.d1_rows_written} | ${p.d1_rows_read} | ${p.alarm_wakeups} | ${p.provider_requests} | ${p.expo_receipt_alarms} |`,
+		),
 		"",
-		`**Cost per push**: $${cost.total.toFixed(2)} per million pushes (DO requests $${cost.do_requests.toFixed(2)}, DO duration $${cost.do_duration.toFixed(2)}, SQLite rows $${cost.sqlite_rows.toFixed(2)}, D1 rows $${cost.d1_rows.toFixed(2)}); provider subrequests are not billed by Cloudflare. DO duration assumes the object stays awake ${PUSH_PROVIDER_RTT_S * 1000} ms for a provider's answer, once per outcome (its sends run in parallel).`,
+		`**Cost per push** (per million pushes): ${Object.values(push.per_push)
+			.map((p) => {
+				const cost = pushCost(p);
+				return `$${cost.total.toFixed(2)} to users with ${p.width} device${p.width === 1 ? "" : "s"} (DO requests $${cost.do_requests.toFixed(2)}, DO duration $${cost.do_duration.toFixed(2)}, SQLite rows $${cost.sqlite_rows.toFixed(2)}, D1 rows $${cost.d1_rows.toFixed(2)})`;
+			})
+			.join(
+				"; ",
+			)}. Provider subrequests are not billed by Cloudflare. DO duration assumes the object stays awake ${PUSH_PROVIDER_RTT_S * 1000} ms for a provider's answer, once per outcome (its sends run in parallel).`,
 		"",
 	];
 }
@@ -144,12 +163,10 @@ export function pushMarkdown(push: PushBenchResult): string[] {
 /** A provider's answer from Cloudflare's edge, for the DO duration a push keeps its object awake (assumed). */
 const PUSH_PROVIDER_RTT_S = 0.2;
 
-/** The price of one million completion pushes, from the measured work per push. */
-export function pushCost(push: PushBenchResult) {
-	const p = push.per_push;
-	const devicesPerOutcome = push.devices / push.users;
+/** The price of one million completion pushes to users with `width` devices, from the measured work. */
+export function pushCost(p: PerPush) {
 	const doRequests = p.alarm_wakeups + p.expo_receipt_alarms;
-	const gbSeconds = (DO_MEMORY_GB * PUSH_PROVIDER_RTT_S) / devicesPerOutcome;
+	const gbSeconds = (DO_MEMORY_GB * PUSH_PROVIDER_RTT_S) / p.width;
 	const perMillion = {
 		do_requests: doRequests * PRICES.doRequestPerMillion,
 		do_duration: gbSeconds * PRICES.doGbSecondPerMillion,
