@@ -49,7 +49,10 @@ import { type Distribution, distribution, pool } from "./stats.ts";
  * execution timeout to an hour so no mandate times out before its webhook on a slow machine.
  */
 
-/** BENCH_PUSH_SCALE (e.g. 0.1) shrinks the user counts, for a quick look; the figures are at 1. */
+/**
+ * BENCH_PUSH_SCALE (e.g. 0.1) shrinks the user count, for a quick look; the figures are at 1.
+ * BENCH_PUSH_DEBUG=<file> writes every webhook and every push received, with their times, there.
+ */
 const SCALE = Number(process.env.BENCH_PUSH_SCALE ?? 1) || 1;
 const LAYOUT = [{ users: 100, devices: 10 }].map(({ users, devices }) => ({
 	users: Math.max(1, Math.round(users * SCALE)),
