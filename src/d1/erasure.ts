@@ -90,6 +90,11 @@ export async function sessionsOfUser(db: D1Database, sub: string): Promise<strin
 	return rows.results.map((row) => row.session_id);
 }
 
+/** A session that deleted itself (retention) forgets its owner row. */
+export async function deleteSessionOwner(db: D1Database, sessionId: string): Promise<void> {
+	await db.prepare("DELETE FROM session_owners WHERE session_id = ?").bind(sessionId).run();
+}
+
 /** Whether an execution was erased (a late webhook for it is answered and stored nowhere). */
 export async function isErasedExecution(db: D1Database, executionId: string): Promise<boolean> {
 	return (

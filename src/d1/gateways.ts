@@ -151,3 +151,11 @@ export async function deleteTenantGateway(db: D1Database, tenantId: string): Pro
 	const result = await db.prepare("DELETE FROM tenant_gateways WHERE tenant_id = ?").bind(tenantId).run();
 	return result.meta.changes > 0;
 }
+
+/** Whether the tenant has a row in the registry (read without its token). */
+export async function hasTenantGateway(db: D1Database, tenantId: string): Promise<boolean> {
+	return (
+		(await db.prepare("SELECT 1 AS x FROM tenant_gateways WHERE tenant_id = ?").bind(tenantId).first()) !==
+		null
+	);
+}

@@ -1,4 +1,4 @@
-import { readTenantGateway } from "../d1/gateways.ts";
+import { hasTenantGateway, readTenantGateway } from "../d1/gateways.ts";
 import type { Env } from "../env.ts";
 
 /*
@@ -53,12 +53,10 @@ export async function hasGateway(
 	const known = registered.get(tenantId);
 	if (known && known.until > now) return known.has;
 	try {
-		const row = await env.DB.prepare("SELECT 1 AS x FROM tenant_gateways WHERE tenant_id = ?")
-			.bind(tenantId)
-			.first();
+		const has = await hasTenantGateway(env.DB, tenantId);
 		if (registered.size >= 10_000) registered.clear();
-		registered.set(tenantId, { has: row !== null, until: now + HAS_GATEWAY_TTL_MS });
-		return row !== null;
+		registered.set(tenantId, { has, until: now + HAS_GATEWAY_TTL_MS });
+		return has;
 	} catch {
 		return true;
 	}

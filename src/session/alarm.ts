@@ -7,7 +7,7 @@ import { nextLiveAt, runLive } from "./live.ts";
 import { timeOut } from "./outcomes.ts";
 import { pollExecution } from "./poll.ts";
 import { nextPushAt, runPushes } from "./push.ts";
-import { nextRetentionAt, runRetention } from "./retention.ts";
+import { emptySessionCleanupAt, runRetention } from "./retention.ts";
 import { closeExpiredSockets, socketsExpireAt } from "./sockets.ts";
 
 /**
@@ -50,8 +50,7 @@ export function armAlarm(s: SessionContext): void {
 		socketsExpireAt(s),
 		nextPushAt(s),
 		nextLiveAt(s),
-		s.mandates.nextDue(HEARTBEAT_INTERVAL_MS),
-		nextRetentionAt(s),
+		s.mandates.nextDue(HEARTBEAT_INTERVAL_MS, s.timing.retentionMs) ?? emptySessionCleanupAt(s),
 	]);
 }
 

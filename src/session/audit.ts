@@ -1,5 +1,5 @@
 import type { SessionContext } from "./context.ts";
-import type { ExecutionResult, MandateRecord } from "./mandate-store.ts";
+import { type ExecutionResult, isFinished, type MandateRecord } from "./mandate-store.ts";
 
 /**
  * The session's audit trail: each row is written to the outbox in the same turn as the state change
@@ -20,6 +20,14 @@ export function audit(
 		detail,
 		at: now,
 	});
+}
+
+/** The mandate an audit row names, by id (it may be gone: then without its execution). */
+export function auditSubject(
+	s: SessionContext,
+	mandateId: string,
+): Pick<MandateRecord, "mandate_id" | "execution_id"> {
+	return { mandate_id: mandateId, execution_id: s.mandates.get(mandateId)?.execution_id ?? null };
 }
 
 /** The D1 copy of an execution's record (`GET /api/executions/:id`), newest state wins. */
@@ -45,13 +53,9 @@ export function recordExecution(
 		created_at: mandate.dispatched_at ?? now,
 		at: now,
 		// Ours — when this service learned the outcome — for every ending; ObeGee's own beside it.
-		completed_at: terminal(mandate.state)
+		completed_at: isFinished(mandate.state)
 			? (result?.completed_at ?? new Date(mandate.updated_at).toISOString())
 			: null,
 		reported_completed_at: result?.reported_completed_at ?? reportedCompletedAt,
 	});
-}
-
-function terminal(state: MandateRecord["state"]): boolean {
-	return state === "completed" || state === "failed" || state === "timed_out";
 }

@@ -4,6 +4,7 @@ import type { StageNumber } from "../protocol/stages.ts";
 import { watchAgent } from "./agent-stream.ts";
 import type { SessionContext } from "./context.ts";
 import { moveStages } from "./emission.ts";
+import { isFinished } from "./mandate-store.ts";
 
 /**
  * Erasure (issue 12, DESIGN.md "Operations"): everything of one session goes — its event log,
@@ -35,8 +36,7 @@ export async function eraseSession(
 	if (s.sessionId() === null) return empty;
 	const mandates = s.mandates.all();
 	for (const mandate of mandates) {
-		if (mandate.state === "completed" || mandate.state === "failed" || mandate.state === "timed_out")
-			continue;
+		if (isFinished(mandate.state)) continue;
 		const board = s.mandates.board(mandate.mandate_id);
 		const stage = (currentStage(board) || 1) as StageNumber;
 		const stopped = s.mandates.update(mandate.mandate_id, {

@@ -10,9 +10,9 @@ import {
 	sendPush,
 } from "../push/provider.ts";
 import { flush } from "./alarm.ts";
-import { audit } from "./audit.ts";
+import { audit, auditSubject } from "./audit.ts";
 import type { SessionContext } from "./context.ts";
-import type { MandateRecord } from "./mandate-store.ts";
+import { isFinished, type MandateRecord } from "./mandate-store.ts";
 import { sessionOwner } from "./owner.ts";
 
 /**
@@ -125,7 +125,7 @@ export function registerLiveActivity(
 		.exec<Row>("SELECT * FROM ml_live WHERE mandate_id = ? AND target_key = 'activity'", mandateId)
 		.toArray()[0] as LiveRow | undefined;
 	if (existing?.target === json) return { ok: true, outcome: "unchanged" };
-	const ended = isFinished(mandate);
+	const ended = isFinished(mandate.state);
 	s.sql.exec(
 		`INSERT OR REPLACE INTO ml_live (mandate_id, target_key, target, ending, due_at, expires_at)
 		 VALUES (?, 'activity', ?, ?, ?, ?)`,
@@ -136,7 +136,7 @@ export function registerLiveActivity(
 		now + LIVE_TTL_MS,
 	);
 	if (!ended) liveMandates(s).add(mandateId);
-	audit(s, "live_activity_registered", subject(s, mandateId), { replaced: existing !== undefined }, now);
+	audit(s, "live_activity_registered", auditSubject(s, mandateId), { replaced: existing !== undefined }, now);
 	return { ok: true, outcome: existing === undefined ? "created" : "replaced" };
 }
 
@@ -202,7 +202,7 @@ export function runLive(s: SessionContext, now: number): void {
 				row.target_key,
 			);
 			liveMandates(s).delete(row.mandate_id);
-			audit(s, "live_expired", subject(s, row.mandate_id), { target: targetKind(row) }, now);
+			audit(s, "live_expired", auditSubject(s, row.mandate_id), { target: targetKind(row) }, now);
 			continue;
 		}
 		const end = row.ending === 1;
@@ -260,7 +260,7 @@ async function settle(
 ): Promise<void> {
 	const key = [row.mandate_id, row.target_key] as const;
 	const detail = { target: targetKind(row), event: end ? "end" : "update", attempt: row.attempts };
-	const mandate = subject(s, row.mandate_id);
+	const mandate = auditSubject(s, row.mandate_id);
 	if (result.outcome === "retry" && now < row.expires_at) {
 		const wait = Math.max(result.retryAfterMs ?? 0, backoffDelay(row.attempts, RETRY_BASE_MS, RETRY_CAP_MS));
 		s.sql.exec(
@@ -330,7 +330,7 @@ export function liveState(s: SessionContext, mandate: MandateRecord): LiveConten
 	const stage = (currentStage(board) || 1) as StageNumber;
 	const status = board[stage];
 	const answer = mandate.answer.trim();
-	const finished = isFinished(mandate);
+	const finished = isFinished(mandate.state);
 	const preview =
 		answer.length <= ANSWER_PREVIEW_CHARS
 			? answer
@@ -407,7 +407,7 @@ function startAndroidProgress(s: SessionContext, mandateId: string, now: number)
 			.then((devices) => {
 				const mandate = s.mandates.get(mandateId);
 				const android = devices.filter((device) => device.target.kind === "fcm");
-				if (!mandate || isFinished(mandate) || android.length === 0) return;
+				if (!mandate || isFinished(mandate.state) || android.length === 0) return;
 				for (const device of android) {
 					s.sql.exec(
 						`INSERT INTO ml_live (mandate_id, target_key, target, due_at, expires_at)
@@ -423,19 +423,17 @@ function startAndroidProgress(s: SessionContext, mandateId: string, now: number)
 				return flush(s);
 			})
 			.catch((error: unknown) =>
-				audit(s, "live_fanout_failed", subject(s, mandateId), { error: String(error).slice(0, 300) }, now),
+				audit(
+					s,
+					"live_fanout_failed",
+					auditSubject(s, mandateId),
+					{ error: String(error).slice(0, 300) },
+					now,
+				),
 			),
 	);
 }
 
-function isFinished(mandate: MandateRecord): boolean {
-	return mandate.state === "completed" || mandate.state === "failed" || mandate.state === "timed_out";
-}
-
 function targetKind(row: LiveRow): string {
 	return row.target_key === "activity" ? "live_activity" : "fcm";
-}
-
-function subject(s: SessionContext, mandateId: string) {
-	return { mandate_id: mandateId, execution_id: s.mandates.get(mandateId)?.execution_id ?? null };
 }

@@ -77,6 +77,13 @@ const COLUMNS = new Set<string>([
 	"updated_at",
 ]);
 
+/** A mandate in one of these states has its one outcome; nothing changes it any more. */
+export function isFinished(state: MandateRecord["state"]): boolean {
+	return state === "completed" || state === "failed" || state === "timed_out";
+}
+/** The same states, for SQL. */
+export const FINISHED_STATES_SQL = "('completed', 'failed', 'timed_out')";
+
 /** Finished mandates a snapshot shows at most (the newest); unfinished ones are always shown. */
 export const MAX_FINISHED_SHOWN = 20;
 
@@ -108,18 +115,21 @@ export class MandateStore {
 
 	/**
 	 * The earliest time a mandate needs the alarm: a running one's next poll, deadline or sign of life
-	 * (`heartbeatMs` after the last thing its phones saw), a stored dispatch's retry. One aggregate,
-	 * run on every flush, instead of reading every row.
+	 * (`heartbeatMs` after the last thing its phones saw), a stored dispatch's retry, a finished one's
+	 * deletion (`retentionMs` after it finished). One aggregate, run on every flush, instead of reading
+	 * every row.
 	 */
-	nextDue(heartbeatMs: number): number | null {
+	nextDue(heartbeatMs: number, retentionMs: number): number | null {
 		return this.#sql
 			.exec<{ at: number | null }>(
-				`SELECT MIN(CASE state
-				   WHEN 'running' THEN MIN(COALESCE(next_poll_at, deadline_at), COALESCE(deadline_at, next_poll_at),
+				`SELECT MIN(CASE
+				   WHEN state = 'running' THEN MIN(COALESCE(next_poll_at, deadline_at), COALESCE(deadline_at, next_poll_at),
 				     COALESCE(heartbeat_at + ?1, dispatched_at + ?1, next_poll_at, deadline_at))
-				   WHEN 'dispatching' THEN next_dispatch_at END) AS at
-				 FROM ml_mandates WHERE state IN ('running', 'dispatching')`,
+				   WHEN state = 'dispatching' THEN next_dispatch_at
+				   WHEN state IN ${FINISHED_STATES_SQL} THEN updated_at + ?2 END) AS at
+				 FROM ml_mandates`,
 				heartbeatMs,
+				retentionMs,
 			)
 			.one().at;
 	}
@@ -200,9 +210,9 @@ export class MandateStore {
 	states(): MandateState[] {
 		const shown = this.#sql
 			.exec<Row>(
-				`SELECT * FROM ml_mandates WHERE state NOT IN ('completed', 'failed', 'timed_out')
+				`SELECT * FROM ml_mandates WHERE state NOT IN ${FINISHED_STATES_SQL}
 				 UNION ALL
-				 SELECT * FROM (SELECT * FROM ml_mandates WHERE state IN ('completed', 'failed', 'timed_out')
+				 SELECT * FROM (SELECT * FROM ml_mandates WHERE state IN ${FINISHED_STATES_SQL}
 				                ORDER BY updated_at DESC, mandate_id LIMIT ?)
 				 ORDER BY created_at, mandate_id`,
 				MAX_FINISHED_SHOWN,

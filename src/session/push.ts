@@ -9,7 +9,7 @@ import {
 } from "../push/provider.ts";
 import { flush } from "./alarm.ts";
 import { type OutcomeSignal, outcomePoint, pushPoint } from "./analytics.ts";
-import { audit } from "./audit.ts";
+import { audit, auditSubject } from "./audit.ts";
 import type { SessionContext } from "./context.ts";
 import { endLive } from "./live.ts";
 import type { MandateRecord } from "./mandate-store.ts";
@@ -124,7 +124,7 @@ export async function runPushes(s: SessionContext, now: number): Promise<void> {
 			audit(
 				s,
 				"push_skipped",
-				pushSubject(s, row),
+				auditSubject(s, row.mandate_id),
 				{ outcome: row.outcome, device_id: row.device_id, reason: "seen on a phone" },
 				now,
 			);
@@ -155,13 +155,8 @@ export async function runPushes(s: SessionContext, now: number): Promise<void> {
 	);
 }
 
-/** The mandate a push row is about, as an audit row names it. */
-function pushSubject(s: SessionContext, row: PushRow) {
-	return { mandate_id: row.mandate_id, execution_id: s.mandates.get(row.mandate_id)?.execution_id ?? null };
-}
-
 async function fanOut(s: SessionContext, row: PushRow, now: number, grace: number): Promise<void> {
-	const mandate = pushSubject(s, row);
+	const mandate = auditSubject(s, row.mandate_id);
 	const owner = sessionOwner(s);
 	let devices: Awaited<ReturnType<typeof listDevices>> = [];
 	if (owner !== null) {
@@ -194,7 +189,7 @@ async function fanOut(s: SessionContext, row: PushRow, now: number, grace: numbe
 }
 
 async function settle(s: SessionContext, row: PushRow, result: PushResult, now: number): Promise<void> {
-	const mandate = pushSubject(s, row);
+	const mandate = auditSubject(s, row.mandate_id);
 	const kind = (JSON.parse(row.target ?? "{}") as { kind?: string }).kind ?? "unknown";
 	pushPoint(s, s.mandates.get(row.mandate_id)?.tenant_id ?? null, kind, result.outcome);
 	const detail = {
@@ -271,7 +266,7 @@ function checkReceipts(s: SessionContext, rows: PushRow[], now: number): void {
 				for (const row of rows) {
 					const ticket = row.ticket as string;
 					const receipt = answer.receipts[ticket];
-					const mandate = pushSubject(s, row);
+					const mandate = auditSubject(s, row.mandate_id);
 					const detail = { outcome: row.outcome, device_id: row.device_id, ticket };
 					if (!receipt) {
 						const again = at + Math.max(answer.retryAfterMs ?? 0, EXPO_RECEIPT_RETRY_MS);

@@ -1,5 +1,7 @@
+import { deleteSessionOwner } from "../d1/erasure.ts";
 import { log } from "../log.ts";
 import type { SessionContext } from "./context.ts";
+import { FINISHED_STATES_SQL } from "./mandate-store.ts";
 
 /**
  * Retention (issue 12, DESIGN.md "Operations"): a finished mandate — its stages, its events in the log,
@@ -9,17 +11,14 @@ import type { SessionContext } from "./context.ts";
  * (src/d1/erasure.ts `sweepD1`). A phone resuming across deleted events gets a snapshot (event-log.ts).
  */
 
-const FINISHED = "('completed', 'failed', 'timed_out')";
-
 /** A session whose last phone left with no mandate ever stored is deleted this long after. */
 export const EMPTY_SESSION_GRACE_MS = 60 * 60_000;
 
-/** When the oldest finished mandate is due for deletion (or an empty session), for the alarm. */
-export function nextRetentionAt(s: SessionContext): number | null {
-	const oldest = s.sql
-		.exec<{ at: number | null }>(`SELECT MIN(updated_at) AS at FROM ml_mandates WHERE state IN ${FINISHED}`)
-		.one().at;
-	if (oldest !== null) return oldest + s.timing.retentionMs;
+/**
+ * When a session that never held a mandate is due for deletion, for the alarm (finished mandates'
+ * deletion is in MandateStore.nextDue's one aggregate). Read only when no mandate needs the alarm.
+ */
+export function emptySessionCleanupAt(s: SessionContext): number | null {
 	return s.meta.getNumber("empty_cleanup_at");
 }
 
@@ -36,7 +35,7 @@ export async function runRetention(s: SessionContext, now: number): Promise<bool
 	const cutoff = now - s.timing.retentionMs;
 	const expired = s.sql
 		.exec<{ mandate_id: string }>(
-			`SELECT mandate_id FROM ml_mandates WHERE state IN ${FINISHED} AND updated_at <= ?`,
+			`SELECT mandate_id FROM ml_mandates WHERE state IN ${FINISHED_STATES_SQL} AND updated_at <= ?`,
 			cutoff,
 		)
 		.toArray()
@@ -57,7 +56,7 @@ export async function runRetention(s: SessionContext, now: number): Promise<bool
 	const sessionId = s.sessionId();
 	try {
 		if (sessionId) {
-			await s.env.DB.prepare("DELETE FROM session_owners WHERE session_id = ?").bind(sessionId).run();
+			await deleteSessionOwner(s.env.DB, sessionId);
 		}
 	} catch {
 		// D1 is down: keep everything and try again with the next alarm.
