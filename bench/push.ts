@@ -102,6 +102,8 @@ interface BenchSession {
 
 interface MetricLine {
 	metric: string;
+	object?: string;
+	kind?: string;
 	session_id: string;
 	rows_written?: number;
 	d1_statements?: number;
@@ -766,7 +768,8 @@ async function run(
 		const group = groupOf.get(line.session_id);
 		if (!group) continue;
 		const w = work[group];
-		if (line.metric === "alarm") w.alarm_wakeups++;
+		if (line.metric !== "work" || line.object !== "session") continue;
+		if (line.kind === "alarm") w.alarm_wakeups++;
 		w.sqlite_rows_written += line.rows_written ?? 0;
 		w.d1_statements += line.d1_statements ?? 0;
 		w.d1_rows_written += line.d1_rows_written ?? 0;

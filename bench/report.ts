@@ -2,6 +2,9 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { PerPush, PushBenchResult } from "./push.ts";
 import type { Distribution } from "./stats.ts";
+import { DO_MEMORY_GB, type KindWork, LEFT_OUT, PRICES } from "./work.ts";
+
+export { PRICES };
 
 /** The benchmark's results as JSON, a markdown table and an SVG latency chart (bench/results/). */
 
@@ -21,15 +24,21 @@ export interface LatencyResult {
 
 export interface BenchReport {
 	generated_at: string;
+	/** The commit measured ("+changes" when the tree differed from it). */
+	commit: string;
 	machine: string;
 	duration_s: number;
 	latency: LatencyResult[];
 	streaming: Array<Record<string, number | string>>;
 	correctness: { lost: number; duplicated: number; out_of_order: number; reconnects: number; events: number };
 	costs: Array<Record<string, number | string>>;
+	/** Each kind of entry point in the per-execution runs, with its mean work (bench/work.ts). */
+	by_kind: KindWork[];
 	bundle: { bytes: number; gzip: number };
 	/** The completion-push scenario (bench/push.ts). */
 	push?: PushBenchResult;
+	/** The soak, in the same run (bench/soak.ts). */
+	soak: SoakReport;
 }
 
 export function writeReport(root: string, report: BenchReport): void {
@@ -42,7 +51,7 @@ export function writeReport(root: string, report: BenchReport): void {
 
 function markdown(report: BenchReport): string {
 	const lines = [
-		`# Benchmark results (${report.generated_at})`,
+		`# Benchmark results (${report.generated_at}, commit ${report.commit})`,
 		"",
 		`${report.machine}; the run took ${report.duration_s} s.`,
 		"",
@@ -82,18 +91,22 @@ function markdown(report: BenchReport): string {
 		"",
 		`${c.events} events received over ${c.reconnects} reconnects: **${c.lost} lost, ${c.duplicated} duplicated, ${c.out_of_order} out of order**.`,
 		"",
-		"## Per execution",
+		"## Per execution (measured: every entry point's work, counted where it ran)",
 		"",
-		`| execution | frames per phone | ObeGee calls | alarm wake-ups | SQLite rows written | events logged | D1 statements | D1 rows written | D1 batches |`,
-		"|---|---|---|---|---|---|---|---|---|",
+		"Per mandate. DO requests count incoming phone messages at 20:1; busy seconds are the time an object could not hibernate (an entry point, work it handed to `waitUntil`, or the Gateway DO's open socket). Storage is what the session's SQLite and D1 keep for 30 days (RETENTION_DAYS).",
+		"",
+		"| execution | frames per phone | ObeGee calls | alarm wake-ups | Worker req. | DO req. | DO busy s (session + gateway) | SQLite stmts | rows written | rows read | D1 stmts | D1 rows written | D1 rows read | JSON parse / stringify | SQLite KB kept | D1 KB kept |",
+		"|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
 		...report.costs.map(
 			(row) =>
-				`| ${row.label} (n=${row.executions}) | ${row.frames_per_phone} | ${row.obegee_calls} | ${row.alarm_wakeups} | ${row.sqlite_rows_written} | ${row.events_logged} | ${row.d1_statements} | ${row.d1_rows_written} | ${row.d1_batches} |`,
+				`| ${row.label} (n=${row.executions}) | ${row.frames_per_phone} | ${row.obegee_calls} | ${row.alarm_wakeups} | ${row.worker_requests} | ${row.do_requests} | ${row.do_busy_s} (${row.session_busy_s} + ${row.gateway_busy_s}) | ${row.sqlite_statements} | ${row.sqlite_rows_written} | ${row.sqlite_rows_read} | ${row.d1_statements} | ${row.d1_rows_written} | ${row.d1_rows_read} | ${row.json_parse} / ${row.json_stringify} | ${kb(row.sqlite_bytes_kept)} | ${kb(row.d1_bytes_kept)} |`,
 		),
 		"",
+		...costModel(report.costs),
+		...kindTable(report.by_kind),
 		`Bundle: ${(report.bundle.bytes / 1024).toFixed(1)} KiB, ${(report.bundle.gzip / 1024).toFixed(1)} KiB gzip.`,
 		"",
-		...costModel(report.costs),
+		...soakMarkdown(report.soak),
 		...(report.push ? pushMarkdown(report.push) : []),
 	);
 	return lines.join("\n");
@@ -176,53 +189,48 @@ export function pushCost(p: PerPush) {
 	return { ...perMillion, total: Object.values(perMillion).reduce((sum, value) => sum + value, 0) };
 }
 
-/**
- * Cloudflare's published Workers Paid prices (USD), without the monthly included amounts:
- * Workers requests, Durable Object requests (RPC calls and alarms), Durable Object duration,
- * SQLite-in-DO rows written, D1 rows written and read.
- */
-export const PRICES = {
-	workerRequestPerMillion: 0.3,
-	doRequestPerMillion: 0.15,
-	doGbSecondPerMillion: 12.5,
-	sqliteRowWrittenPerMillion: 1.0,
-	d1RowWrittenPerMillion: 1.0,
-	d1RowReadPerMillion: 0.001,
-} as const;
-const DO_MEMORY_GB = 0.128;
-/** The Gateway DO keeps its socket 30 s after the tenant's last execution (src/openclaw/gateway-do.ts). */
-const GATEWAY_IDLE_GRACE_S = 30;
+const kb = (bytes: unknown) => (Number(bytes) / 1024).toFixed(1);
 
+/** The price per million mandates, part by part, from the measured counts (bench/work.ts). */
 function costModel(costs: BenchReport["costs"]): string[] {
-	const rows = costs.map((row) => {
-		const streaming = String(row.label).includes("stream");
-		const seconds = Number(row.execution_ms) / 1000;
-		// Worker requests: 3 stage reports, execute, the webhook, one phone socket upgrade.
-		const workerRequests = 6;
-		// DO requests: those 5 RPCs and the alarm wake-ups; while streaming, about one RPC per frame
-		// of agent updates, plus watch and unwatch.
-		const doRequests = 5 + Number(row.alarm_wakeups) + (streaming ? Number(row.frames_per_phone) + 2 : 0);
-		// Duration: the Session DO hibernates between signals (~0.1 s active per execution); a Gateway DO
-		// with an open outbound socket is billed for wall-clock time (worst case: one execution per tenant).
-		const gbSeconds = DO_MEMORY_GB * (0.1 + (streaming ? seconds + GATEWAY_IDLE_GRACE_S : 0));
-		const perMillion = {
-			workers: workerRequests * PRICES.workerRequestPerMillion,
-			do_requests: doRequests * PRICES.doRequestPerMillion,
-			do_duration: gbSeconds * PRICES.doGbSecondPerMillion,
-			sqlite_rows: Number(row.sqlite_rows_written) * PRICES.sqliteRowWrittenPerMillion,
-			d1_rows: Number(row.d1_rows_written) * PRICES.d1RowWrittenPerMillion,
-		};
-		const total = Object.values(perMillion).reduce((sum, value) => sum + value, 0);
-		return `| ${row.label} | ${workerRequests} | ${doRequests.toFixed(0)} | ${gbSeconds.toFixed(2)} | ${row.sqlite_rows_written} | ${row.d1_rows_written} | $${perMillion.workers.toFixed(0)} | $${perMillion.do_requests.toFixed(0)} | $${perMillion.do_duration.toFixed(0)} | $${perMillion.sqlite_rows.toFixed(0)} | $${perMillion.d1_rows.toFixed(0)} | **$${total.toFixed(0)}** |`;
-	});
+	const usd = (value: unknown) => `$${Number(value).toFixed(1)}`;
 	return [
-		"## Cost model: price per million mandates (from the counts above)",
+		"## Cost model: price per million mandates (from the measured counts above)",
 		"",
-		`Prices: Workers $${PRICES.workerRequestPerMillion}/M requests, Durable Objects $${PRICES.doRequestPerMillion}/M requests and $${PRICES.doGbSecondPerMillion}/M GB-s (128 MB), SQLite rows written $${PRICES.sqliteRowWrittenPerMillion}/M, D1 rows written $${PRICES.d1RowWrittenPerMillion}/M; included monthly amounts and CPU time left out.`,
+		`Prices: Workers $${PRICES.workerRequestPerMillion}/M requests; Durable Objects $${PRICES.doRequestPerMillion}/M requests and $${PRICES.doGbSecondPerMillion}/M GB-s at ${DO_MEMORY_GB * 1000} MB; SQLite $${PRICES.sqliteRowWrittenPerMillion}/M rows written, $${PRICES.sqliteRowReadPerMillion}/M read, $${PRICES.sqliteGbMonth}/GB-month; D1 $${PRICES.d1RowWrittenPerMillion}/M rows written, $${PRICES.d1RowReadPerMillion}/M read, $${PRICES.d1GbMonth}/GB-month. ${LEFT_OUT}`,
 		"",
-		"| execution | Worker requests | DO requests | DO GB-s | SQLite rows | D1 rows | Workers | DO requests | DO duration | SQLite | D1 | total per 1M mandates |",
-		"|---|---|---|---|---|---|---|---|---|---|---|---|",
-		...rows,
+		"| execution | Workers | DO requests | DO duration | SQLite rows | D1 rows | storage | **total per 1M mandates** |",
+		"|---|---|---|---|---|---|---|---|",
+		...costs.map(
+			(row) =>
+				`| ${row.label} | ${usd(row.usd_workers)} | ${usd(row.usd_do_requests)} | ${usd(row.usd_do_duration)} | ${usd(row.usd_sqlite_rows)} | ${usd(row.usd_d1_rows)} | ${usd(row.usd_storage)} | **${usd(row.cost_per_million)}** |`,
+		),
+		"",
+	];
+}
+
+/** Each kind of entry point, with the mean work of one request of that kind. */
+function kindTable(kinds: KindWork[]): string[] {
+	return [
+		"## Work per request, by entry point (the per-execution runs)",
+		"",
+		"A signal's path is its Worker route (if any) plus its Durable Object entry point: a stage report is `worker POST …/stages` + `session rpc:reportStage`; the signed webhook is `worker POST /api/dispatch/delivery-webhook` + `session rpc:deliverWebhook`; a gateway event is a `gateway frame` and, per batch of updates, `session rpc:applyAgentUpdates`; a poll is a `session alarm`. D1 and busy time include the work the entry point handed to `waitUntil` (the outbox copy).",
+		"",
+		"| object | entry point | n | SQLite stmts | rows written | rows read | D1 stmts | D1 rows written | D1 rows read | JSON parse | JSON stringify | frames sent | busy ms |",
+		"|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+		...kinds.map(
+			({ object, kind, n, per_request: w }) =>
+				`| ${object} | ${kind} | ${n} | ${w.sql_statements} | ${w.rows_written} | ${w.rows_read} | ${w.d1_statements} | ${w.d1_rows_written} | ${w.d1_rows_read} | ${w.json_parse} | ${w.json_stringify} | ${w.frames_sent} | ${w.busy_ms} |`,
+		),
+		"",
+	];
+}
+
+function soakMarkdown(soak: SoakReport): string[] {
+	return [
+		"## Soak (same run)",
+		"",
+		`${soak.mandates} mandates through every fault scenario, ${soak.restarts} forced restart(s) of the whole Worker mid-run, ${soak.duration_s} s: **${soak.wrong_state} in a wrong terminal state, ${soak.not_exactly_one_outcome} without exactly one outcome, ${soak.lost_audit_rows} lost audit rows.**`,
 		"",
 	];
 }

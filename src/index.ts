@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import { timing } from "./config.ts";
 import { SWEEP_BATCH, sweepD1 } from "./d1/erasure.ts";
+import { meteredEnv, WorkMeter } from "./durable/work-meter.ts";
 import { type AppEnv, apiError } from "./http.ts";
 import { corsPolicy, securityHeaders } from "./http-policy.ts";
 import { log, withLogContext } from "./log.ts";
@@ -33,6 +34,12 @@ app.use(async (c, next) => {
 		await next();
 	});
 	c.header("X-Request-Id", requestId);
+});
+// With METRICS_LOG on (the benchmark), each request's work is counted and logged (src/durable/work-meter.ts).
+let meter: WorkMeter | null = null;
+app.use((c, next) => {
+	meter ??= new WorkMeter(c.env, "worker", () => ({}));
+	return meter.run(`${c.req.method} ${c.req.path}`, next);
 });
 app.use(securityHeaders());
 app.use("/api/*", corsPolicy());
@@ -78,7 +85,8 @@ export async function sweepRetention(env: AppEnv["Bindings"], now: number): Prom
 const MAX_SWEEP_ROUNDS = 20;
 
 export default {
-	fetch: app.fetch,
+	fetch: (request: Request, env: AppEnv["Bindings"], ctx: ExecutionContext) =>
+		app.fetch(request, meteredEnv(env), ctx),
 	async scheduled(controller, env, ctx) {
 		ctx.waitUntil(sweepRetention(env, controller.scheduledTime));
 	},

@@ -3,6 +3,7 @@ import { AlarmSchedule } from "../durable/alarm.ts";
 import { MetaStore } from "../durable/meta.ts";
 import { runMigrations } from "../durable/migrations.ts";
 import { sessionObjects } from "../durable/placement.ts";
+import { meteredEnv, WorkMeter } from "../durable/work-meter.ts";
 import type { Env } from "../env.ts";
 import type { AgentUpdate, GatewayWatcher, WatchRequest } from "./contract.ts";
 import { AgentUpdateDelivery } from "./delivery.ts";
@@ -48,13 +49,19 @@ export class GatewayDO extends DurableObject<Env> implements GatewayWatcher {
 	readonly #watches: WatchStore;
 	readonly #delivery: AgentUpdateDelivery;
 	readonly #link: GatewayLink;
+	/** Counts each entry point's work when METRICS_LOG is on (the benchmark; src/durable/work-meter.ts). */
+	readonly #meter: WorkMeter;
+	#tenantId: string | null = null;
 
 	constructor(ctx: DurableObjectState, env: Env) {
-		super(ctx, env);
-		runMigrations(ctx.storage.sql, GATEWAY_MIGRATIONS);
-		this.#meta = new MetaStore(ctx.storage.sql, "gw_meta");
+		super(ctx, meteredEnv(env));
+		this.#meter = new WorkMeter(env, "gateway", () => ({ tenant_id: this.#tenantId }), ctx.storage);
+		const sql = this.#meter.sql(ctx.storage.sql);
+		runMigrations(sql, GATEWAY_MIGRATIONS);
+		this.#meta = new MetaStore(sql, "gw_meta");
+		this.#tenantId = this.#meta.get("tenant_id");
 		this.#alarm = new AlarmSchedule(ctx.storage, this.#meta);
-		this.#watches = new WatchStore(ctx.storage.sql);
+		this.#watches = new WatchStore(sql);
 		this.#delivery = new AgentUpdateDelivery(
 			(sessionId, executionId, updates) =>
 				sessionObjects(this.env).getByName(sessionId).applyAgentUpdates(sessionId, executionId, updates),
@@ -62,9 +69,11 @@ export class GatewayDO extends DurableObject<Env> implements GatewayWatcher {
 				this.#log("warn", "agent updates not delivered", { executionId, dropped, error: String(error) }),
 		);
 		this.#link = new GatewayLink({
-			env,
+			env: this.env,
 			meta: this.#meta,
-			waitUntil: (promise) => ctx.waitUntil(promise),
+			waitUntil: (promise) => this.#meter.waitUntil(ctx, promise),
+			onFrame: (step) => this.#meter.run("frame", step, false),
+			socketOpen: (open) => this.#meter.holdOpen(open),
 			watching: () => this.#watches.count() > 0,
 			onRunEvent: (signal) => this.#onRunEvent(signal),
 			streamLost: (reason) => this.#streamLost(reason),
@@ -78,8 +87,12 @@ export class GatewayDO extends DurableObject<Env> implements GatewayWatcher {
 
 	// ── RPC (contract.ts) ─────────────────────────────────────────────────────────────────────────
 
-	async watch(tenantId: string, request: WatchRequest): Promise<void> {
-		this.#meta.set("tenant_id", tenantId);
+	watch(tenantId: string, request: WatchRequest): Promise<void> {
+		return this.#meter.run("rpc:watch", () => this.#watch(tenantId, request));
+	}
+
+	async #watch(tenantId: string, request: WatchRequest): Promise<void> {
+		this.#setTenant(tenantId);
 		const { executionId, sessionId, mandateId } = request;
 		const outcome = this.#watches.add(executionId, sessionId, mandateId, Date.now() + WATCH_TTL_MS);
 		if (outcome === "owned_by_another") {
@@ -97,14 +110,22 @@ export class GatewayDO extends DurableObject<Env> implements GatewayWatcher {
 		await this.#armAlarm();
 	}
 
-	async unwatch(_tenantId: string, executionId: string): Promise<void> {
-		this.#watches.unwatch(executionId, Date.now() + WATCH_TTL_MS);
-		await this.#afterWatchesShrank();
+	unwatch(_tenantId: string, executionId: string): Promise<void> {
+		return this.#meter.run("rpc:unwatch", async () => {
+			this.#watches.unwatch(executionId, Date.now() + WATCH_TTL_MS);
+			await this.#afterWatchesShrank();
+		});
+	}
+
+	#setTenant(tenantId: string): void {
+		if (this.#tenantId === tenantId) return;
+		this.#meta.set("tenant_id", tenantId);
+		this.#tenantId = tenantId;
 	}
 
 	/** The admin route changed this tenant's gateway: forget the old one and its device token. */
 	async gatewayChanged(tenantId: string): Promise<void> {
-		this.#meta.set("tenant_id", tenantId);
+		this.#setTenant(tenantId);
 		this.#meta.delete("device_token");
 		this.#meta.delete("reconnect_at");
 		this.#meta.set("failures", 0);
@@ -138,7 +159,11 @@ export class GatewayDO extends DurableObject<Env> implements GatewayWatcher {
 	 * The one alarm. It may run early (tests fire it on demand) or twice: it acts as of the time it
 	 * was armed for, does whatever is due and re-arms for the next job.
 	 */
-	override async alarm(): Promise<void> {
+	override alarm(): Promise<void> {
+		return this.#meter.run("alarm", () => this.#onAlarm());
+	}
+
+	async #onAlarm(): Promise<void> {
 		const now = this.#alarm.fired();
 		this.#link.onAlarm(now);
 		this.#delivery.retryNow();
@@ -196,7 +221,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayWatcher {
 	}
 
 	#deliver(watch: WatchedExecution, updates: AgentUpdate[]): void {
-		this.ctx.waitUntil(this.#delivery.push(watch.sessionId, watch.executionId, updates));
+		this.#meter.waitUntil(this.ctx, this.#delivery.push(watch.sessionId, watch.executionId, updates));
 	}
 
 	/** Polling at the sessions goes back to its base pace (issue 3, "Push and poll together"). */
@@ -211,7 +236,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayWatcher {
 				.catch((error: unknown) =>
 					this.#log("warn", "agentStreamLost failed", { sessionId, reason, error: String(error) }),
 				);
-			this.ctx.waitUntil(call);
+			this.#meter.waitUntil(this.ctx, call);
 		}
 	}
 
@@ -234,7 +259,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayWatcher {
 	}
 
 	#log(level: "info" | "warn" | "error", msg: string, fields: Record<string, unknown> = {}): void {
-		const line = JSON.stringify({ msg: `openclaw: ${msg}`, tenant: this.#meta.get("tenant_id"), ...fields });
+		const line = JSON.stringify({ msg: `openclaw: ${msg}`, tenant: this.#tenantId, ...fields });
 		if (level === "error") console.error(line);
 		else if (level === "warn") console.warn(line);
 		else console.log(line);

@@ -33,6 +33,10 @@ export interface LinkHost {
 	readonly env: Env;
 	readonly meta: MetaStore;
 	waitUntil(promise: Promise<unknown>): void;
+	/** Runs the handling of one frame from the gateway (the owner counts its work). */
+	onFrame(step: () => Promise<void>): Promise<void>;
+	/** The outbound socket opened or closed (while it is open the object cannot hibernate). */
+	socketOpen(open: boolean): void;
 	/** Whether any execution is watched (a connection is wanted). */
 	watching(): boolean;
 	onRunEvent(signal: RunSignal): Promise<void>;
@@ -210,6 +214,7 @@ export class GatewayLink {
 			stableAt: null,
 		};
 		this.#connection = connection;
+		host.socketOpen(true);
 		host.meta.delete("idle_close_at");
 		ws.addEventListener("message", (event) => {
 			const data = event.data;
@@ -229,11 +234,13 @@ export class GatewayLink {
 
 	/** One step of the frame chain; a step that throws drops the connection, so it reconnects. */
 	#enqueue(connection: Connection, step: () => Promise<void>): void {
-		connection.chain = connection.chain.then(step).catch(async (error: unknown) => {
-			this.#host.log("error", "gateway frame handling failed", { error: String(error) });
-			this.#drop(connection, "frame handling failed", null, Date.now());
-			await this.#host.armAlarm().catch(() => {});
-		});
+		connection.chain = connection.chain
+			.then(() => this.#host.onFrame(step))
+			.catch(async (error: unknown) => {
+				this.#host.log("error", "gateway frame handling failed", { error: String(error) });
+				this.#drop(connection, "frame handling failed", null, Date.now());
+				await this.#host.armAlarm().catch(() => {});
+			});
 		this.#host.waitUntil(connection.chain);
 	}
 
@@ -386,7 +393,10 @@ export class GatewayLink {
 	}
 
 	#close(connection: Connection, code: number, reason: string): void {
-		if (this.#connection === connection) this.#connection = null;
+		if (this.#connection === connection) {
+			this.#connection = null;
+			this.#host.socketOpen(false);
+		}
 		this.#host.meta.delete("idle_close_at");
 		try {
 			connection.ws.close(code, reason);

@@ -92,7 +92,7 @@ export function watchAgent(s: SessionContext, mandate: MandateRecord, watch: boo
 			? gateway.watch(tenantId, { executionId, sessionId, mandateId: mandate.mandate_id })
 			: gateway.unwatch(tenantId, executionId));
 	};
-	s.ctx.waitUntil(
+	s.waitUntil(
 		call().catch((error: unknown) =>
 			log("warn", "gateway watch failed", {
 				session_id: sessionId,

@@ -1,3 +1,4 @@
+import { countWork } from "../durable/work-meter.ts";
 import { HEARTBEAT_INTERVAL_MS } from "../pipeline/backoff.ts";
 import { nextProgress, stillWorkingStatus } from "../pipeline/progress.ts";
 import type { StageChange } from "../pipeline/stage-machine.ts";
@@ -26,7 +27,11 @@ export interface StageDetails {
 /** Write to the log first, then send. */
 export function emit(s: SessionContext, frame: UnsequencedFrame): void {
 	const { text } = s.log.append(frame);
-	s.metrics.event(broadcast(s.ctx, text));
+	const sent = broadcast(s.ctx, text);
+	if (s.meter.enabled) {
+		countWork("events");
+		countWork("frames_sent", sent);
+	}
 }
 
 /** Stores, audits, logs and broadcasts each stage change, in order. */

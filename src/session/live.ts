@@ -238,7 +238,7 @@ export function runLive(s: SessionContext, now: number): void {
 	}
 	if (sends.length === 0) return;
 	const providers = pushProviders(s.env);
-	s.ctx.waitUntil(
+	s.waitUntil(
 		Promise.all(
 			sends.map(async ({ row, end, target, message, timestamp }) => {
 				const result = await sendPush(providers, target, message).catch(
@@ -402,7 +402,7 @@ function androidMessage(
 function startAndroidProgress(s: SessionContext, mandateId: string, now: number): void {
 	const owner = sessionOwner(s);
 	if (owner === null) return;
-	s.ctx.waitUntil(
+	s.waitUntil(
 		listDevices(s.env.DB, owner)
 			.then((devices) => {
 				const mandate = s.mandates.get(mandateId);

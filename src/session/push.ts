@@ -90,7 +90,7 @@ export function schedulePush(
 	if (!row) return;
 	// With no phone connected nobody can acknowledge the outcome: no grace to wait out, send at once.
 	const grace = s.ctx.getWebSockets().length > 0 ? ACK_GRACE_MS : 0;
-	s.ctx.waitUntil(
+	s.waitUntil(
 		fanOut(s, row, now, grace)
 			.then(() => (grace === 0 ? runPushes(s, Math.max(Date.now(), now)) : undefined))
 			.then(() => flush(s)),
@@ -139,7 +139,7 @@ export async function runPushes(s: SessionContext, now: number): Promise<void> {
 	}
 	if (sends.length === 0) return;
 	const providers = pushProviders(s.env);
-	s.ctx.waitUntil(
+	s.waitUntil(
 		Promise.all(
 			sends.map(async (row) => {
 				const result = await sendPush(
@@ -258,7 +258,7 @@ function checkReceipts(s: SessionContext, rows: PushRow[], now: number): void {
 		for (const row of rows) s.sql.exec("DELETE FROM ml_push WHERE id = ?", row.id);
 		return;
 	}
-	s.ctx.waitUntil(
+	s.waitUntil(
 		expo
 			.getReceipts(rows.map((row) => row.ticket as string))
 			.then(async (answer) => {

@@ -53,7 +53,11 @@ export class SessionDO extends DurableObject<Env> implements AgentUpdateSink {
 	// ── Phones ──────────────────────────────────────────────────────────────────────────────────
 
 	/** A phone's WebSocket, already authenticated by the Worker (routes/sessions.ts). */
-	override async fetch(request: Request): Promise<Response> {
+	override fetch(request: Request): Promise<Response> {
+		return this.#s.meter.run("connect", () => this.#connect(request));
+	}
+
+	async #connect(request: Request): Promise<Response> {
 		if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
 			return Response.json(
 				{ error: { code: "upgrade_required", message: "Expected a WebSocket upgrade." } },
@@ -76,18 +80,24 @@ export class SessionDO extends DurableObject<Env> implements AgentUpdateSink {
 	}
 
 	override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-		onPhoneMessage(this.#s, ws, message);
+		this.#s.meter.run("ws:message", () => onPhoneMessage(this.#s, ws, message));
 	}
 
 	override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
-		onPhoneClose(ws, code, reason);
-		if (this.#s.sessionId() !== null && noteLastPhoneLeft(this.#s, Date.now())) armAlarm(this.#s);
+		this.#s.meter.run("ws:close", () => {
+			onPhoneClose(ws, code, reason);
+			if (this.#s.sessionId() !== null && noteLastPhoneLeft(this.#s, Date.now())) armAlarm(this.#s);
+		});
 	}
 
 	// ── RPC from the Worker ─────────────────────────────────────────────────────────────────────
 
 	/** The snapshot, for the pipeline (no viewer) or a phone (its token's user and tenant). */
 	progress(sessionId: string, viewer: Viewer | null = null): RpcResult<SnapshotFrame> {
+		return this.#s.meter.run("rpc:progress", () => this.#progress(sessionId, viewer));
+	}
+
+	#progress(sessionId: string, viewer: Viewer | null): RpcResult<SnapshotFrame> {
 		this.#s.bind(sessionId);
 		if (viewer) {
 			const admission = admitViewer(this.#s, viewer);
@@ -99,64 +109,76 @@ export class SessionDO extends DurableObject<Env> implements AgentUpdateSink {
 	}
 
 	/** The iOS Live Activity a phone of the session's owner started for one of its mandates. */
-	async registerLiveActivity(
+	registerLiveActivity(
 		sessionId: string,
 		mandateId: string,
 		viewer: Viewer,
 		activity: LiveActivityRegistration,
 	): Promise<RpcResult<{ mandate_id: string; registered: "created" | "replaced" | "unchanged" }>> {
-		this.#s.bind(sessionId);
-		if (!admitViewer(this.#s, viewer).ok)
-			return fail(403, "forbidden", "This session belongs to another user.");
-		const registered = registerLiveActivity(
-			this.#s,
-			mandateId,
-			{
-				token: activity.token,
-				bundleId: activity.bundle_id,
-				environment: activity.environment ?? "production",
-			},
-			Date.now(),
-		);
-		if (!registered.ok) return fail(404, "not_found", "No mandate with this id in this session.");
-		await flush(this.#s);
-		return ok({ mandate_id: mandateId, registered: registered.outcome });
+		return this.#s.meter.run("rpc:registerLiveActivity", async () => {
+			this.#s.bind(sessionId);
+			if (!admitViewer(this.#s, viewer).ok)
+				return fail(403, "forbidden", "This session belongs to another user.");
+			const registered = registerLiveActivity(
+				this.#s,
+				mandateId,
+				{
+					token: activity.token,
+					bundleId: activity.bundle_id,
+					environment: activity.environment ?? "production",
+				},
+				Date.now(),
+			);
+			if (!registered.ok) return fail(404, "not_found", "No mandate with this id in this session.");
+			await flush(this.#s);
+			return ok({ mandate_id: mandateId, registered: registered.outcome });
+		});
 	}
 
 	reportStage(sessionId: string, report: StageReport): Promise<RpcResult<StageReportResult>> {
-		this.#s.bind(sessionId);
-		return reportStage(this.#s, report);
+		return this.#s.meter.run("rpc:reportStage", () => {
+			this.#s.bind(sessionId);
+			return reportStage(this.#s, report);
+		});
 	}
 
 	execute(request: ExecuteRequest): Promise<RpcResult<ExecuteResponse>> {
-		this.#s.bind(request.session_id);
-		return execute(this.#s, request);
+		return this.#s.meter.run("rpc:execute", () => {
+			this.#s.bind(request.session_id);
+			return execute(this.#s, request);
+		});
 	}
 
-	async deliverWebhook(
+	deliverWebhook(
 		sessionId: string,
 		webhookId: string,
 		payload: DeliveryWebhook,
 		rawBody: string,
 	): Promise<RpcResult<{ outcome: WebhookOutcome }>> {
-		this.#s.bind(sessionId);
-		const taken = takeWebhook(this.#s, webhookId, payload, rawBody, Date.now());
-		if (taken.ok) await flush(this.#s);
-		return taken;
+		return this.#s.meter.run("rpc:deliverWebhook", async () => {
+			this.#s.bind(sessionId);
+			const taken = takeWebhook(this.#s, webhookId, payload, rawBody, Date.now());
+			if (taken.ok) await flush(this.#s);
+			return taken;
+		});
 	}
 
 	// ── RPC from the tenant's Gateway DO (openclaw/contract.ts) ─────────────────────────────────
 
-	async applyAgentUpdates(sessionId: string, executionId: string, updates: AgentUpdate[]): Promise<void> {
-		this.#s.bind(sessionId);
-		applyAgentUpdates(this.#s, executionId, updates, Date.now());
-		await flush(this.#s);
+	applyAgentUpdates(sessionId: string, executionId: string, updates: AgentUpdate[]): Promise<void> {
+		return this.#s.meter.run("rpc:applyAgentUpdates", async () => {
+			this.#s.bind(sessionId);
+			applyAgentUpdates(this.#s, executionId, updates, Date.now());
+			await flush(this.#s);
+		});
 	}
 
-	async agentStreamLost(sessionId: string, executionIds: string[]): Promise<void> {
-		this.#s.bind(sessionId);
-		agentStreamLost(this.#s, executionIds, Date.now());
-		await flush(this.#s);
+	agentStreamLost(sessionId: string, executionIds: string[]): Promise<void> {
+		return this.#s.meter.run("rpc:agentStreamLost", async () => {
+			this.#s.bind(sessionId);
+			agentStreamLost(this.#s, executionIds, Date.now());
+			await flush(this.#s);
+		});
 	}
 
 	// ── Operations (erasure.ts) ─────────────────────────────────────────────────────────────────
@@ -176,7 +198,8 @@ export class SessionDO extends DurableObject<Env> implements AgentUpdateSink {
 	// ── The alarm: polling, timeouts, outbox retries (alarm.ts) ─────────────────────────────────
 
 	override async alarm(): Promise<void> {
+		const s = this.#s;
 		// A session with nothing left deleted its storage: what this instance kept in memory goes too.
-		if ((await runAlarm(this.#s)) === "deleted") this.#context = null;
+		if ((await s.meter.run("alarm", () => runAlarm(s))) === "deleted") this.#context = null;
 	}
 }
