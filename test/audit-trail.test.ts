@@ -42,7 +42,9 @@ async function refuse(table: string, sessionId: string, extra = ""): Promise<() 
 
 function outboxOf(sessionId: string) {
 	return runInDurableObject(sessionStub(sessionId), (_instance, state) => ({
-		pending: state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM ml_outbox").one().n,
+		// Records waiting (a turn's records share one row).
+		pending:
+			state.storage.sql.exec<{ n: number | null }>("SELECT SUM(records) AS n FROM ml_outbox").one().n ?? 0,
 		alerted:
 			state.storage.sql.exec("SELECT 1 FROM ml_meta WHERE key = 'outbox_alerted'").toArray().length > 0,
 	}));

@@ -9,6 +9,8 @@ import type { MetaStore } from "./meta.ts";
 export class AlarmSchedule {
 	readonly #storage: DurableObjectStorage;
 	readonly #meta: MetaStore;
+	/** The alarm that was armed has fired: `alarm_at` names a spent alarm until the next `arm`. */
+	#spent = false;
 
 	constructor(storage: DurableObjectStorage, meta: MetaStore) {
 		this.#storage = storage;
@@ -19,13 +21,17 @@ export class AlarmSchedule {
 	arm(times: Iterable<number | null>): void {
 		let at: number | null = null;
 		for (const time of times) if (time !== null && (at === null || time < at)) at = time;
+		const armed = this.#meta.getNumber("alarm_at");
 		if (at === null) {
-			this.#meta.delete("alarm_at");
-			void this.#storage.deleteAlarm();
+			if (armed !== null) this.#meta.delete("alarm_at");
+			if (armed !== null || this.#spent) void this.#storage.deleteAlarm();
+			this.#spent = false;
 			return;
 		}
-		if (this.#meta.getNumber("alarm_at") === at) return;
-		this.#meta.set("alarm_at", at);
+		// Armed for this very time already (and not spent, and not a time already past): no write.
+		if (armed === at && !this.#spent && at > Date.now()) return;
+		if (armed !== at) this.#meta.set("alarm_at", at);
+		this.#spent = false;
 		void this.#storage.setAlarm(at);
 	}
 
@@ -34,8 +40,9 @@ export class AlarmSchedule {
 	 * and the time it was armed for.
 	 */
 	fired(now = Date.now()): number {
+		// The mark stays (no write): the next `arm` overwrites it, or deletes it when nothing is due.
 		const armedFor = this.#meta.getNumber("alarm_at");
-		this.#meta.delete("alarm_at");
+		this.#spent = true;
 		return Math.max(now, armedFor ?? 0);
 	}
 }

@@ -13,6 +13,11 @@ export interface MigrationPlan {
 	 * when it has none. Asked only when the version table does not exist yet.
 	 */
 	legacyVersion?: (sql: SqlStorage) => number;
+	/**
+	 * The schema all the steps add up to, for an object with no tables yet: created in one go instead
+	 * of step by step. It must equal the steps' result (each plan's schema test compares them).
+	 */
+	fresh?: string;
 }
 
 export function runMigrations(sql: SqlStorage, plan: MigrationPlan): number {
@@ -29,6 +34,11 @@ export function runMigrations(sql: SqlStorage, plan: MigrationPlan): number {
 		version = sql.exec<{ version: number }>(`SELECT version FROM ${versionTable}`).toArray()[0]?.version ?? 0;
 	} else {
 		version = plan.legacyVersion?.(sql) ?? 0;
+		if (version === 0 && plan.fresh !== undefined && !hasTables(sql)) {
+			sql.exec(`${plan.fresh}; CREATE TABLE ${versionTable} (version INTEGER NOT NULL);`);
+			sql.exec(`INSERT INTO ${versionTable} (version) VALUES (?)`, steps.length);
+			return steps.length;
+		}
 		sql.exec(`CREATE TABLE ${versionTable} (version INTEGER NOT NULL)`);
 		sql.exec(`INSERT INTO ${versionTable} (version) VALUES (?)`, version);
 	}
@@ -37,4 +47,15 @@ export function runMigrations(sql: SqlStorage, plan: MigrationPlan): number {
 		sql.exec(`UPDATE ${versionTable} SET version = ?`, version + 1);
 	}
 	return version;
+}
+
+/** Whether the object has any table of its own (the runtime's `_cf_` tables do not count). */
+function hasTables(sql: SqlStorage): boolean {
+	return (
+		sql
+			.exec<{ n: number }>(
+				"SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
+			)
+			.one().n > 0
+	);
 }

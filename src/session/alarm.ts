@@ -19,7 +19,6 @@ import { closeExpiredSockets, socketsExpireAt } from "./sockets.ts";
 export async function runAlarm(s: SessionContext): Promise<"deleted" | undefined> {
 	const sessionId = s.sessionId();
 	if (!sessionId) return;
-	if (s.env.METRICS_LOG === "true") console.log(JSON.stringify({ metric: "alarm", session_id: sessionId }));
 	const now = s.alarm.fired();
 	closeExpiredSockets(s, now);
 	await resumeDispatches(s, now);
@@ -45,13 +44,16 @@ export async function runAlarm(s: SessionContext): Promise<"deleted" | undefined
 
 /** Arms the one alarm for the earliest pending job: a poll, a deadline, a dispatch, an expiry or a retry. */
 export function armAlarm(s: SessionContext): void {
-	s.alarm.arm([
-		s.outbox.retryAt(),
+	const now = Date.now();
+	const jobs = [
 		socketsExpireAt(s),
 		nextPushAt(s),
 		nextLiveAt(s),
 		s.mandates.nextDue(HEARTBEAT_INTERVAL_MS, s.timing.retentionMs) ?? emptySessionCleanupAt(s),
-	]);
+	];
+	let next: number | null = null;
+	for (const at of jobs) if (at !== null && (next === null || at < next)) next = at;
+	s.alarm.arm([...jobs, s.outbox.retryAt(now, next)]);
 }
 
 /**
@@ -67,22 +69,19 @@ export function flush(s: SessionContext): Promise<void> {
 	// A flush in progress drains rows added meanwhile too (it reads until the outbox is empty); after a
 	// failure the alarm retries with backoff, so a D1 outage is not hit again by every request.
 	if (s.outbox.inProgress() || s.outbox.backingOff()) return Promise.resolve();
-	s.ctx.waitUntil(
-		flushNow(s).catch((error: unknown) =>
+	s.waitUntil(
+		flushNow(s, false).catch((error: unknown) =>
 			log("error", "outbox flush crashed", { session_id: sessionId, error: String(error) }),
 		),
 	);
 	return Promise.resolve();
 }
 
-/** Copies the outbox to D1 and waits for it (the alarm's retry). */
-export async function flushNow(s: SessionContext): Promise<void> {
+/** Copies the outbox to D1 and waits for it (the alarm's retry); `armFirst` false when just armed. */
+export async function flushNow(s: SessionContext, armFirst = true): Promise<void> {
 	const sessionId = s.sessionId();
 	if (!sessionId) return;
-	armAlarm(s);
+	if (armFirst) armAlarm(s);
 	await s.outbox.flush(s.env.DB, sessionId);
 	armAlarm(s);
-	if (s.env.METRICS_LOG === "true") {
-		console.log(JSON.stringify({ metric: "session_flush", session_id: sessionId, ...s.metrics.take() }));
-	}
 }

@@ -11,17 +11,29 @@ export type { OutboxRecord };
  * copied to D1 in batches (the statements: src/d1/outbox-statements.ts), off the caller's path. A D1
  * outage leaves them in place and the alarm retries with backoff, so a D1 hiccup loses nothing.
  *
+ * The records of one turn share one row (issue 17): a webhook that moves three stages writes one
+ * outbox row, not nine, and deletes one. Each record keeps an id of its own — the D1 key of its audit
+ * row, the version of its upsert — taken from a counter that only goes up: the row's id is its first
+ * record's, and a new counter starts at the clock (in microseconds-like units, `Date.now() × 1000`),
+ * so ids stay unique and ordered across restarts without a stored sequence (no AUTOINCREMENT: that
+ * would write a second row per insert).
+ *
  * One row D1 always refuses must not hold back the rows behind it (issue 16): when a batch fails, its
- * rows are tried one by one, so the others go through at once. A row refused MAX_ROW_ATTEMPTS times
+ * rows are tried one by one (a row of several records is first split into one row per record), so the others go through at once. A row refused MAX_ROW_ATTEMPTS times
  * (with backoff between tries, so over tens of seconds) — or one that cannot even be turned into a
  * statement — moves to D1's `outbox_dead_letters` (logged for operators). Moving it is itself a write
  * to D1: while D1 is down that fails too, and the row stays for the next try, so an outage loses
  * nothing however long it lasts.
  */
 
+/** Records per D1 batch (a row of several records is never cut in two). */
 const BATCH_SIZE = 50;
+/** Ids per millisecond of clock; a turn writing more runs ahead of the clock (and records that). */
+const IDS_PER_MS = 1_000;
 /** How long a flush in progress may take before the alarm tries again on its own. */
 const FLUSH_LEASE_MS = 5_000;
+/** An alarm due within this long covers rows a flush is copying (they are tried again when it runs). */
+export const OUTBOX_COVER_MS = 60_000;
 /** A row refused on its own this many times is a poison row, not an outage. */
 export const MAX_ROW_ATTEMPTS = 5;
 /** Past this many rows waiting, an error line tells the operator D1 is not keeping up. */
@@ -32,44 +44,88 @@ interface OutboxRow {
 	kind: string;
 	payload: string;
 	attempts: number;
+	records: number;
 }
 
 export class Outbox {
 	readonly #sql: SqlStorage;
 	readonly #meta: MetaStore;
-	readonly #onBatch: (statements: number, rowsWritten: number) => void;
 	#flushing: Promise<boolean> | null = null;
+	/** Records of the current turn, written as one row by `commit()`. */
+	#turn: OutboxRecord[] = [];
+	/** The next record id (null until read, after a restart). */
+	#next: number | null = null;
 
-	constructor(
-		sql: SqlStorage,
-		meta: MetaStore,
-		onBatch: (statements: number, rowsWritten: number) => void = () => {},
-	) {
+	constructor(sql: SqlStorage, meta: MetaStore) {
 		this.#sql = sql;
 		this.#meta = meta;
-		this.#onBatch = onBatch;
-	}
-
-	add(record: OutboxRecord): void {
-		this.#sql.exec(
-			"INSERT INTO ml_outbox (kind, payload) VALUES (?, ?)",
-			record.kind,
-			JSON.stringify(record),
-		);
-	}
-
-	pending(): number {
-		return this.#sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM ml_outbox").one().n;
 	}
 
 	/**
-	 * When the alarm should next try to flush, or null when nothing waits. Rows pending with no
-	 * failure recorded belong to a flush about to run; the alarm still covers them a little later
-	 * in case the object is evicted before that flush finishes.
+	 * Adds a record to this turn's row. The row is written by `commit()` — which the session calls
+	 * before it answers, flushes or arms its alarm — and at the latest in a microtask of the same turn,
+	 * so a record is stored in the same implicit transaction as the state change it describes.
 	 */
-	retryAt(now = Date.now()): number | null {
+	add(record: OutboxRecord): void {
+		this.#turn.push(record);
+		if (this.#turn.length === 1) queueMicrotask(() => this.commit());
+	}
+
+	/** Writes this turn's records as one row. */
+	commit(): void {
+		const records = this.#turn;
+		if (records.length === 0) return;
+		this.#turn = [];
+		const id = this.#takeIds(records.length);
+		const [first] = records;
+		this.#sql.exec(
+			"INSERT INTO ml_outbox (id, kind, payload, records) VALUES (?, ?, ?, ?)",
+			id,
+			records.length === 1 && first ? first.kind : "batch",
+			JSON.stringify(records.length === 1 ? first : records),
+			records.length,
+		);
+	}
+
+	/** Forgets this turn's records (the session is being erased). */
+	discard(): void {
+		this.#turn = [];
+	}
+
+	#takeIds(n: number): number {
+		const now = Date.now() * IDS_PER_MS;
+		if (this.#next === null) {
+			const stored = this.#sql
+				.exec<{ next: number | null }>("SELECT MAX(id + records) AS next FROM ml_outbox")
+				.one().next;
+			this.#next = Math.max(stored ?? 0, this.#meta.getNumber("outbox_next_id") ?? 0);
+		}
+		const id = Math.max(this.#next, now);
+		this.#next = id + n;
+		// Far ahead of the clock (a turn of thousands of records): a restart must not fall behind it.
+		if (this.#next > now + 60_000 * IDS_PER_MS) this.#meta.set("outbox_next_id", this.#next);
+		return id;
+	}
+
+	/** Records waiting for D1. */
+	pending(): number {
+		this.commit();
+		return this.#sql.exec<{ n: number | null }>("SELECT SUM(records) AS n FROM ml_outbox").one().n ?? 0;
+	}
+
+	/**
+	 * When the alarm should next try to flush, or null when nothing waits (or the alarm is due soon
+	 * anyway: `nextAlarm`, the other jobs' earliest). Rows pending with no failure recorded belong to
+	 * a flush about to run; the alarm still covers them a little later in case the object is evicted
+	 * before that flush finishes — unless another job brings it within OUTBOX_COVER_MS, which covers
+	 * them as well and spares moving the alarm there and back around every flush.
+	 */
+	retryAt(now = Date.now(), nextAlarm: number | null = null): number | null {
 		if (this.pending() === 0) return null;
-		return this.#meta.getNumber("outbox_retry_at") ?? now + FLUSH_LEASE_MS;
+		const retry = this.#meta.getNumber("outbox_retry_at");
+		if (retry !== null) return retry;
+		if (nextAlarm !== null && nextAlarm <= now + OUTBOX_COVER_MS) return null;
+		return now + FLUSH_LEASE_MS;
 	}
 
 	/** True while a failed flush waits for its retry (the alarm's). */
@@ -97,9 +153,10 @@ export class Outbox {
 
 	async #drain(db: D1Database, sessionId: string): Promise<boolean> {
 		for (;;) {
+			this.commit();
 			const rows = this.#sql
 				.exec<OutboxRow & Record<string, SqlStorageValue>>(
-					"SELECT id, kind, payload, attempts FROM ml_outbox ORDER BY id LIMIT ?",
+					"SELECT id, kind, payload, attempts, records FROM ml_outbox ORDER BY id LIMIT ?",
 					BATCH_SIZE,
 				)
 				.toArray();
@@ -109,33 +166,32 @@ export class Outbox {
 				this.#meta.delete("outbox_alerted");
 				return true;
 			}
-			// A row that cannot become a statement is poison at once: no retry can fix it.
-			const statements: Array<{ row: OutboxRow; statement: D1PreparedStatement }> = [];
+			// A row that cannot become statements is poison at once: no retry can fix it.
+			const statements: Array<{ row: OutboxRow; statements: D1PreparedStatement[] }> = [];
 			for (const row of rows) {
 				try {
-					statements.push({
-						row,
-						statement: outboxStatement(db, sessionId, row.id, JSON.parse(row.payload) as OutboxRecord),
-					});
+					statements.push({ row, statements: rowStatements(db, sessionId, row) });
 				} catch (error) {
 					if (!(await this.#deadLetter(db, sessionId, row, error))) return this.#failed(rows.length, error);
 				}
 			}
 			if (statements.length === 0) continue;
 			try {
-				const results = await db.batch(statements.map((item) => item.statement));
-				this.#delivered(
-					statements.map((item) => item.row.id),
-					results,
-				);
+				await db.batch(statements.flatMap((item) => item.statements));
+				this.#delivered(statements.map((item) => item.row.id));
 				continue;
 			} catch {
-				// One of them may be the problem, or D1 may be down: try each on its own.
+				// One of them may be the problem, or D1 may be down: try each record on its own.
+			}
+			if (statements.some((item) => item.row.records > 1)) {
+				this.#split(statements.map((item) => item.row));
+				continue;
 			}
 			const refused: Array<{ row: OutboxRow; error: unknown }> = [];
-			for (const { row, statement } of statements) {
+			for (const { row, statements: own } of statements) {
 				try {
-					this.#delivered([row.id], await db.batch([statement]));
+					await db.batch(own);
+					this.#delivered([row.id]);
 				} catch (error) {
 					refused.push({ row, error });
 				}
@@ -152,11 +208,25 @@ export class Outbox {
 		}
 	}
 
-	#delivered(ids: number[], results: D1Result[]): void {
-		this.#onBatch(
-			ids.length,
-			results.reduce((sum, result) => sum + (result.meta.rows_written ?? 0), 0),
-		);
+	/** Rewrites rows of several records as one row per record, so each is retried and refused alone. */
+	#split(rows: OutboxRow[]): void {
+		for (const row of rows) {
+			if (row.records <= 1) continue;
+			const records = JSON.parse(row.payload) as OutboxRecord[];
+			this.#sql.exec("DELETE FROM ml_outbox WHERE id = ?", row.id);
+			records.forEach((record, i) => {
+				this.#sql.exec(
+					"INSERT INTO ml_outbox (id, kind, payload, records, attempts) VALUES (?, ?, ?, 1, ?)",
+					row.id + i,
+					record.kind,
+					JSON.stringify(record),
+					row.attempts,
+				);
+			});
+		}
+	}
+
+	#delivered(ids: number[]): void {
 		this.#sql.exec(`DELETE FROM ml_outbox WHERE id IN (${ids.map(() => "?").join(", ")})`, ...ids);
 	}
 
@@ -195,4 +265,13 @@ export class Outbox {
 		}
 		return false;
 	}
+}
+
+/** The D1 statements of one outbox row: one per record, each keyed by its own id. */
+function rowStatements(db: D1Database, sessionId: string, row: OutboxRow): D1PreparedStatement[] {
+	const parsed = JSON.parse(row.payload) as OutboxRecord | OutboxRecord[];
+	const records = Array.isArray(parsed) ? parsed : [parsed];
+	if (records.length !== row.records)
+		throw new Error(`outbox row holds ${records.length} of ${row.records} records`);
+	return records.map((record, i) => outboxStatement(db, sessionId, row.id + i, record));
 }
