@@ -3,14 +3,16 @@ import type { MetaStore } from "./meta.ts";
 /**
  * One alarm multiplexed over every scheduled job of an object (STYLE.md, after the Agents SDK): the
  * caller lists when each pending job is due; the alarm is armed for the earliest, or deleted when
- * none is. The armed time is kept in meta (`alarm_at`) so re-arming for the same time costs no write,
- * and so a handler that runs early (tests fire alarms on demand) acts as of the time it was armed for.
+ * none is. The armed time is kept in memory, so re-arming for the same time costs nothing (issue 17:
+ * it used to be a stored row, written and deleted around every flush); after a restart the first
+ * `arm` sets the alarm again. A handler acts as of the time the alarm was armed for: tests fire alarms
+ * early, and may name that time in meta (`alarm_at`), which then wins.
  */
 export class AlarmSchedule {
 	readonly #storage: DurableObjectStorage;
 	readonly #meta: MetaStore;
-	/** The alarm that was armed has fired: `alarm_at` names a spent alarm until the next `arm`. */
-	#spent = false;
+	/** The time the alarm is armed for; null when none; undefined when unknown (after a restart or a fire). */
+	#armedAt: number | null | undefined = undefined;
 
 	constructor(storage: DurableObjectStorage, meta: MetaStore) {
 		this.#storage = storage;
@@ -21,18 +23,9 @@ export class AlarmSchedule {
 	arm(times: Iterable<number | null>): void {
 		let at: number | null = null;
 		for (const time of times) if (time !== null && (at === null || time < at)) at = time;
-		const armed = this.#meta.getNumber("alarm_at");
-		if (at === null) {
-			if (armed !== null) this.#meta.delete("alarm_at");
-			if (armed !== null || this.#spent) void this.#storage.deleteAlarm();
-			this.#spent = false;
-			return;
-		}
-		// Armed for this very time already (and not spent, and not a time already past): no write.
-		if (armed === at && !this.#spent && at > Date.now()) return;
-		if (armed !== at) this.#meta.set("alarm_at", at);
-		this.#spent = false;
-		void this.#storage.setAlarm(at);
+		if (at === this.#armedAt) return;
+		this.#armedAt = at;
+		void (at === null ? this.#storage.deleteAlarm() : this.#storage.setAlarm(at));
 	}
 
 	/**
@@ -40,9 +33,10 @@ export class AlarmSchedule {
 	 * and the time it was armed for.
 	 */
 	fired(now = Date.now()): number {
-		// The mark stays (no write): the next `arm` overwrites it, or deletes it when nothing is due.
-		const armedFor = this.#meta.getNumber("alarm_at");
-		this.#spent = true;
-		return Math.max(now, armedFor ?? 0);
+		const named = this.#meta.getNumber("alarm_at");
+		if (named !== null) this.#meta.delete("alarm_at");
+		const armedFor = named ?? this.#armedAt ?? 0;
+		this.#armedAt = undefined;
+		return Math.max(now, armedFor);
 	}
 }
