@@ -371,7 +371,8 @@ describe("the answer is never silently cut or joined (finding 11)", () => {
 		const { phone, sessionId, executionId, gateway, agent } = await streamingThroughFake();
 		await runInDurableObject(sessionStub(sessionId), (_instance, state) => {
 			state.storage.sql.exec(
-				`CREATE TRIGGER answer_fails BEFORE UPDATE ON ml_mandates WHEN NEW.answer IS NOT OLD.answer
+				// Each answer piece is logged with how much of the answer arrived (src/session/answer.ts).
+				`CREATE TRIGGER answer_fails BEFORE INSERT ON ml_events WHEN NEW.answer_chars IS NOT NULL
 				 BEGIN SELECT RAISE(ABORT, 'injected session failure'); END`,
 			);
 		});

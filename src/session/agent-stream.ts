@@ -16,6 +16,9 @@ import type { MandateRecord } from "./mandate-store.ts";
  * come alive, and ObeGee polling slows while it speaks.
  */
 
+/** How stale the stored "the agent last spoke" time may get (a quarter of STREAM_QUIET_MS). */
+export const AGENT_EVENT_MARK_MS = 2_500;
+
 /**
  * Applies one ordered batch of updates for an execution of this session. The answer's chunks are
  * always kept (the last one may arrive after ObeGee's outcome); sub-statuses and the lifecycle only
@@ -30,13 +33,14 @@ export function applyAgentUpdates(
 	let mandate = s.mandates.byExecution(executionId);
 	if (!mandate) return;
 	if (mandate.agent_event_at === null) audit(s, "agent_stream", mandate, { event: "started" }, now);
-	// Only "has the stream spoken lately" matters (STREAM_QUIET_MS), so a write a second is enough.
-	if (mandate.agent_event_at === null || now - mandate.agent_event_at >= 1_000) {
+	// Only "has the stream spoken lately" matters (STREAM_QUIET_MS, and the heartbeat's sign of life),
+	// so a write every AGENT_EVENT_MARK_MS is enough.
+	if (mandate.agent_event_at === null || now - mandate.agent_event_at >= AGENT_EVENT_MARK_MS) {
 		mandate = s.mandates.update(mandate.mandate_id, { agent_event_at: now });
 	}
 	for (const update of coalesceChunks(updates)) {
 		if (update.kind === "chunk") {
-			mandate = appendChunk(s, mandate, update.text, update.offset, now, update.gap === true);
+			appendChunk(s, mandate, update.text, update.offset, now, update.gap === true);
 			continue;
 		}
 		if (mandate.state !== "running") continue;

@@ -5,6 +5,7 @@ import { runMigrations } from "../durable/migrations.ts";
 import { meteredEnv, WorkMeter } from "../durable/work-meter.ts";
 import type { Env } from "../env.ts";
 import type { ExecuteResponse } from "../protocol/api.ts";
+import { type AnswerState, saveAnswersThrough } from "./answer.ts";
 import { EventLog } from "./event-log.ts";
 import { MandateStore } from "./mandate-store.ts";
 import { Outbox } from "./outbox.ts";
@@ -33,6 +34,8 @@ export class SessionContext {
 	readonly alarm: AlarmSchedule;
 	/** Dispatches in flight, so a concurrent duplicate `execute` waits for the first instead of racing it. */
 	readonly dispatches = new Map<string, Promise<RpcResult<ExecuteResponse>>>();
+	/** Answers with pieces their mandate rows do not hold yet; null until read (answer.ts). */
+	answers: Map<string, AnswerState> | null = null;
 	/** The session id, read once (it never changes once bound). */
 	#sessionId: string | null = null;
 
@@ -46,6 +49,7 @@ export class SessionContext {
 		runMigrations(sql, SESSION_MIGRATIONS);
 		this.meta = new MetaStore(sql, "ml_meta");
 		this.log = new EventLog(sql);
+		this.log.beforePrune = (seq) => saveAnswersThrough(this, seq);
 		this.mandates = new MandateStore(sql);
 		this.outbox = new Outbox(sql, this.meta);
 		this.webhooks = new WebhookLog(sql);

@@ -5,6 +5,7 @@ import type { StageChange } from "../pipeline/stage-machine.ts";
 import type { SnapshotFrame } from "../protocol/frames.ts";
 import { type StageNumber, stageName } from "../protocol/stages.ts";
 import { stagePoint } from "./analytics.ts";
+import { answerOf, keepPiece, unsavedAnswers } from "./answer.ts";
 import { audit } from "./audit.ts";
 import type { SessionContext } from "./context.ts";
 import type { UnsequencedFrame } from "./event-log.ts";
@@ -24,14 +25,19 @@ export interface StageDetails {
 	delivered_to?: string[];
 }
 
-/** Write to the log first, then send. */
-export function emit(s: SessionContext, frame: UnsequencedFrame): void {
-	const { text } = s.log.append(frame);
+/** Write to the log first, then send; returns the frame's seq. */
+export function emit(
+	s: SessionContext,
+	frame: UnsequencedFrame,
+	answer?: { chars: number; truncated: number },
+): number {
+	const { seq, text } = s.log.append(frame, answer);
 	const sent = broadcast(s.ctx, text);
 	if (s.meter.enabled) {
 		countWork("events");
 		countWork("frames_sent", sent);
 	}
+	return seq;
 }
 
 /** Stores, audits, logs and broadcasts each stage change, in order. */
@@ -99,7 +105,8 @@ export function showProgress(
 
 /** A long run shows it is alive at least every HEARTBEAT_INTERVAL_MS (seed-spec.md, Test 2). */
 export function heartbeat(s: SessionContext, mandate: MandateRecord, now: number): void {
-	const last = mandate.heartbeat_at ?? mandate.dispatched_at ?? now;
+	// The agent speaking (its answer typing out) is a sign of life too.
+	const last = Math.max(mandate.heartbeat_at ?? mandate.dispatched_at ?? now, mandate.agent_event_at ?? 0);
 	if (now - last < HEARTBEAT_INTERVAL_MS) return;
 	const elapsed = now - (mandate.dispatched_at ?? now);
 	showProgress(s, mandate, stillWorkingStatus(elapsed), mandate.progress, now);
@@ -116,10 +123,11 @@ export const ANSWER_TRUNCATED_NOTICE = "\n\n[The answer is longer than this app 
 export const ANSWER_GAP_MARK = " […] ";
 
 /**
- * The next piece of the agent's answer: kept with the mandate and streamed to the phones. `offset`
- * is where the piece starts in the whole answer, so a batch delivered twice is appended once, and a
- * piece that starts beyond what arrived — or that the Gateway DO flags as following lost text — shows
- * a gap mark (and is audited) instead of being joined over the hole. Returns the mandate as stored.
+ * The next piece of the agent's answer: logged with the mandate and streamed to the phones (the
+ * mandate's row catches up now and then: answer.ts). `offset` is where the piece starts in the whole
+ * answer, so a batch delivered twice is appended once, and a piece that starts beyond what arrived —
+ * or that the Gateway DO flags as following lost text — shows a gap mark (and is audited) instead of
+ * being joined over the hole.
  */
 export function appendChunk(
 	s: SessionContext,
@@ -128,21 +136,23 @@ export function appendChunk(
 	offset: number | undefined,
 	now: number,
 	gap = false,
-): MandateRecord {
+): void {
 	const executionId = mandate.execution_id;
-	if (!executionId || mandate.answer_truncated) return mandate;
-	const received = mandate.answer_chars;
+	if (!executionId) return;
+	const answer = answerOf(s, mandate);
+	if (answer.truncated) return;
+	const received = answer.chars;
 	// After a gap the offset is only a lower bound: the whole piece is new, behind a gap mark.
 	const start = gap ? Math.max(offset ?? received, received) : (offset ?? received);
 	const fresh = start >= received ? text : text.slice(received - start);
-	if (fresh.length === 0) return mandate;
+	if (fresh.length === 0) return;
 	let shown = fresh;
 	if (start > received || gap) {
 		audit(s, "answer_gap", mandate, { from: received, to: start }, now);
 		shown = ANSWER_GAP_MARK + fresh;
 	}
 	let truncated = 0;
-	const room = MAX_ANSWER_CHARS - mandate.answer.length;
+	const room = MAX_ANSWER_CHARS - answer.text.length;
 	if (shown.length > room) {
 		let kept = shown.slice(0, Math.max(0, room));
 		// Never end on half of a surrogate pair (an emoji cut in two).
@@ -151,28 +161,27 @@ export function appendChunk(
 		truncated = 1;
 		audit(s, "answer_truncated", mandate, { kept: MAX_ANSWER_CHARS }, now);
 	}
-	const updated = s.mandates.update(mandate.mandate_id, {
-		answer: mandate.answer + shown,
-		answer_chars: Math.max(received, start) + fresh.length,
-		answer_truncated: truncated,
-		heartbeat_at: now,
-	});
-	emit(s, {
-		type: "response_chunk",
-		execution_id: executionId,
-		mandate_id: mandate.mandate_id,
-		chunk: shown,
-	});
+	const chars = Math.max(received, start) + fresh.length;
+	const seq = emit(
+		s,
+		{ type: "response_chunk", execution_id: executionId, mandate_id: mandate.mandate_id, chunk: shown },
+		{ chars, truncated },
+	);
+	keepPiece(s, mandate, answer, { shown, chars, truncated, seq });
 	noteLiveChange(s, mandate.mandate_id, now);
-	return updated;
 }
 
 /** The full current state of every mandate; its seq is the last event it reflects. */
 export function snapshot(s: SessionContext): SnapshotFrame {
+	const unsaved = unsavedAnswers(s);
 	return {
 		type: "snapshot",
 		seq: s.log.lastSeq(),
 		session_id: s.sessionId() ?? "",
-		mandates: s.mandates.states(),
+		// A mandate's row holds its answer up to a checkpoint; the pieces after it come from the log.
+		mandates: s.mandates.states().map((state) => {
+			const answer = unsaved.get(state.mandate_id);
+			return answer ? { ...state, answer: answer.text } : state;
+		}),
 	};
 }

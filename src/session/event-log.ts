@@ -23,6 +23,8 @@ export class EventLog {
 	 * RETAINED_EVENTS), so MAX(seq) recovers it after a restart without a write per event.
 	 */
 	#last: number;
+	/** Called before the log drops every event up to a seq (answer pieces not yet kept elsewhere). */
+	beforePrune: (seq: number) => void = () => {};
 
 	constructor(sql: SqlStorage) {
 		this.#sql = sql;
@@ -33,14 +35,32 @@ export class EventLog {
 		return this.#last;
 	}
 
-	/** Appends a frame and returns it serialised once, ready to send to every phone. */
-	append(frame: UnsequencedFrame): { seq: number; text: string } {
+	/**
+	 * Appends a frame and returns it serialised once, ready to send to every phone. An answer piece
+	 * also keeps how much of the answer had arrived with it (src/session/answer.ts).
+	 */
+	append(
+		frame: UnsequencedFrame,
+		answer?: { chars: number; truncated: number },
+	): { seq: number; text: string } {
 		const seq = this.lastSeq() + 1;
 		const text = JSON.stringify(withSeq(frame, seq));
 		const mandateId = "data" in frame ? frame.data.mandate_id : frame.mandate_id;
-		this.#sql.exec("INSERT INTO ml_events (seq, mandate_id, frame) VALUES (?, ?, ?)", seq, mandateId, text);
+		if (answer) {
+			this.#sql.exec(
+				"INSERT INTO ml_events (seq, mandate_id, frame, answer_chars, answer_truncated) VALUES (?, ?, ?, ?, ?)",
+				seq,
+				mandateId,
+				text,
+				answer.chars,
+				answer.truncated,
+			);
+		} else {
+			this.#sql.exec("INSERT INTO ml_events (seq, mandate_id, frame) VALUES (?, ?, ?)", seq, mandateId, text);
+		}
 		this.#last = seq;
-		if (seq % PRUNE_EVERY === 0) {
+		if (seq % PRUNE_EVERY === 0 && seq > RETAINED_EVENTS) {
+			this.beforePrune(seq - RETAINED_EVENTS);
 			this.#sql.exec("DELETE FROM ml_events WHERE seq <= ?", seq - RETAINED_EVENTS);
 		}
 		return { seq, text };

@@ -10,6 +10,7 @@ import {
 	sendPush,
 } from "../push/provider.ts";
 import { flush } from "./alarm.ts";
+import { answerOf } from "./answer.ts";
 import { audit, auditSubject } from "./audit.ts";
 import type { SessionContext } from "./context.ts";
 import { isFinished, type MandateRecord } from "./mandate-store.ts";
@@ -329,7 +330,7 @@ export function liveState(s: SessionContext, mandate: MandateRecord): LiveConten
 	// The furthest stage that moved (the failed one, if any: nothing moves after a failure).
 	const stage = (currentStage(board) || 1) as StageNumber;
 	const status = board[stage];
-	const answer = mandate.answer.trim();
+	const answer = answerOf(s, mandate).text.trim();
 	const finished = isFinished(mandate.state);
 	const preview =
 		answer.length <= ANSWER_PREVIEW_CHARS

@@ -17,6 +17,8 @@ export interface MandateRecord {
 	answer_chars: number;
 	/** 1 once the stored answer reached MAX_ANSWER_CHARS and ends with the truncation notice. */
 	answer_truncated: number;
+	/** The seq of the last answer piece in `answer`; later pieces are read from the log (answer.ts). */
+	answer_seq: number;
 	error: string | null;
 	error_code: string | null;
 	error_http: number | null;
@@ -61,6 +63,7 @@ const COLUMNS = new Set<string>([
 	"answer",
 	"answer_chars",
 	"answer_truncated",
+	"answer_seq",
 	"error",
 	"error_code",
 	"error_http",
@@ -115,7 +118,7 @@ export class MandateStore {
 
 	/**
 	 * The earliest time a mandate needs the alarm: a running one's next poll, deadline or sign of life
-	 * (`heartbeatMs` after the last thing its phones saw), a stored dispatch's retry, a finished one's
+	 * (`heartbeatMs` after the last thing its phones saw: a progress line or the agent speaking), a stored dispatch's retry, a finished one's
 	 * deletion (`retentionMs` after it finished). One aggregate, run on every flush, instead of reading
 	 * every row.
 	 */
@@ -124,7 +127,8 @@ export class MandateStore {
 			.exec<{ at: number | null }>(
 				`SELECT MIN(CASE
 				   WHEN state = 'running' THEN MIN(COALESCE(next_poll_at, deadline_at), COALESCE(deadline_at, next_poll_at),
-				     COALESCE(heartbeat_at + ?1, dispatched_at + ?1, next_poll_at, deadline_at))
+				     COALESCE(MAX(COALESCE(heartbeat_at, dispatched_at), COALESCE(agent_event_at, 0)) + ?1,
+				       next_poll_at, deadline_at))
 				   WHEN state = 'dispatching' THEN next_dispatch_at
 				   WHEN state IN ${FINISHED_STATES_SQL} THEN updated_at + ?2 END) AS at
 				 FROM ml_mandates`,

@@ -1,5 +1,6 @@
 import { deleteSessionOwner } from "../d1/erasure.ts";
 import { log } from "../log.ts";
+import { forgetAnswer } from "./answer.ts";
 import type { SessionContext } from "./context.ts";
 import { FINISHED_STATES_SQL } from "./mandate-store.ts";
 
@@ -41,6 +42,7 @@ export async function runRetention(s: SessionContext, now: number): Promise<bool
 		.toArray()
 		.map((row) => row.mandate_id);
 	for (const mandateId of expired) {
+		forgetAnswer(s, mandateId);
 		for (const table of ["ml_stages", "ml_events", "ml_push", "ml_live", "ml_mandates"]) {
 			s.sql.exec(`DELETE FROM ${table} WHERE mandate_id = ?`, mandateId);
 		}

@@ -129,6 +129,11 @@ const STEPS: readonly string[] = [
 	 INSERT INTO ml_webhooks_v2 SELECT webhook_id, received_at, duplicates FROM ml_webhooks;
 	 DROP TABLE ml_webhooks;
 	 ALTER TABLE ml_webhooks_v2 RENAME TO ml_webhooks;`,
+	// Issue 17: the answer's pieces stay in the log, each with how much had arrived; the mandate row
+	// holds the answer up to `answer_seq` and catches up now and then (src/session/answer.ts).
+	`ALTER TABLE ml_mandates ADD COLUMN answer_seq INTEGER NOT NULL DEFAULT 0;
+	 ALTER TABLE ml_events ADD COLUMN answer_chars INTEGER;
+	 ALTER TABLE ml_events ADD COLUMN answer_truncated INTEGER;`,
 ];
 
 /**
@@ -138,7 +143,13 @@ const STEPS: readonly string[] = [
  */
 const FRESH = `
 	CREATE TABLE ml_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-	CREATE TABLE ml_events (seq INTEGER PRIMARY KEY, mandate_id TEXT NOT NULL, frame TEXT NOT NULL);
+	CREATE TABLE ml_events (
+	  seq INTEGER PRIMARY KEY,
+	  mandate_id TEXT NOT NULL,
+	  frame TEXT NOT NULL,
+	  answer_chars INTEGER,
+	  answer_truncated INTEGER
+	);
 	CREATE TABLE ml_mandates (
 	  mandate_id TEXT PRIMARY KEY,
 	  tenant_id TEXT,
@@ -165,7 +176,8 @@ const FRESH = `
 	  dispatch_attempts INTEGER NOT NULL DEFAULT 0,
 	  next_dispatch_at INTEGER,
 	  answer_chars INTEGER NOT NULL DEFAULT 0,
-	  answer_truncated INTEGER NOT NULL DEFAULT 0
+	  answer_truncated INTEGER NOT NULL DEFAULT 0,
+	  answer_seq INTEGER NOT NULL DEFAULT 0
 	);
 	CREATE INDEX ml_mandates_running ON ml_mandates(state, next_poll_at);
 	CREATE TABLE ml_stages (
