@@ -13,7 +13,7 @@ import {
 import { Gateways } from "./gateways.ts";
 import { Phone, type ReceivedFrame } from "./phone.ts";
 import { type Distribution, distribution, pool } from "./stats.ts";
-import { collectWork, summarizeWork, type WorkLine, type WorkSummary } from "./work.ts";
+import { collectWork, d1Growth, summarizeWork, type WorkLine, type WorkSummary } from "./work.ts";
 
 /**
  * The growth scenario of `npm run bench` (issue 17, item 5): how latency and cost grow
@@ -405,7 +405,7 @@ async function answerSize(
 	const answeredS = round((performance.now() - phase) / 1000, 1);
 	await sleep(SETTLE_MS);
 	// The sessions' work and their Gateway DOs' (the gateway's share of the answer is most of it).
-	const work = summarizeWork(lines.slice(from), ids, sessions, { tenants });
+	const work = summarizeWork(lines, ids, sessions, { tenants, from, d1Bytes: d1Growth(lines, from) });
 	const framesPerPhone = phones.map(
 		(phone) => phone.frames.filter((f) => f.frame.type !== "snapshot").length,
 	);
@@ -495,7 +495,11 @@ async function finishedMandates(service: Service, lines: WorkLine[], runId: stri
 		const sentAt = await service.complete(executionId);
 		const frame = await phone.waitFor(isStage(mandateId, 10, "completed"), FRAME_TIMEOUT_MS);
 		await sleep(SETTLE_MS);
-		const work = summarizeWork(lines.slice(from), [sid], 1, { tenants: [TENANT_FINISHED] });
+		const work = summarizeWork(lines, [sid], 1, {
+			tenants: [TENANT_FINISHED],
+			from,
+			d1Bytes: d1Growth(lines, from),
+		});
 		phone.close();
 		const after = await service.firstFrame(sid);
 		const { frame: _before, ...beforeFigures } = before;

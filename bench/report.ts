@@ -1,5 +1,6 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { type GrowthResult, growthMarkdown } from "./growth.ts";
 import type { PerPush, PushBenchResult } from "./push.ts";
 import type { Distribution } from "./stats.ts";
 import { DO_MEMORY_GB, type KindWork, LEFT_OUT, PRICES } from "./work.ts";
@@ -37,6 +38,8 @@ export interface BenchReport {
 	bundle: { bytes: number; gzip: number };
 	/** The completion-push scenario (bench/push.ts). */
 	push?: PushBenchResult;
+	/** How cost and latency grow with the answer and the session (bench/growth.ts). */
+	growth?: GrowthResult;
 	/** The soak, in the same run (bench/soak.ts). */
 	soak: SoakReport;
 }
@@ -106,6 +109,7 @@ function markdown(report: BenchReport): string {
 		...kindTable(report.by_kind),
 		`Bundle: ${(report.bundle.bytes / 1024).toFixed(1)} KiB, ${(report.bundle.gzip / 1024).toFixed(1)} KiB gzip.`,
 		"",
+		...(report.growth ? growthMarkdown(report.growth) : []),
 		...soakMarkdown(report.soak),
 		...(report.push ? pushMarkdown(report.push) : []),
 	);

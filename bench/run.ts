@@ -18,6 +18,7 @@ import {
 	startLocalWorker,
 } from "../tools/local-worker.ts";
 import { Gateways } from "./gateways.ts";
+import { growthBench, growthMarkdown } from "./growth.ts";
 import { Phone } from "./phone.ts";
 import { pushBench } from "./push.ts";
 import { type LatencyResult, pushMarkdown, writeReport, writeSoakReport } from "./report.ts";
@@ -337,6 +338,7 @@ async function perExecutionCosts(
 	const work = summarizeWork(metrics, ids, options.executions, {
 		tenants: [`tenant_cost_${options.label}`],
 		d1Bytes: d1Growth(metrics, from),
+		from,
 	});
 	return {
 		label: options.label,
@@ -672,6 +674,8 @@ async function main(only: "costs" | null = null) {
 		await service.stop();
 		log("completion pushes: 1,000 devices, outcomes by webhook with no phone connected");
 		const push = await pushBench(ROOT, isolated.config, floor);
+		log("growth: answers of 1, 10 and 100 KB; sessions with 1, 10 and 100 finished mandates");
+		const growth = await growthBench(ROOT, isolated.config);
 		log("soak: 1,000 mandates through every fault, the Worker restarted mid-run");
 		const soaked = await soak(ROOT);
 		writeSoakReport(ROOT, soaked);
@@ -687,6 +691,7 @@ async function main(only: "costs" | null = null) {
 			by_kind: byKind,
 			bundle,
 			push,
+			growth,
 			soak: soaked,
 		};
 		writeReport(ROOT, report);
@@ -712,7 +717,19 @@ async function runSoak() {
  */
 async function runOnly(name: string) {
 	if (name === "costs") return main("costs");
-	if (name !== "push") throw new Error(`--only ${name}: the scenarios that run alone are: push, costs`);
+	if (name === "growth") {
+		const isolated = isolatedWorkerConfig(ROOT);
+		try {
+			const result = await growthBench(ROOT, isolated.config);
+			console.log(JSON.stringify(result, null, 2));
+			console.log(growthMarkdown(result).join("\n"));
+		} finally {
+			isolated.cleanup();
+		}
+		return;
+	}
+	if (name !== "push")
+		throw new Error(`--only ${name}: the scenarios that run alone are: push, costs, growth`);
 	const isolated = isolatedWorkerConfig(ROOT);
 	try {
 		const result = await pushBench(ROOT, isolated.config);

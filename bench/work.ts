@@ -63,17 +63,20 @@ const sum = (lines: WorkLine[], key: keyof WorkLine) =>
 
 /**
  * Sums the lines of `sessionIds` (and of the Gateway DOs of `tenants`, whose time and work the
- * sessions share) and divides by `mandates`. `d1Bytes` is how much the D1 database grew meanwhile.
+ * sessions share) from line `from` on, and divides by `mandates`. `d1Bytes` is how much the D1
+ * database grew meanwhile. Storage is what the sessions' SQLite grew since `from` (all of it for a
+ * session that began after it).
  */
 export function summarizeWork(
 	lines: WorkLine[],
 	sessionIds: string[],
 	mandates: number,
-	options: { tenants?: string[]; d1Bytes?: number } = {},
+	options: { tenants?: string[]; d1Bytes?: number; from?: number } = {},
 ): WorkSummary {
 	const sessions = new Set(sessionIds);
 	const tenants = new Set(options.tenants ?? []);
-	const work = lines.filter((line) => line.metric === "work");
+	const from = options.from ?? 0;
+	const work = lines.slice(from).filter((line) => line.metric === "work");
 	const worker = work.filter((l) => l.object === "worker" && sessions.has(l.session_id ?? ""));
 	const session = work.filter((l) => l.object === "session" && sessions.has(l.session_id ?? ""));
 	const gateway = work.filter((l) => l.object === "gateway" && tenants.has(l.tenant_id ?? ""));
@@ -83,10 +86,22 @@ export function summarizeWork(
 		objects.filter((l) => l.kind === "ws:message"),
 		"requests",
 	);
-	// The storage each session keeps: its SQLite size at its last line.
-	const lastSize = new Map<string, number>();
-	for (const line of session) if (line.db_bytes) lastSize.set(line.session_id ?? "", line.db_bytes);
-	const storedBytes = [...lastSize.values()].reduce((a, b) => a + b, 0);
+	// The storage each session keeps: its SQLite size at its last line, less its size before `from`.
+	const sizeAt = (slice: WorkLine[]) => {
+		const size = new Map<string, number>();
+		for (const line of slice)
+			if (
+				line.metric === "work" &&
+				line.object === "session" &&
+				line.db_bytes &&
+				sessions.has(line.session_id ?? "")
+			)
+				size.set(line.session_id ?? "", line.db_bytes);
+		return size;
+	};
+	const before = sizeAt(lines.slice(0, from));
+	let storedBytes = 0;
+	for (const [id, size] of sizeAt(lines)) storedBytes += Math.max(0, size - (before.get(id) ?? 0));
 	const n = Math.max(1, mandates);
 	const counts = {
 		worker_requests: sum(worker, "requests") / n,
