@@ -86,6 +86,9 @@ describe("the Session DO's schema", () => {
 			const rebuild = SESSION_MIGRATIONS.steps.findIndex((step) => step.includes("ml_outbox_v2"));
 			expect(rebuild).toBeGreaterThan(0);
 			sql.exec(`
+				CREATE INDEX ml_mandates_running ON ml_mandates(state, next_poll_at);
+				CREATE INDEX ml_push_due ON ml_push (due_at);
+				CREATE INDEX ml_live_due ON ml_live (due_at);
 				ALTER TABLE ml_mandates DROP COLUMN answer_seq;
 				ALTER TABLE ml_events DROP COLUMN answer_chars;
 				ALTER TABLE ml_events DROP COLUMN answer_truncated;

@@ -43,13 +43,17 @@ export async function pollExecution(s: SessionContext, mandate: MandateRecord, n
 		return;
 	}
 	const { status } = result.value;
-	audit(
-		s,
-		"poll",
-		current,
-		{ status, ...(result.value.clamped.length ? { clamped: result.value.clamped } : {}) },
-		at,
-	);
+	// A poll that learns nothing new is not audited (issue 17: four D1 rows every 2 s of a run); the
+	// trail keeps every status ObeGee moved to, every failure and every reply it had to clamp.
+	if (status !== current.remote_status || result.value.clamped.length > 0) {
+		audit(
+			s,
+			"poll",
+			current,
+			{ status, ...(result.value.clamped.length ? { clamped: result.value.clamped } : {}) },
+			at,
+		);
+	}
 	// While the agent's own stream is speaking, ObeGee polling is only the safety net (issue 3).
 	const streaming = current.agent_event_at !== null && at - current.agent_event_at < STREAM_QUIET_MS;
 	// A running status never moves back: a stale QUEUED after EXECUTING changes nothing.

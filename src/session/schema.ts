@@ -134,6 +134,11 @@ const STEPS: readonly string[] = [
 	`ALTER TABLE ml_mandates ADD COLUMN answer_seq INTEGER NOT NULL DEFAULT 0;
 	 ALTER TABLE ml_events ADD COLUMN answer_chars INTEGER;
 	 ALTER TABLE ml_events ADD COLUMN answer_truncated INTEGER;`,
+	// Issue 17: a session's tables stay small (a snapshot's worth of mandates, a few pushes and live
+	// targets): these indexes spared no read worth having and cost a row on every write.
+	`DROP INDEX ml_mandates_running;
+	 DROP INDEX ml_push_due;
+	 DROP INDEX ml_live_due;`,
 ];
 
 /**
@@ -179,7 +184,6 @@ const FRESH = `
 	  answer_truncated INTEGER NOT NULL DEFAULT 0,
 	  answer_seq INTEGER NOT NULL DEFAULT 0
 	);
-	CREATE INDEX ml_mandates_running ON ml_mandates(state, next_poll_at);
 	CREATE TABLE ml_stages (
 	  mandate_id TEXT NOT NULL,
 	  stage INTEGER NOT NULL,
@@ -214,7 +218,6 @@ const FRESH = `
 	  ticket TEXT,
 	  UNIQUE (mandate_id, outcome, device_id)
 	);
-	CREATE INDEX ml_push_due ON ml_push (due_at);
 	CREATE TABLE ml_live (
 	  mandate_id TEXT NOT NULL,
 	  target_key TEXT NOT NULL,
@@ -231,6 +234,6 @@ const FRESH = `
 	  expires_at INTEGER NOT NULL,
 	  PRIMARY KEY (mandate_id, target_key)
 	);
-	CREATE INDEX ml_live_due ON ml_live (due_at);`;
+`;
 
 export const SESSION_MIGRATIONS: MigrationPlan = { versionTable: "ml_schema", steps: STEPS, fresh: FRESH };
