@@ -543,6 +543,8 @@ function bundleSize(): { bytes: number; gzip: number } {
 /** `only: "costs"` runs the per-execution costs alone and prints them (`npm run bench -- --only costs`). */
 async function main(only: "costs" | null = null) {
 	const started = performance.now();
+	// Before anything is written to bench/results/ (those files are tracked).
+	const commit = commitOf();
 	const secrets = randomSecrets();
 	const runId = Date.now().toString(36);
 	const servicePort = await freePort();
@@ -681,7 +683,7 @@ async function main(only: "costs" | null = null) {
 		writeSoakReport(ROOT, soaked);
 		const report = {
 			generated_at: new Date().toISOString(),
-			commit: commitOf(),
+			commit,
 			machine: "2-core shared sandbox, workerd via wrangler dev, phones in Node on loopback",
 			duration_s: Math.round((performance.now() - started) / 1000),
 			latency,
