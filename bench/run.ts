@@ -540,8 +540,11 @@ function bundleSize(): { bytes: number; gzip: number } {
 	}
 }
 
-/** `only: "costs"` runs the per-execution costs alone and prints them (`npm run bench -- --only costs`). */
-async function main(only: "costs" | null = null) {
+/**
+ * `only: "costs"` runs the per-execution costs alone and prints them (`npm run bench -- --only costs`);
+ * `only: "latency"` the latency sizes alone (`-- --only latency`, BENCH_METERED=1 with the meter on).
+ */
+async function main(only: "costs" | "latency" | null = null) {
 	const started = performance.now();
 	// Before anything is written to bench/results/ (those files are tracked).
 	const commit = commitOf();
@@ -556,7 +559,12 @@ async function main(only: "costs" | null = null) {
 	});
 	log("bundling the Worker as it deploys, then starting it and the floor in workerd (wrangler dev)");
 	const isolated = isolatedWorkerConfig(ROOT);
-	const [service, floor] = await Promise.all([
+	/**
+	 * The Worker, on the port the ObeGee simulator calls back. Latency and streaming are measured on it
+	 * with the work meter off, as it runs in production (the meter logs a line per request and counts
+	 * every statement); the costs on a second start of it with the meter on.
+	 */
+	const startService = (metered: boolean) =>
 		startLocalWorker({
 			root: ROOT,
 			config: isolated.config,
@@ -568,9 +576,11 @@ async function main(only: "costs" | null = null) {
 				OBEGEE_BASE_URL: sim.url,
 				POLL_INTERVAL_MS: "2000",
 				// "trace" also lists the rows each SQLite statement wrote (BENCH_TRACE=1).
-				METRICS_LOG: process.env.BENCH_TRACE ? "trace" : "true",
+				METRICS_LOG: metered ? (process.env.BENCH_TRACE ? "trace" : "true") : "false",
 			},
-		}),
+		});
+	let [service, floor] = await Promise.all([
+		startService(only === "costs" || (only === "latency" && process.env.BENCH_METERED === "1")),
 		startLocalWorker({
 			root: ROOT,
 			config: "bench/floor/wrangler.toml",
@@ -578,9 +588,9 @@ async function main(only: "costs" | null = null) {
 			vars: {},
 		}),
 	]);
-	const gateways = new Gateways(service.url, secrets.ADMIN_TOKEN, secrets.OPENCLAW_GATEWAY_TOKEN);
+	let gateways = new Gateways(service.url, secrets.ADMIN_TOKEN, secrets.OPENCLAW_GATEWAY_TOKEN);
 	if (process.env.BENCH_VERBOSE) service.onLine((line) => console.log(`[worker] ${line}`));
-	const metrics = collectWork((listener) => service.onLine(listener));
+	let metrics = collectWork((listener) => service.onLine(listener));
 	try {
 		if (only === "costs") {
 			const from = metrics.length;
@@ -638,6 +648,10 @@ async function main(only: "costs" | null = null) {
 			);
 			if (sessions === Math.max(...SIZES)) correctness = audit;
 		}
+		if (only === "latency") {
+			console.log(JSON.stringify({ latency, correctness }, null, 2));
+			return;
+		}
 		log("streaming: 20 executions at once, as fast as the gateway sends; then one answer at 100 chunks/s");
 		const stream = [];
 		// Three runs in a row: the target (2× the floor) must hold in each.
@@ -668,6 +682,11 @@ async function main(only: "costs" | null = null) {
 		log(
 			"per-execution costs (6 s and 30 s executions, ObeGee polling every 2 s, with and without the gateway)",
 		);
+		// The same Worker again, with the work meter on.
+		await Promise.all([service.stop(), gateways.closeAll()]);
+		service = await startService(true);
+		gateways = new Gateways(service.url, secrets.ADMIN_TOKEN, secrets.OPENCLAW_GATEWAY_TOKEN);
+		metrics = collectWork((listener) => service.onLine(listener));
 		const costsFrom = metrics.length;
 		const costs = await costScenarios(service, secrets, sim.url, metrics, runId, gateways);
 		const byKind = workByKind(metrics.slice(costsFrom));
@@ -718,7 +737,7 @@ async function runSoak() {
  * figures are printed (as JSON and as the README's markdown), bench/results/ is left as it is.
  */
 async function runOnly(name: string) {
-	if (name === "costs") return main("costs");
+	if (name === "costs" || name === "latency") return main(name);
 	if (name === "growth") {
 		const isolated = isolatedWorkerConfig(ROOT);
 		try {
@@ -731,7 +750,7 @@ async function runOnly(name: string) {
 		return;
 	}
 	if (name !== "push")
-		throw new Error(`--only ${name}: the scenarios that run alone are: push, costs, growth`);
+		throw new Error(`--only ${name}: the scenarios that run alone are: push, costs, latency, growth`);
 	const isolated = isolatedWorkerConfig(ROOT);
 	try {
 		const result = await pushBench(ROOT, isolated.config);
