@@ -21,6 +21,10 @@ export interface LatencyResult {
 	ratio_p99: number;
 	gateway_ratio_p99: number;
 	durable_ratio_p99: number;
+	gateway_durable_ratio_p99: number;
+	/** The durable floor that also arms its alarm on every signal, as the service's one alarm moves. */
+	alarm_floor: Distribution;
+	alarm_ratio_p99: number;
 }
 
 export interface BenchReport {
@@ -39,7 +43,7 @@ export interface BenchReport {
 	/** The completion-push scenario (bench/push.ts). */
 	push?: PushBenchResult;
 	/** How cost and latency grow with the answer and the session (bench/growth.ts). */
-	growth?: GrowthResult;
+	growth?: GrowthResult | { failed: string };
 	/** The soak, in the same run (bench/soak.ts). */
 	soak: SoakReport;
 }
@@ -60,22 +64,30 @@ function markdown(report: BenchReport): string {
 		"",
 		"## Signal → phone latency (ms): signed webhook received → stage-10 frame on every phone",
 		"",
-		"| sessions × phones | service p50 | p95 | p99 | max | floor p50 | p95 | p99 | max | p99 ratio | durable floor p99 | ratio to it |",
+		"| sessions × phones | service p50 | p95 | p99 | max | floor p50 | p99 | durable floor p50 | p99 | **service ÷ durable floor, p99** | durable + alarm floor p99 | ratio to it |",
 		"|---|---|---|---|---|---|---|---|---|---|---|---|",
 		...report.latency.map(
-			({ sessions, service: s, floor: f, durable_floor: d, ratio_p99, durable_ratio_p99 }) =>
-				`| ${sessions} × 2 (n=${s.n}) | ${s.p50} | ${s.p95} | ${s.p99} | ${s.max} | ${f.p50} | ${f.p95} | ${f.p99} | ${f.max} | ${ratio_p99}× | ${d.p99} | ${durable_ratio_p99}× |`,
+			({
+				sessions,
+				service: s,
+				floor: f,
+				durable_floor: d,
+				durable_ratio_p99,
+				alarm_floor: a,
+				alarm_ratio_p99,
+			}) =>
+				`| ${sessions} × 2 (n=${s.n}) | ${s.p50} | ${s.p95} | ${s.p99} | ${s.max} | ${f.p50} | ${f.p99} | ${d.p50} | ${d.p99} | **${durable_ratio_p99}×** | ${a.p99} | ${alarm_ratio_p99}× |`,
 		),
 		"",
 	];
 	lines.push(
 		"## Signal → phone latency (ms): gateway agent event emitted → progress frame on every phone",
 		"",
-		"| sessions × phones | gateway p50 | p95 | p99 | max | floor p99 | p99 ratio |",
-		"|---|---|---|---|---|---|---|",
+		"| sessions × phones | gateway p50 | p95 | p99 | max | floor p99 | ratio | durable floor p99 | **ratio to it** |",
+		"|---|---|---|---|---|---|---|---|---|",
 		...report.latency.map(
-			({ sessions, gateway: g, floor: f, gateway_ratio_p99 }) =>
-				`| ${sessions} × 2 (n=${g.n}) | ${g.p50} | ${g.p95} | ${g.p99} | ${g.max} | ${f.p99} | ${gateway_ratio_p99}× |`,
+			({ sessions, gateway: g, floor: f, durable_floor: d, gateway_ratio_p99, gateway_durable_ratio_p99 }) =>
+				`| ${sessions} × 2 (n=${g.n}) | ${g.p50} | ${g.p95} | ${g.p99} | ${g.max} | ${f.p99} | ${gateway_ratio_p99}× | ${d.p99} | **${gateway_durable_ratio_p99}×** |`,
 		),
 		"",
 		"## Streaming (response chunks from the gateway to the phone)",
@@ -109,7 +121,11 @@ function markdown(report: BenchReport): string {
 		...kindTable(report.by_kind),
 		`Bundle: ${(report.bundle.bytes / 1024).toFixed(1)} KiB, ${(report.bundle.gzip / 1024).toFixed(1)} KiB gzip.`,
 		"",
-		...(report.growth ? growthMarkdown(report.growth) : []),
+		...(report.growth && "failed" in report.growth
+			? ["## Growth", "", `**The growth scenario failed in this run:** ${report.growth.failed}`, ""]
+			: report.growth
+				? growthMarkdown(report.growth)
+				: []),
 		...soakMarkdown(report.soak),
 		...(report.push ? pushMarkdown(report.push) : []),
 	);

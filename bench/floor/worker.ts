@@ -8,6 +8,8 @@ import { DurableObject } from "cloudflare:workers";
  * this one, never sends what it has not stored. `&push=<url>&n=<n>` then also posts the message to
  * `<url>/0` … `<url>/<n-1>` in the background: the floor of a completion push to n devices (the
  * runtime holds those requests until the write is committed, as it does the real service's).
+ * `&alarm` also arms the object's alarm (as the service re-arms its one alarm when a signal changes
+ * what is due next): the floor of "store, arm, then forward" — it isolates what setAlarm adds.
  */
 interface Env {
 	ROOM: DurableObjectNamespace<FloorRoom>;
@@ -28,6 +30,8 @@ export class FloorRoom extends DurableObject<Env> {
 		if (new URL(request.url).searchParams.has("durable")) {
 			this.ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY, frame TEXT)");
 			this.ctx.storage.sql.exec("INSERT INTO log (frame) VALUES (?)", message);
+			// A new time on every signal, as a changed "next due" would be.
+			if (new URL(request.url).searchParams.has("alarm")) void this.ctx.storage.setAlarm(Date.now() + 60_000);
 		}
 		for (const socket of this.ctx.getWebSockets("phone")) socket.send(message);
 		const push = new URL(request.url).searchParams.get("push");
@@ -44,6 +48,9 @@ export class FloorRoom extends DurableObject<Env> {
 		}
 		return new Response(null, { status: 204 });
 	}
+
+	/** The armed alarm only measures what arming costs; firing it does nothing. */
+	override async alarm(): Promise<void> {}
 
 	override async webSocketMessage(_ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
 		for (const socket of this.ctx.getWebSockets("phone")) socket.send(message);
