@@ -99,7 +99,9 @@ export async function soak(root: string) {
 		for (let s = 0; s < SESSIONS; s++) {
 			for (let m = 0; m < MANDATES_PER_SESSION; m++) {
 				const kase = CASES[(s * MANDATES_PER_SESSION + m) % CASES.length] as SoakCase;
-				plan.push({ sessionId: `soak-${s}`, mandateId: `mio-soak-${s}-${m}`, kase, executionId: null });
+				// A session is one tenant's (issue 14): the mandate for an unknown tenant gets a session of its own.
+				const sessionId = kase.scenario === "invalid tenant" ? `soak-${s}-other-tenant` : `soak-${s}`;
+				plan.push({ sessionId, mandateId: `mio-soak-${s}-${m}`, kase, executionId: null });
 			}
 		}
 		log(
@@ -170,6 +172,7 @@ async function executeWithRetry(
 	item: Planned,
 	restarting: () => Promise<void> | null,
 ): Promise<string | null> {
+	let last = "no answer";
 	for (let attempt = 0; attempt < 20; attempt++) {
 		try {
 			const { status, json } = await request(base, "POST", "/api/mandate/execute", token, {
@@ -183,13 +186,15 @@ async function executeWithRetry(
 			// A 200 without a readable body can come from the proxy while the runtime restarts: ask again.
 			if (status === 200 && typeof json?.execution_id === "string") return json.execution_id;
 			if (status === 422) return null;
-		} catch {
+			last = `${status} ${JSON.stringify(json).slice(0, 300)}`;
+		} catch (error) {
 			// the Worker is restarting
+			last = String(error);
 		}
 		await (restarting() ?? sleep(500));
 		await sleep(250);
 	}
-	throw new Error(`could not execute ${item.mandateId}`);
+	throw new Error(`could not execute ${item.mandateId}: the last answer was ${last}`);
 }
 
 async function mandateStates(base: string, token: string, sessions: string[]): Promise<Map<string, string>> {
