@@ -644,7 +644,7 @@ export function growthMarkdown(result: GrowthResult): string[] {
 		`| phone resuming from before the answer: frames, size | ${a.map((row) => `${number(row.resume.frames, 0)}, ${kib(row.resume.bytes)}`).join(" | ")} |`,
 		...workRows(a.map((row) => row.work)),
 		"",
-		`**Growth with the session's finished mandates** (one session per count, filled by executing and completing mandates by signed webhook, then one more mandate executed and completed the same way and measured alone; a snapshot shows at most ${result.max_finished_shown} finished mandates; the storage a session keeps is charged to that one mandate):`,
+		`**Growth with the session's finished mandates** (one session per count, filled by executing and completing mandates by signed webhook, then one more mandate executed and completed the same way and measured alone; a snapshot shows at most ${result.max_finished_shown} finished mandates; its storage is what the session's SQLite grew during it):`,
 		"",
 		`| finished mandates before | ${b.map((row) => number(row.finished_before, 0)).join(" | ")} |`,
 		`|---|${b.map(() => "---|").join("")}`,
