@@ -55,7 +55,7 @@ describe("the audit trail", () => {
 		const sessionId = uniqueId("sess");
 		const mandateId = uniqueId("mio");
 		const poison = `poison ${sessionId}`;
-		const allow = await refuse("pipeline_progress", sessionId, ` AND NEW.message = '${poison}'`);
+		const allow = await refuse("audit_log", sessionId, ` AND NEW.detail LIKE '%${poison}%'`);
 		try {
 			const report = (stage: number, status: string, message?: string) =>
 				postJson(`/api/sessions/${sessionId}/stages`, {
@@ -70,7 +70,8 @@ describe("the audit trail", () => {
 			await auditSettled(sessionId);
 			// At the next try, everything but the poison row reaches D1; all the audit rows do.
 			await runAlarm(sessionId);
-			expect(await count("SELECT COUNT(*) AS n FROM audit_log WHERE session_id = ?", sessionId)).toBe(4);
+			// Stage 1 active (the poison row), stage 1 and 2 completed, stage 3 completed.
+			expect(await count("SELECT COUNT(*) AS n FROM audit_log WHERE session_id = ?", sessionId)).toBe(3);
 			expect((await outboxOf(sessionId)).pending).toBe(1);
 			for (let i = 0; i < MAX_ROW_ATTEMPTS && (await outboxOf(sessionId)).pending > 0; i++)
 				await runAlarm(sessionId);
@@ -79,10 +80,13 @@ describe("the audit trail", () => {
 				.bind(sessionId)
 				.all<{ kind: string; payload: string }>();
 			expect(dead.results).toHaveLength(1);
-			expect(dead.results[0]?.kind).toBe("stage");
-			expect(JSON.parse(dead.results[0]?.payload ?? "{}")).toMatchObject({ stage: 1, message: poison });
+			expect(dead.results[0]?.kind).toBe("audit");
+			expect(JSON.parse(dead.results[0]?.payload ?? "{}")).toMatchObject({
+				event: "stage",
+				detail: { stage: 1, status: "active", message: poison },
+			});
 			const stages = await env.DB.prepare(
-				"SELECT stage, status FROM pipeline_progress WHERE session_id = ? ORDER BY stage",
+				"SELECT json_extract(detail, '$.stage') AS stage, json_extract(detail, '$.status') AS status FROM audit_log WHERE session_id = ? ORDER BY seq",
 			)
 				.bind(sessionId)
 				.all();
@@ -113,21 +117,54 @@ describe("the audit trail", () => {
 		expect(await count("SELECT COUNT(*) AS n FROM audit_log WHERE session_id = ?", sessionId)).toBe(3);
 	});
 
+	it("delivers a stage record written before migration 0008 as nothing, not as poison", async () => {
+		const sessionId = uniqueId("sess");
+		const mandateId = uniqueId("mio");
+		expect((await reportStage(sessionId, mandateId, 1, "active")).status).toBe(200);
+		await auditSettled(sessionId);
+		const legacy = { kind: "stage", mandate_id: mandateId, stage: 1, status: "active", message: null, at: 1 };
+		const audit = {
+			kind: "audit",
+			mandate_id: mandateId,
+			execution_id: null,
+			event: "legacy",
+			detail: {},
+			at: 1,
+		};
+		await runInDurableObject(sessionStub(sessionId), (_instance, state) => {
+			// A row of the stage record alone, and a turn's row holding it beside an audit record.
+			state.storage.sql.exec(
+				"INSERT INTO ml_outbox (kind, payload, records) VALUES ('stage', ?, 1), ('stage', ?, 2)",
+				JSON.stringify(legacy),
+				JSON.stringify([legacy, audit]),
+			);
+		});
+		// The next turn's flush takes them with it.
+		expect((await reportStage(sessionId, mandateId, 2, "active")).status).toBe(200);
+		await auditSettled(sessionId);
+		expect((await outboxOf(sessionId)).pending).toBe(0);
+		expect(await count("SELECT COUNT(*) AS n FROM outbox_dead_letters WHERE session_id = ?", sessionId)).toBe(
+			0,
+		);
+		expect(
+			await count("SELECT COUNT(*) AS n FROM audit_log WHERE session_id = ? AND event = 'legacy'", sessionId),
+		).toBe(1);
+	});
+
 	it("keeps a backlog past its bound through a D1 outage, says so, and loses nothing when D1 is back", async () => {
 		const sessionId = uniqueId("sess");
 		const allowAudit = await refuse("audit_log", sessionId);
-		const allowStages = await refuse("pipeline_progress", sessionId);
 		let reports = 0;
 		try {
-			// Each new mandate reported at stage 5 writes 5 stage rows and 5 audit rows.
-			while (reports * 10 <= OUTBOX_ALERT_ROWS) {
+			// Each new mandate reported at stage 5 writes 5 audit rows (one per stage change).
+			while (reports * 5 <= OUTBOX_ALERT_ROWS) {
 				expect((await reportStage(sessionId, uniqueId("mio"), 5, "completed")).status).toBe(200);
 				reports++;
 			}
 			await auditSettled(sessionId);
 			expect(await runAlarm(sessionId)).toBe(true);
 			const backlog = await outboxOf(sessionId);
-			expect(backlog.pending).toBe(reports * 10);
+			expect(backlog.pending).toBe(reports * 5);
 			expect(backlog.alerted).toBe(true);
 			// An outage is not a poison row: nothing was dead-lettered.
 			expect(
@@ -135,14 +172,10 @@ describe("the audit trail", () => {
 			).toBe(0);
 		} finally {
 			await allowAudit();
-			await allowStages();
 		}
 		expect(await runAlarm(sessionId)).toBe(true);
 		expect(await outboxOf(sessionId)).toEqual({ pending: 0, alerted: false });
 		expect(await count("SELECT COUNT(*) AS n FROM audit_log WHERE session_id = ?", sessionId)).toBe(
-			reports * 5,
-		);
-		expect(await count("SELECT COUNT(*) AS n FROM pipeline_progress WHERE session_id = ?", sessionId)).toBe(
 			reports * 5,
 		);
 	});
@@ -151,7 +184,6 @@ describe("the audit trail", () => {
 		const sessionId = uniqueId("sess");
 		// The audit copy cannot reach D1 at all…
 		const allowAudit = await refuse("audit_log", sessionId);
-		const allowStages = await refuse("pipeline_progress", sessionId);
 		try {
 			const body = mandateBody(sessionId);
 			const { response, json } = await execute(body);
@@ -163,7 +195,6 @@ describe("the audit trail", () => {
 			expect(await webhook.json()).toEqual({ outcome: "applied" });
 		} finally {
 			await allowAudit();
-			await allowStages();
 		}
 	});
 
@@ -210,9 +241,6 @@ describe("the audit trail", () => {
 		);
 		expect(await plan(TIMELINE_QUERIES.beforeExecution, "plan_sess_7", "plan_mio_7")).toMatch(
 			/SEARCH audit_log USING INDEX audit_log_mandate \(session_id=\? AND mandate_id=\?\)/,
-		);
-		expect(await plan(TIMELINE_QUERIES.stages, "s", "m")).toMatch(
-			/SEARCH pipeline_progress USING (INDEX sqlite_autoindex_pipeline_progress_1|PRIMARY KEY) \(session_id=\? AND mandate_id=\?\)/,
 		);
 		expect(await plan(TIMELINE_QUERIES.deliveries, "e")).toMatch(
 			/SEARCH delivery_events USING INDEX delivery_events_execution/,

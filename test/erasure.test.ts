@@ -72,10 +72,6 @@ async function d1Rows(sessionId: string, executions: string[]) {
 			sessionId,
 			...executions,
 		),
-		pipeline_progress: await count(
-			"SELECT COUNT(*) AS n FROM pipeline_progress WHERE session_id = ?",
-			sessionId,
-		),
 		delivery_events: await count(
 			`SELECT COUNT(*) AS n FROM delivery_events WHERE execution_id IN (${inList})`,
 			...executions,
@@ -88,7 +84,6 @@ async function d1Rows(sessionId: string, executions: string[]) {
 const nothing = {
 	executions: 0,
 	audit_log: 0,
-	pipeline_progress: 0,
 	delivery_events: 0,
 	mandate_owners: 0,
 	session_owners: 0,

@@ -42,7 +42,7 @@ async function dumpState(sessionId: string): Promise<string> {
 		return tables.map((table) => [table, sql.exec(`SELECT * FROM ${table}`).toArray()]);
 	});
 	const d1 = await env.DB.batch(
-		["executions", "pipeline_progress", "delivery_events", "audit_log"].map((table) =>
+		["executions", "delivery_events", "audit_log"].map((table) =>
 			env.DB.prepare(`SELECT * FROM ${table} WHERE session_id = ? ORDER BY rowid`).bind(sessionId),
 		),
 	);

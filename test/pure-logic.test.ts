@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { latestStages } from "../src/d1/executions.ts";
 import { parseRetryAfter } from "../src/obegee/client.ts";
 import {
 	backoffDelay,
@@ -165,5 +166,25 @@ describe("ObeGee's status answers and webhooks: one parser (issue 16)", () => {
 	it("a webhook must name its execution; a status answer may leave it out", () => {
 		expect(DeliveryWebhook.safeParse({ status: "COMPLETED" }).success).toBe(false);
 		expect(ExecutionStatus.safeParse({ status: "COMPLETED", execution_id: null }).success).toBe(true);
+	});
+});
+
+describe("an execution's stages, from its audit timeline (issue 17: no second copy in D1)", () => {
+	it("keeps each stage's last row, ignores other events and malformed rows, and sorts by stage", () => {
+		const row = (event: string, detail: unknown, at: string) => ({ event, detail, at });
+		expect(
+			latestStages([
+				row("stage", { stage: 2, status: "active", message: null }, "t1"),
+				row("dispatched", { stage: 9 }, "t2"),
+				row("stage", { stage: 1, status: "completed", message: "Heard" }, "t3"),
+				row("stage", { stage: 2, status: "failed", message: "No contacts" }, "t4"),
+				row("stage", { stage: "3", status: "active" }, "t5"),
+				row("stage", null, "t6"),
+				row("stage", { stage: 4 }, "t7"),
+			]),
+		).toEqual([
+			{ stage: 1, status: "completed", message: "Heard", updated_at: "t3" },
+			{ stage: 2, status: "failed", message: "No contacts", updated_at: "t4" },
+		]);
 	});
 });

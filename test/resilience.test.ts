@@ -156,13 +156,13 @@ describe("resilience", () => {
 		const sessionId = uniqueId("sess");
 		const mandateId = uniqueId("mio");
 		const count = () =>
-			env.DB.prepare("SELECT COUNT(*) AS n FROM pipeline_progress WHERE session_id = ?")
+			env.DB.prepare("SELECT COUNT(*) AS n FROM audit_log WHERE session_id = ?")
 				.bind(sessionId)
 				.first<{ n: number }>();
 		// A D1 outage, made real but confined to this session: D1 itself refuses its rows for a while.
 		const trigger = `fail_${sessionId}`;
 		await env.DB.exec(
-			`CREATE TRIGGER ${trigger} BEFORE INSERT ON pipeline_progress WHEN NEW.session_id = '${sessionId}' BEGIN SELECT RAISE(ABORT, 'simulated D1 outage'); END;`,
+			`CREATE TRIGGER ${trigger} BEFORE INSERT ON audit_log WHEN NEW.session_id = '${sessionId}' BEGIN SELECT RAISE(ABORT, 'simulated D1 outage'); END;`,
 		);
 		let response: Response;
 		try {
@@ -183,10 +183,15 @@ describe("resilience", () => {
 		expect(pending.alarm).not.toBeNull();
 
 		expect(await runAlarm(sessionId)).toBe(true);
-		expect((await count())?.n).toBe(2);
-		const audit = await env.DB.prepare("SELECT COUNT(*) AS n FROM audit_log WHERE session_id = ?")
+		// Stage 1 completed, stage 2 active: both audit rows, in order.
+		const audit = await env.DB.prepare(
+			"SELECT json_extract(detail, '$.stage') AS stage, json_extract(detail, '$.status') AS status FROM audit_log WHERE session_id = ? ORDER BY seq",
+		)
 			.bind(sessionId)
-			.first<{ n: number }>();
-		expect(audit?.n).toBe(2);
+			.all();
+		expect(audit.results).toEqual([
+			{ stage: 1, status: "completed" },
+			{ stage: 2, status: "active" },
+		]);
 	});
 });

@@ -194,7 +194,7 @@ describe("retention", () => {
 		expect(await rows(done.executionId)).toEqual([0, 0]);
 		expect(
 			await d1Count(
-				"SELECT COUNT(*) AS n FROM pipeline_progress WHERE session_id = ? AND mandate_id = ?",
+				"SELECT COUNT(*) AS n FROM audit_log WHERE session_id = ? AND mandate_id = ?",
 				sessionId,
 				done.body.mandate_id,
 			),

@@ -44,12 +44,6 @@ export async function eraseSessionRows(
 	}
 	for (const mandateId of mandateIds) {
 		statements.push([
-			"pipeline_progress",
-			db
-				.prepare("DELETE FROM pipeline_progress WHERE session_id = ? AND mandate_id = ?")
-				.bind(sessionId, mandateId),
-		]);
-		statements.push([
 			"mandate_owners",
 			db
 				.prepare("DELETE FROM mandate_owners WHERE mandate_id = ? AND session_id = ?")
@@ -128,7 +122,6 @@ export async function sweepD1(db: D1Database, cutoff: number): Promise<ErasedRow
 			"audit_log",
 			oldest("audit_log", "at", `AND (execution_id IS NULL OR execution_id NOT IN (${running}))`),
 		],
-		["pipeline_progress", oldest("pipeline_progress", "updated_at")],
 		["delivery_events", oldest("delivery_events", "received_at")],
 		["mandate_owners", oldest("mandate_owners", "claimed_at")],
 		["outbox_dead_letters", oldest("outbox_dead_letters", "failed_at")],

@@ -71,8 +71,6 @@ export const TIMELINE_QUERIES = {
 		"SELECT seq, event, detail, at FROM audit_log WHERE execution_id = ? AND session_id = ? ORDER BY seq",
 	beforeExecution:
 		"SELECT seq, event, detail, at FROM audit_log WHERE session_id = ? AND mandate_id = ? AND execution_id IS NULL ORDER BY seq",
-	stages:
-		"SELECT stage, status, message, updated_at FROM pipeline_progress WHERE session_id = ? AND mandate_id = ? ORDER BY stage",
 	deliveries:
 		"SELECT webhook_id, status, outcome, received_at FROM delivery_events WHERE execution_id = ? ORDER BY received_at",
 } as const;
@@ -82,6 +80,36 @@ interface TimelineRow {
 	event: string;
 	detail: string;
 	at: string;
+}
+
+export interface StageRow {
+	stage: number;
+	status: string;
+	message: string | null;
+	updated_at: string;
+}
+
+/**
+ * Each stage's latest status, from the timeline's `stage` rows (every stage change is one, written in
+ * the same turn as the change): the last row of a stage wins, as the timeline is in write order.
+ * Sorted by stage. (Until migration 0008 D1 kept a second copy of this, table pipeline_progress.)
+ */
+export function latestStages(
+	timeline: ReadonlyArray<{ event: string; at: string; detail: unknown }>,
+): StageRow[] {
+	const latest = new Map<number, StageRow>();
+	for (const { event, at, detail } of timeline) {
+		if (event !== "stage" || typeof detail !== "object" || detail === null) continue;
+		const { stage, status, message } = detail as Record<string, unknown>;
+		if (typeof stage !== "number" || typeof status !== "string") continue;
+		latest.set(stage, {
+			stage,
+			status,
+			message: typeof message === "string" ? message : null,
+			updated_at: at,
+		});
+	}
+	return [...latest.values()].sort((a, b) => a.stage - b.stage);
 }
 
 /** `GET /api/executions/:id`: the record, its stages, its audit timeline and its delivery events. */
@@ -96,8 +124,7 @@ export async function readExecution(db: D1Database, executionId: string) {
 		.first<ExecutionRow>();
 	if (!execution) return null;
 	const { session_id: sessionId, mandate_id: mandateId } = execution;
-	const [stages, ofExecution, beforeExecution, deliveries] = await db.batch([
-		db.prepare(TIMELINE_QUERIES.stages).bind(sessionId, mandateId),
+	const [ofExecution, beforeExecution, deliveries] = await db.batch([
 		db.prepare(TIMELINE_QUERIES.ofExecution).bind(executionId, sessionId),
 		db.prepare(TIMELINE_QUERIES.beforeExecution).bind(sessionId, mandateId),
 		db.prepare(TIMELINE_QUERIES.deliveries).bind(executionId),
@@ -106,13 +133,18 @@ export async function readExecution(db: D1Database, executionId: string) {
 		...((beforeExecution?.results ?? []) as unknown as TimelineRow[]),
 		...((ofExecution?.results ?? []) as unknown as TimelineRow[]),
 	].sort((a, b) => a.seq - b.seq);
+	const parsed = timeline.map(({ event, detail, at }) => ({
+		event,
+		at,
+		detail: JSON.parse(detail) as unknown,
+	}));
 	return {
 		execution: {
 			...execution,
 			delivered_to: execution.delivered_to ? (JSON.parse(execution.delivered_to) as string[]) : null,
 		},
-		stages: stages?.results ?? [],
-		timeline: timeline.map(({ event, detail, at }) => ({ event, at, detail: JSON.parse(detail) as unknown })),
+		stages: latestStages(parsed),
+		timeline: parsed.map(({ event, at, detail }) => ({ event, at, detail })),
 		deliveries: deliveries?.results ?? [],
 	};
 }

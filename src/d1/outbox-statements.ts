@@ -14,6 +14,7 @@ export type OutboxRecord =
 			at: number;
 	  }
 	| {
+			/** Legacy (before migration 0008): a stage change, now carried by its audit row alone. */
 			kind: "stage";
 			mandate_id: string;
 			stage: number;
@@ -62,7 +63,7 @@ export function outboxStatement(
 	sessionId: string,
 	id: number,
 	record: OutboxRecord,
-): D1PreparedStatement {
+): D1PreparedStatement | null {
 	switch (record.kind) {
 		case "audit":
 			return db
@@ -81,15 +82,9 @@ export function outboxStatement(
 					iso(record.at),
 				);
 		case "stage":
-			return db
-				.prepare(
-					`INSERT INTO pipeline_progress (session_id, mandate_id, stage, status, message, updated_at, version)
-					 VALUES (?, ?, ?, ?, ?, ?, ?)
-					 ON CONFLICT(session_id, mandate_id, stage) DO UPDATE SET status = excluded.status,
-					   message = excluded.message, updated_at = excluded.updated_at, version = excluded.version
-					 WHERE excluded.version > pipeline_progress.version`,
-				)
-				.bind(sessionId, record.mandate_id, record.stage, record.status, record.message, iso(record.at), id);
+			// Written by sessions before migration 0008 and possibly still in an outbox: D1 now derives
+			// each stage from its audit row (src/d1/executions.ts), so there is nothing left to write.
+			return null;
 		case "execution":
 			return db
 				.prepare(

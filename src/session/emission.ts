@@ -54,7 +54,6 @@ export function moveStages(
 		const message = extra.message ?? null;
 		s.mandates.setStage(mandate.mandate_id, stage, status, message, now);
 		stagePoint(s, mandate, stage, status, now);
-		s.outbox.add({ kind: "stage", mandate_id: mandate.mandate_id, stage, status, message, at: now });
 		audit(s, "stage", mandate, { stage, status, message }, now);
 		emit(s, {
 			event: "pipeline_stage",

@@ -176,8 +176,9 @@ export class Outbox {
 				}
 			}
 			if (statements.length === 0) continue;
+			const all = statements.flatMap((item) => item.statements);
 			try {
-				await db.batch(statements.flatMap((item) => item.statements));
+				if (all.length > 0) await db.batch(all);
 				this.#delivered(statements.map((item) => item.row.id));
 				continue;
 			} catch {
@@ -267,11 +268,11 @@ export class Outbox {
 	}
 }
 
-/** The D1 statements of one outbox row: one per record, each keyed by its own id. */
+/** The D1 statements of one outbox row: one per record (none for a legacy stage record), each keyed by its own id. */
 function rowStatements(db: D1Database, sessionId: string, row: OutboxRow): D1PreparedStatement[] {
 	const parsed = JSON.parse(row.payload) as OutboxRecord | OutboxRecord[];
 	const records = Array.isArray(parsed) ? parsed : [parsed];
 	if (records.length !== row.records)
 		throw new Error(`outbox row holds ${records.length} of ${row.records} records`);
-	return records.map((record, i) => outboxStatement(db, sessionId, row.id + i, record));
+	return records.flatMap((record, i) => outboxStatement(db, sessionId, row.id + i, record) ?? []);
 }
