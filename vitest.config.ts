@@ -27,6 +27,8 @@ export default defineConfig({
 						...sims.push,
 						TEST_MIGRATIONS: await readD1Migrations("./migrations"),
 					},
+					// A second, empty database: test/d1-migrations.test.ts migrates it step by step with rows in it.
+					d1Databases: ["MIGRATION_DB"],
 				},
 			};
 		}),

@@ -1,6 +1,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { SWEEP_QUERIES } from "../src/d1/erasure.ts";
 import { forgetRememberedExecutions, TIMELINE_QUERIES } from "../src/d1/executions.ts";
 import { MAX_ROW_ATTEMPTS, OUTBOX_ALERT_ROWS } from "../src/session/outbox.ts";
 import {
@@ -221,7 +222,7 @@ describe("the audit trail", () => {
 		// A big audit_log with statistics (PRAGMA optimize, as D1's docs recommend): a plan that scans
 		// would show here, where it costs, not only in production.
 		await env.DB.exec(
-			"INSERT OR IGNORE INTO audit_log (id, session_id, seq, mandate_id, execution_id, event, detail, at) WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) SELECT 'plan:' || i, 'plan_sess_' || (i % 50), i, 'plan_mio_' || (i % 400), CASE WHEN i % 3 = 0 THEN NULL ELSE 'plan_exec_' || (i % 400) END, 'stage', '{}', '2026-01-01T00:00:00Z' FROM n",
+			"INSERT OR IGNORE INTO audit_log (session_id, seq, mandate_id, execution_id, event, detail, at) WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) SELECT 'plan_sess_' || (i % 50), i, 'plan_mio_' || (i % 400), CASE WHEN i % 3 = 0 THEN NULL ELSE 'plan_exec_' || (i % 400) END, 'stage', '{}', '2026-01-01T00:00:00Z' FROM n",
 		);
 		await env.DB.exec(
 			"INSERT OR IGNORE INTO delivery_events (webhook_id, execution_id, session_id, status, payload, outcome, received_at) WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000) SELECT 'plan_msg_' || i, 'plan_exec_' || (i % 400), 'plan_sess_' || (i % 50), 'COMPLETED', '{}', 'applied', '2026-01-01T00:00:00Z' FROM n",
@@ -244,6 +245,10 @@ describe("the audit trail", () => {
 		);
 		expect(await plan(TIMELINE_QUERIES.deliveries, "e")).toMatch(
 			/SEARCH delivery_events USING INDEX delivery_events_execution/,
+		);
+		// The retention sweep takes audit rows in time order by the table's own key (migration 0008).
+		expect(await plan(SWEEP_QUERIES.audit_log ?? "", "2026-01-02T00:00:00Z")).toMatch(
+			/SEARCH audit_log USING PRIMARY KEY \(at<\?\)/,
 		);
 		for (const sql of Object.values(TIMELINE_QUERIES)) {
 			expect(await plan(sql, "a", "b").catch(() => plan(sql, "a"))).not.toMatch(/SCAN/);

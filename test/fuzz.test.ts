@@ -42,8 +42,12 @@ async function dumpState(sessionId: string): Promise<string> {
 		return tables.map((table) => [table, sql.exec(`SELECT * FROM ${table}`).toArray()]);
 	});
 	const d1 = await env.DB.batch(
-		["executions", "delivery_events", "audit_log"].map((table) =>
-			env.DB.prepare(`SELECT * FROM ${table} WHERE session_id = ? ORDER BY rowid`).bind(sessionId),
+		[
+			["executions", "rowid"],
+			["delivery_events", "rowid"],
+			["audit_log", "seq"],
+		].map(([table, order]) =>
+			env.DB.prepare(`SELECT * FROM ${table} WHERE session_id = ? ORDER BY ${order}`).bind(sessionId),
 		),
 	);
 	return JSON.stringify({ local, d1: d1.map((result) => result.results) });

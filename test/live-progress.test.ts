@@ -353,7 +353,7 @@ describe("completion push, phone in the pocket", () => {
 		expect(receipts.length).toBeGreaterThan(0);
 		await auditSettled(sessionId);
 		const audit = await env.DB.prepare(
-			"SELECT event FROM audit_log WHERE session_id = ? AND event LIKE 'push%' ORDER BY id",
+			"SELECT event FROM audit_log WHERE session_id = ? AND event LIKE 'push%' ORDER BY seq",
 		)
 			.bind(sessionId)
 			.all<{ event: string }>();

@@ -1,7 +1,8 @@
 /**
  * Erasure and retention in D1 (issue 12, DESIGN.md "Operations"). Every statement deletes by a key
- * the caller holds (a session, execution or mandate id) or walks a table in rowid order, which is
- * the order rows were written, in bounded batches — so no sweep ever holds D1 for long.
+ * the caller holds (a session, execution or mandate id) or walks a table in the order rows were
+ * written (rowid; audit_log's key starts with its time), in bounded batches — so no sweep ever holds
+ * D1 for long.
  */
 
 /** What one session owns in D1, as its Session DO knows it before it forgets. */
@@ -102,6 +103,27 @@ export async function isErasedExecution(db: D1Database, executionId: string): Pr
 /** How many rows one sweep deletes from one table at most. */
 export const SWEEP_BATCH = 500;
 
+const oldest = (table: string, column: string, extra = "", key = "rowid", order = "rowid") =>
+	`DELETE FROM ${table} WHERE (${key}) IN (SELECT ${key} FROM ${table} WHERE ${column} < ?1 ${extra} ORDER BY ${order} LIMIT ${SWEEP_BATCH})`;
+const RUNNING = "SELECT execution_id FROM executions WHERE state IN ('running', 'dispatching')";
+
+/** Per table, the statement deleting its oldest SWEEP_BATCH rows from before ?1 (ISO 8601). */
+export const SWEEP_QUERIES: Record<string, string> = {
+	executions: oldest("executions", "updated_at", "AND state NOT IN ('running', 'dispatching')"),
+	// Keyed (at, session_id, seq) WITHOUT ROWID (migration 0008): its key is its time order.
+	audit_log: oldest(
+		"audit_log",
+		"at",
+		`AND (execution_id IS NULL OR execution_id NOT IN (${RUNNING}))`,
+		"at, session_id, seq",
+		"at",
+	),
+	delivery_events: oldest("delivery_events", "received_at"),
+	mandate_owners: oldest("mandate_owners", "claimed_at"),
+	outbox_dead_letters: oldest("outbox_dead_letters", "failed_at"),
+	erased_executions: oldest("erased_executions", "erased_at"),
+};
+
 /**
  * One bounded retention sweep (the Cron Trigger): rows older than `cutoff` go, at most SWEEP_BATCH per
  * table. An execution still running is never touched (its rows are minutes old anyway: a mandate
@@ -109,24 +131,9 @@ export const SWEEP_BATCH = 500;
  */
 export async function sweepD1(db: D1Database, cutoff: number): Promise<ErasedRows> {
 	const before = new Date(cutoff).toISOString();
-	const oldest = (table: string, column: string, extra = "") =>
-		db
-			.prepare(
-				`DELETE FROM ${table} WHERE rowid IN (SELECT rowid FROM ${table} WHERE ${column} < ?1 ${extra} ORDER BY rowid LIMIT ${SWEEP_BATCH})`,
-			)
-			.bind(before);
-	const running = "SELECT execution_id FROM executions WHERE state IN ('running', 'dispatching')";
-	const statements: Array<[string, D1PreparedStatement]> = [
-		["executions", oldest("executions", "updated_at", "AND state NOT IN ('running', 'dispatching')")],
-		[
-			"audit_log",
-			oldest("audit_log", "at", `AND (execution_id IS NULL OR execution_id NOT IN (${running}))`),
-		],
-		["delivery_events", oldest("delivery_events", "received_at")],
-		["mandate_owners", oldest("mandate_owners", "claimed_at")],
-		["outbox_dead_letters", oldest("outbox_dead_letters", "failed_at")],
-		["erased_executions", oldest("erased_executions", "erased_at")],
-	];
+	const statements = Object.entries(SWEEP_QUERIES).map(
+		([table, sql]) => [table, db.prepare(sql).bind(before)] as const,
+	);
 	const results = await db.batch(statements.map(([, statement]) => statement));
 	const removed: ErasedRows = {};
 	statements.forEach(([table], i) => {

@@ -68,11 +68,10 @@ export function outboxStatement(
 		case "audit":
 			return db
 				.prepare(
-					`INSERT OR IGNORE INTO audit_log (id, session_id, seq, mandate_id, execution_id, event, detail, at)
-					 VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+					`INSERT OR IGNORE INTO audit_log (session_id, seq, mandate_id, execution_id, event, detail, at)
+					 VALUES (?, ?, ?, ?, ?, ?, ?)`,
 				)
 				.bind(
-					`${sessionId}:${id}`,
 					sessionId,
 					id,
 					record.mandate_id,
@@ -138,7 +137,7 @@ export function outboxStatement(
 	}
 }
 
-/** A poison outbox row, kept for operators in `outbox_dead_letters` (same id scheme as audit_log). */
+/** A poison outbox row, kept for operators in `outbox_dead_letters` (id "<session_id>:<outbox id>"). */
 export function deadLetterStatement(
 	db: D1Database,
 	sessionId: string,
