@@ -138,4 +138,43 @@ describe("agent updates from the gateway", () => {
 		await phone.settle();
 		expect(phone.frames.length).toBe(seen);
 	});
+
+	it("a batch of answer pieces alone appends to the log and leaves the alarm as armed (issue 17)", async () => {
+		const { sessionId, phone, executionId, stub } = await running();
+		// The first batch marks the stream as speaking (that moves the heartbeat: the alarm is re-armed).
+		await stub.applyAgentUpdates(sessionId, executionId, [{ kind: "chunk", text: "The answer ", offset: 0 }]);
+		type Sink = { applyAgentUpdates: (...args: unknown[]) => Promise<void> };
+		const statementsOf = (updates: unknown[]) =>
+			runInDurableObject(stub, async (instance, state) => {
+				const sql = state.storage.sql;
+				const exec = sql.exec.bind(sql);
+				const seen: string[] = [];
+				Object.assign(sql, {
+					exec: (query: string, ...bindings: unknown[]) => {
+						seen.push(query.trim().split(/\s+/).slice(0, 3).join(" "));
+						return exec(query, ...bindings);
+					},
+				});
+				const armed = await state.storage.getAlarm();
+				try {
+					await (instance as unknown as Sink).applyAgentUpdates(sessionId, executionId, updates);
+				} finally {
+					Object.assign(sql, { exec });
+				}
+				return { seen, armed, after: await state.storage.getAlarm() };
+			});
+		const pieces = await statementsOf([{ kind: "chunk", text: "is ", offset: 11 }]);
+		expect(pieces.seen).toEqual(["SELECT * FROM", "INSERT INTO ml_events"]);
+		expect(pieces.after).toBe(pieces.armed);
+		// A sub-status moves the heartbeat: the schedule is looked at again.
+		const status = await statementsOf([{ kind: "status", status: "Using read tool...", progress: 40 }]);
+		expect(status.seen.filter((query) => query.startsWith("SELECT MIN(due_at)"))).toHaveLength(2);
+		await phone.waitFor((f) => f.type === "progress" && f.status === "Using read tool...", "the sub-status");
+		expect(
+			phone.frames
+				.filter((f) => f.type === "response_chunk")
+				.map((f) => f.chunk)
+				.join(""),
+		).toBe("The answer is ");
+	});
 });

@@ -23,20 +23,27 @@ export const AGENT_EVENT_MARK_MS = 2_500;
  * Applies one ordered batch of updates for an execution of this session. The answer's chunks are
  * always kept (the last one may arrive after ObeGee's outcome); sub-statuses and the lifecycle only
  * count while the execution runs.
+ *
+ * Returns whether the batch may have moved a job of the alarm (a poll, a heartbeat, a stage). A
+ * batch of answer pieces alone only appends to the log (and may catch the stored answer up): no job
+ * becomes due sooner, so the alarm stays as armed — most batches of a streamed answer then run two
+ * statements instead of recomputing the schedule (issue 17).
  */
 export function applyAgentUpdates(
 	s: SessionContext,
 	executionId: string,
 	updates: readonly AgentUpdate[],
 	now: number,
-): void {
+): boolean {
 	let mandate = s.mandates.byExecution(executionId);
-	if (!mandate) return;
+	if (!mandate) return false;
+	let moved = false;
 	if (mandate.agent_event_at === null) audit(s, "agent_stream", mandate, { event: "started" }, now);
 	// Only "has the stream spoken lately" matters (STREAM_QUIET_MS, and the heartbeat's sign of life),
 	// so a write every AGENT_EVENT_MARK_MS is enough.
 	if (mandate.agent_event_at === null || now - mandate.agent_event_at >= AGENT_EVENT_MARK_MS) {
 		mandate = s.mandates.update(mandate.mandate_id, { agent_event_at: now });
+		moved = true;
 	}
 	for (const update of coalesceChunks(updates)) {
 		if (update.kind === "chunk") {
@@ -44,6 +51,7 @@ export function applyAgentUpdates(
 			continue;
 		}
 		if (mandate.state !== "running") continue;
+		moved = true;
 		switch (update.kind) {
 			case "status":
 				mandate = showProgress(s, mandate, update.status, update.progress, now);
@@ -59,6 +67,7 @@ export function applyAgentUpdates(
 				break;
 		}
 	}
+	return moved;
 }
 
 /** The gateway stream of these executions dropped: ObeGee polling returns to its base pace now. */

@@ -55,6 +55,7 @@ export class Outbox {
 	#turn: OutboxRecord[] = [];
 	/** The next record id (null until read, after a restart). */
 	#next: number | null = null;
+	#added = 0;
 
 	constructor(sql: SqlStorage, meta: MetaStore) {
 		this.#sql = sql;
@@ -67,8 +68,14 @@ export class Outbox {
 	 * so a record is stored in the same implicit transaction as the state change it describes.
 	 */
 	add(record: OutboxRecord): void {
+		this.#added += 1;
 		this.#turn.push(record);
 		if (this.#turn.length === 1) queueMicrotask(() => this.commit());
+	}
+
+	/** Records added since this object started: a turn that added none has nothing to copy to D1. */
+	get added(): number {
+		return this.#added;
 	}
 
 	/** Writes this turn's records as one row. */

@@ -168,8 +168,10 @@ export class SessionDO extends DurableObject<Env> implements AgentUpdateSink {
 	applyAgentUpdates(sessionId: string, executionId: string, updates: AgentUpdate[]): Promise<void> {
 		return this.#s.meter.run("rpc:applyAgentUpdates", async () => {
 			this.#s.bind(sessionId);
-			applyAgentUpdates(this.#s, executionId, updates, Date.now());
-			await flush(this.#s);
+			const added = this.#s.outbox.added;
+			const moved = applyAgentUpdates(this.#s, executionId, updates, Date.now());
+			// Nothing to copy to D1 and no job due sooner: the alarm stays as armed.
+			if (moved || this.#s.outbox.added !== added) await flush(this.#s);
 		});
 	}
 
