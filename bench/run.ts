@@ -24,7 +24,7 @@ import { pushBench } from "./push.ts";
 import { type LatencyResult, pushMarkdown, writeReport, writeSoakReport } from "./report.ts";
 import { soak } from "./soak.ts";
 import { type Distribution, distribution, pool } from "./stats.ts";
-import { collectWork, d1Growth, summarizeWork, type WorkLine, workByKind } from "./work.ts";
+import { collectWork, d1Growth, summarizeWork, WEBHOOK_WORK, type WorkLine, workByKind } from "./work.ts";
 
 /**
  * `npm run bench`: the Worker and the simulated ObeGee run locally in workerd (`wrangler dev`),
@@ -234,16 +234,22 @@ async function serviceLatency(
 
 /**
  * The floor: the same fan-out with nothing but a Durable Object forwarding a posted message; the
- * durable floor first writes it to SQLite; the alarm floor also arms the object's alarm.
+ * durable floor first writes it to SQLite; the alarm floor also arms the object's alarm; the
+ * work-matched floor also runs WEBHOOK_WORK's statements and copies to D1 (on the same cores).
  */
 async function floorLatency(
 	floor: RunningWorker,
 	sessions: number,
 	runId: string,
-	mode: "bare" | "durable" | "alarm" = "bare",
+	mode: "bare" | "durable" | "alarm" | "matched" = "bare",
 ): Promise<number[]> {
 	const rooms = Array.from({ length: sessions }, (_, i) => `room-${runId}-${sessions}-${i}-${mode}`);
-	const query = { bare: "", durable: "?durable", alarm: "?durable&alarm" }[mode];
+	const query = {
+		bare: "",
+		durable: "?durable",
+		alarm: "?durable&alarm",
+		matched: `?durable&alarm&sql=${WEBHOOK_WORK.sql}&rows=${WEBHOOK_WORK.rows}&d1=${WEBHOOK_WORK.d1}`,
+	}[mode];
 	const phones = await pool(rooms, 25, async (room) =>
 		Promise.all(
 			Array.from({ length: PHONES_PER_SESSION }, async () => {
@@ -455,39 +461,36 @@ async function streaming(
 	for (const phone of phones) phone.close();
 
 	// The floor: an upstream socket per room streams as many messages at the gateway simulator's
+	// The floor: an upstream socket per room streams as many messages at the gateway simulator's
 	// pace (two events, so two turns, per piece) and the bare DO forwards each one to the phone.
-	const rooms = ids.map((id) => `floor-${id}`);
-	const roomPhones = await Promise.all(
-		rooms.map(async (room) => {
-			const phone = new Phone(`${floor.url.replace("http", "ws")}/rooms/${room}/ws?x=1`);
-			await phone.connect();
-			return phone;
-		}),
-	);
-	const sources = await Promise.all(
-		rooms.map(async (room) => {
-			const source = new WebSocket(`${floor.url.replace("http", "ws")}/rooms/${room}/source`);
-			await new Promise((resolve) => source.addEventListener("open", resolve, { once: true }));
-			return source;
-		}),
-	);
-	const floorStarted = performance.now();
-	await Promise.all(
-		sources.map(async (source, i) => {
-			for (let n = 1; n <= perExecution; n++) {
-				source.send(`{"seq":${n}}`);
-				await sleep(options.paceMs);
-				await sleep(options.paceMs);
-			}
-			await roomPhones[i]?.waitFor((f) => f.frame.seq === perExecution, 60_000);
-			source.close();
-		}),
-	);
-	const floorElapsed = (performance.now() - floorStarted) / 1000;
-	for (const phone of roomPhones) phone.close();
+	const floorRate = await floorStream(floor, ids, "floor", perExecution, options.paceMs, (n) => [
+		`{"seq":${n}}`,
+	]);
+	// The parsing floor: the same, but the two messages per piece are the gateway's events as the
+	// simulator sends them (each repeats the answer so far), and the DO parses both before it
+	// forwards one: it isolates what reading the gateway's events costs.
+	const pieces = piecesOf(answer);
+	const parseRate = await floorStream(floor, ids, "parse", perExecution, options.paceMs, (n) => {
+		const text = pieces.slice(0, n).join("");
+		const delta = pieces[n - 1] ?? "";
+		const message = { role: "assistant", content: [{ type: "text", text }] };
+		return [
+			JSON.stringify({
+				type: "event",
+				event: "agent",
+				seq: 2 * n - 1,
+				payload: { runId: "r", seq: n, stream: "assistant", data: { text, delta } },
+			}),
+			JSON.stringify({
+				type: "event",
+				event: "chat",
+				seq: 2 * n,
+				payload: { runId: "r", seq: n, state: "delta", deltaText: delta, message },
+			}),
+		];
+	});
 	const rate = Math.round(chunks / elapsed);
 	const offered = Math.round(chunks / ((Math.max(...finished.map((f) => f.emittedAt)) - started) / 1000));
-	const floorRate = Math.round(chunks / floorElapsed);
 	return {
 		label: options.label,
 		executions: options.executions,
@@ -497,6 +500,7 @@ async function streaming(
 		chunks_per_s_per_execution: Math.round(rate / options.executions),
 		floor_messages_per_s_aggregate: floorRate,
 		ratio_to_floor: Math.round((rate / floorRate) * 100) / 100,
+		parse_floor_messages_per_s_aggregate: parseRate,
 		answers_whole: finished.filter((f) => f.whole).length,
 		answers_lost_or_corrupted: finished.filter((f) => !f.whole).length,
 		frames_per_execution: Math.round(frames / options.executions),
@@ -506,9 +510,66 @@ async function streaming(
 
 /** How many deltas the gateway simulator cuts an answer into (pieces of 6, 9, 12, 6… characters). */
 function splitCount(answer: string): number {
-	let count = 0;
-	for (let i = 0; i < answer.length; count++) i += 6 + (count % 3) * 3;
-	return count;
+	return piecesOf(answer).length;
+}
+
+/** The deltas the gateway simulator cuts an answer into. */
+function piecesOf(answer: string): string[] {
+	const pieces: string[] = [];
+	for (let i = 0; i < answer.length; ) {
+		const size = 6 + (pieces.length % 3) * 3;
+		pieces.push(answer.slice(i, i + size));
+		i += size;
+	}
+	return pieces;
+}
+
+/**
+ * One floor stream per execution: a source socket per room sends each piece's messages, one turn
+ * apart at the simulator's pace, and the room's phone waits for the last piece. Returns pieces/s.
+ */
+async function floorStream(
+	floor: RunningWorker,
+	ids: string[],
+	kind: "floor" | "parse",
+	perExecution: number,
+	paceMs: number,
+	messages: (n: number) => string[],
+): Promise<number> {
+	const rooms = ids.map((id) => `${kind}-${id}`);
+	const base = floor.url.replace("http", "ws");
+	const phones = await Promise.all(
+		rooms.map(async (room) => {
+			const phone = new Phone(`${base}/rooms/${room}/ws?x=1`);
+			await phone.connect();
+			return phone;
+		}),
+	);
+	const sources = await Promise.all(
+		rooms.map(async (room) => {
+			const source = new WebSocket(`${base}/rooms/${room}/source${kind === "parse" ? "?parse" : ""}`);
+			await new Promise((resolve) => source.addEventListener("open", resolve, { once: true }));
+			return source;
+		}),
+	);
+	const started = performance.now();
+	await Promise.all(
+		sources.map(async (source, i) => {
+			for (let n = 1; n <= perExecution; n++) {
+				const batch = messages(n);
+				for (const message of batch) {
+					source.send(message);
+					await sleep(paceMs);
+				}
+				if (batch.length === 1) await sleep(paceMs);
+			}
+			await phones[i]?.waitFor((f) => f.frame.seq === perExecution, 60_000);
+			source.close();
+		}),
+	);
+	const elapsed = (performance.now() - started) / 1000;
+	for (const phone of phones) phone.close();
+	return Math.round((perExecution * ids.length) / elapsed);
 }
 
 /** The commit the figures belong to (with "+changes" when the tree differs from it). */
@@ -629,6 +690,7 @@ async function main(only: "costs" | "latency" | null = null) {
 			const floorSamples = await floorLatency(floor, sessions, runId);
 			const durableSamples = await floorLatency(floor, sessions, runId, "durable");
 			const alarmSamples = await floorLatency(floor, sessions, runId, "alarm");
+			const matchedSamples = await floorLatency(floor, sessions, runId, "matched");
 			const ratio = (a: Distribution, b: Distribution) =>
 				Math.round((a.p99 / Math.max(b.p99, 0.01)) * 100) / 100;
 			const webhook = distribution(samples);
@@ -636,6 +698,7 @@ async function main(only: "costs" | "latency" | null = null) {
 			const bare = distribution(floorSamples);
 			const durable = distribution(durableSamples);
 			const alarmed = distribution(alarmSamples);
+			const matched = distribution(matchedSamples);
 			latency.push({
 				sessions,
 				service: webhook,
@@ -648,9 +711,11 @@ async function main(only: "costs" | "latency" | null = null) {
 				gateway_durable_ratio_p99: ratio(agent, durable),
 				alarm_floor: alarmed,
 				alarm_ratio_p99: ratio(webhook, alarmed),
+				matched_floor: matched,
+				matched_ratio_p99: ratio(webhook, matched),
 			});
 			log(
-				`  webhook p50 ${webhook.p50} p99 ${webhook.p99} · gateway p50 ${agent.p50} p99 ${agent.p99} · floor p50 ${bare.p50} p99 ${bare.p99} · durable floor p99 ${durable.p99} · with alarm p99 ${alarmed.p99} ms`,
+				`  webhook p50 ${webhook.p50} p99 ${webhook.p99} · gateway p50 ${agent.p50} p99 ${agent.p99} · floor p50 ${bare.p50} p99 ${bare.p99} · durable floor p99 ${durable.p99} · with alarm p99 ${alarmed.p99} · work-matched p99 ${matched.p99} ms`,
 			);
 			if (sessions === Math.max(...SIZES)) correctness = audit;
 		}

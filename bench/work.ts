@@ -211,3 +211,10 @@ export function d1Growth(lines: WorkLine[], from: number): number {
 	const before = sizeAt(lines.slice(0, from)) || (sizes[0] ?? 0);
 	return Math.max(0, sizeAt(lines) - before);
 }
+
+/**
+ * The service's own work per signed webhook, as the costs run measures it (the work table's
+ * `session rpc:deliverWebhook` row at the commit of the README's run): SQLite statements, rows
+ * written, D1 statements copied afterwards. The work-matched floor does this much and nothing else.
+ */
+export const WEBHOOK_WORK = { sql: 43, rows: 14, d1: 8 } as const;

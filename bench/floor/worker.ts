@@ -10,9 +10,34 @@ import { DurableObject } from "cloudflare:workers";
  * runtime holds those requests until the write is committed, as it does the real service's).
  * `&alarm` also arms the object's alarm (as the service re-arms its one alarm when a signal changes
  * what is due next): the floor of "store, arm, then forward" — it isolates what setAlarm adds.
+ * `&sql=<s>&rows=<r>` makes that write <r> rows in all and run <s> statements in all (the rest point
+ * reads), and `&d1=<n>` then copies <n> records to D1 in one batch in the background: the work-matched
+ * floor, doing per signal the work the bench measured for the service's signal, and nothing else.
  */
 interface Env {
 	ROOM: DurableObjectNamespace<FloorRoom>;
+	DB: D1Database;
+}
+
+let copyTable: Promise<unknown> | null = null;
+
+/** Copies a signal to D1 as n records keyed and indexed like the service's audit rows (2 rows each). */
+async function copyToD1(db: D1Database, room: string, message: string, n: number): Promise<void> {
+	copyTable ??= db.batch([
+		db.prepare(
+			"CREATE TABLE IF NOT EXISTS copy (at TEXT NOT NULL, room TEXT NOT NULL, n INTEGER NOT NULL, frame TEXT NOT NULL, PRIMARY KEY (at, room, n)) WITHOUT ROWID",
+		),
+		db.prepare("CREATE INDEX IF NOT EXISTS copy_room ON copy (room, n)"),
+	]);
+	await copyTable;
+	const at = new Date().toISOString();
+	await db.batch(
+		Array.from({ length: n }, (_, i) =>
+			db
+				.prepare("INSERT OR IGNORE INTO copy (at, room, n, frame) VALUES (?, ?, ?, ?)")
+				.bind(at, room, i, message),
+		),
+	);
 }
 
 export class FloorRoom extends DurableObject<Env> {
@@ -20,23 +45,34 @@ export class FloorRoom extends DurableObject<Env> {
 		if (request.headers.get("Upgrade") === "websocket") {
 			const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
 			// A "source" socket plays the upstream (a gateway streaming events); the others are phones.
-			const role = new URL(request.url).pathname.endsWith("/source") ? "source" : "phone";
-			this.ctx.acceptWebSocket(server, [role]);
+			const url = new URL(request.url);
+			const role = url.pathname.endsWith("/source") ? "source" : "phone";
+			// `?parse`: the source sends the gateway's events; the room parses each and forwards one per piece.
+			this.ctx.acceptWebSocket(server, url.searchParams.has("parse") ? [role, "parse"] : [role]);
 			return new Response(null, { status: 101, webSocket: client });
 		}
 		const message = await request.text();
+		const params = new URL(request.url).searchParams;
 		// The durable floor writes the message to SQLite first, as the service's event log does: the
 		// runtime then holds the sends until the write is committed (the output gate).
-		if (new URL(request.url).searchParams.has("durable")) {
-			this.ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY, frame TEXT)");
-			this.ctx.storage.sql.exec("INSERT INTO log (frame) VALUES (?)", message);
+		if (params.has("durable")) {
+			const sql = this.ctx.storage.sql;
+			sql.exec("CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY, frame TEXT)");
+			const rows = Math.max(1, Number(params.get("rows") ?? 1));
+			const statements = Math.max(rows, Number(params.get("sql") ?? rows));
+			let last = 0;
+			for (let i = 0; i < rows; i++)
+				last = Number(sql.exec("INSERT INTO log (frame) VALUES (?) RETURNING seq", message).one().seq);
+			for (let i = rows; i < statements; i++) sql.exec("SELECT frame FROM log WHERE seq = ?", last).toArray();
 			// A new time on every signal, as a changed "next due" would be.
-			if (new URL(request.url).searchParams.has("alarm")) void this.ctx.storage.setAlarm(Date.now() + 60_000);
+			if (params.has("alarm")) void this.ctx.storage.setAlarm(Date.now() + 60_000);
 		}
 		for (const socket of this.ctx.getWebSockets("phone")) socket.send(message);
-		const push = new URL(request.url).searchParams.get("push");
+		const d1 = Number(params.get("d1") ?? 0);
+		if (d1 > 0) this.ctx.waitUntil(copyToD1(this.env.DB, this.ctx.id.toString(), message, d1));
+		const push = params.get("push");
 		if (push) {
-			const devices = Number(new URL(request.url).searchParams.get("n") ?? 1);
+			const devices = Number(params.get("n") ?? 1);
 			this.ctx.waitUntil(
 				Promise.all(
 					Array.from({ length: devices }, async (_, i) => {
@@ -52,7 +88,12 @@ export class FloorRoom extends DurableObject<Env> {
 	/** The armed alarm only measures what arming costs; firing it does nothing. */
 	override async alarm(): Promise<void> {}
 
-	override async webSocketMessage(_ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+	override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+		if (this.ctx.getTags(ws).includes("parse") && typeof message === "string") {
+			const event = JSON.parse(message) as { event?: string; payload?: { seq?: number } };
+			if (event.event !== "chat") return;
+			message = JSON.stringify({ seq: event.payload?.seq });
+		}
 		for (const socket of this.ctx.getWebSockets("phone")) socket.send(message);
 	}
 }
