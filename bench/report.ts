@@ -48,7 +48,7 @@ export interface BenchReport {
 	/** How cost and latency grow with the answer and the session (bench/growth.ts). */
 	growth?: GrowthResult | { failed: string };
 	/** The soak, in the same run (bench/soak.ts). */
-	soak: SoakReport;
+	soak: SoakReport | { failed: string };
 }
 
 export function writeReport(root: string, report: BenchReport): void {
@@ -255,7 +255,8 @@ function kindTable(kinds: KindWork[]): string[] {
 	];
 }
 
-function soakMarkdown(soak: SoakReport): string[] {
+function soakMarkdown(soak: SoakReport | { failed: string }): string[] {
+	if ("failed" in soak) return ["## Soak (same run)", "", `**The soak failed:** ${soak.failed}`, ""];
 	return [
 		"## Soak (same run)",
 		"",

@@ -773,8 +773,11 @@ async function main(only: "costs" | "latency" | null = null) {
 			return { failed: String(error) };
 		});
 		log("soak: 1,000 mandates through every fault, the Worker restarted mid-run");
-		const soaked = await soak(ROOT);
-		writeSoakReport(ROOT, soaked);
+		const soaked = await soak(ROOT).catch((error: unknown) => {
+			log(`soak failed: ${String(error)}`);
+			return { failed: String(error) };
+		});
+		if (!("failed" in soaked)) writeSoakReport(ROOT, soaked);
 		const report = {
 			generated_at: new Date().toISOString(),
 			commit,

@@ -165,7 +165,12 @@ async function request(base: string, method: string, path: string, bearer: strin
 	};
 }
 
-/** Execute is idempotent per mandate, so a call lost to the restart is simply made again. */
+/**
+ * Execute is idempotent per mandate, so a call lost to the restart is simply made again. A dispatch
+ * attempt cut by the restart answers 503 `dispatch_pending` until the alarm sends it again, once its
+ * lease has run out (DISPATCH_LEASE_MS: the 10-s dispatch timeout + 5 s): keep asking past that.
+ */
+const EXECUTE_RETRY_MS = 45_000;
 async function executeWithRetry(
 	base: string,
 	token: string,
@@ -173,7 +178,8 @@ async function executeWithRetry(
 	restarting: () => Promise<void> | null,
 ): Promise<string | null> {
 	let last = "no answer";
-	for (let attempt = 0; attempt < 20; attempt++) {
+	const deadline = Date.now() + EXECUTE_RETRY_MS;
+	while (Date.now() < deadline) {
 		try {
 			const { status, json } = await request(base, "POST", "/api/mandate/execute", token, {
 				session_id: item.sessionId,
