@@ -362,7 +362,11 @@ async function answerSize(
 	const answer = makeAnswer(size.chars);
 	const ids = Array.from({ length: sessions }, (_, i) => `growth-${runId}-a${size.chars}-${i}`);
 	const phones = await pool(ids, 5, (sid) => service.phone(sid));
-	await Promise.all(phones.map((phone) => phone.waitFor((f) => f.frame.type === "snapshot")));
+	await Promise.all(
+		phones.map((phone) =>
+			phone.waitFor((f) => f.frame.type === "snapshot", FRAME_TIMEOUT_MS, "the snapshot"),
+		),
+	);
 	const from = lines.length;
 	const tenants = ids.map((_, i) => answerTenant(i));
 	const mandates = await pool(ids, 5, async (sid, i) => {
@@ -371,7 +375,7 @@ async function answerSize(
 	});
 	await Promise.all(
 		phones.map((phone, i) =>
-			phone.waitFor(isStage(mandates[i]?.mandateId ?? "", 9, "active"), FRAME_TIMEOUT_MS),
+			phone.waitFor(isStage(mandates[i]?.mandateId ?? "", 9, "active"), FRAME_TIMEOUT_MS, "stage 9 active"),
 		),
 	);
 	const sims = await Promise.all(tenants.map((tenant) => gateways.connected(tenant)));
@@ -388,7 +392,7 @@ async function answerSize(
 			const started = performance.now();
 			await sims[i]?.run({ runId: executionId, answer, tools: [], paceMs: PACE_MS });
 			streamTimes.push(performance.now() - started);
-			await phone.waitFor(isStage(mandateId, 9, "completed"), FRAME_TIMEOUT_MS);
+			await phone.waitFor(isStage(mandateId, 9, "completed"), FRAME_TIMEOUT_MS, "stage 9 completed");
 			// The last piece may come after lifecycle end (a late chat delta): wait for the whole text.
 			const deadline = Date.now() + 15_000;
 			while (chunkText(phone, executionId).length < expected && Date.now() < deadline) await sleep(20);
@@ -402,6 +406,7 @@ async function answerSize(
 			const frame = await phone.waitFor(
 				isStage(mandates[i]?.mandateId ?? "", 10, "completed"),
 				FRAME_TIMEOUT_MS,
+				"stage 10 completed",
 			);
 			return frame.at - (sent[i] ?? 0);
 		}),

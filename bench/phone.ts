@@ -68,11 +68,22 @@ export class Phone {
 		await this.connect();
 	}
 
-	waitFor(predicate: (frame: ReceivedFrame) => boolean, timeoutMs = 30_000): Promise<ReceivedFrame> {
+	waitFor(
+		predicate: (frame: ReceivedFrame) => boolean,
+		timeoutMs = 30_000,
+		what = "a frame",
+	): Promise<ReceivedFrame> {
 		const found = this.frames.find(predicate);
 		if (found) return Promise.resolve(found);
 		return new Promise((resolve, reject) => {
-			const timer = setTimeout(() => reject(new Error("timed out waiting for a frame")), timeoutMs);
+			const timer = setTimeout(() => {
+				const last = this.frames.at(-1);
+				reject(
+					new Error(
+						`timed out after ${timeoutMs} ms waiting for ${what} on ${this.#url.split("?")[0]}: ${this.frames.length} frames, the last ${JSON.stringify(last?.frame ?? null).slice(0, 300)}`,
+					),
+				);
+			}, timeoutMs);
 			this.#waiters.push({
 				predicate,
 				resolve: (frame) => {
