@@ -255,11 +255,7 @@ export function isolatedWorkerConfig(root: string): { config: string; cleanup():
 	const config = readFileSync(join(root, "wrangler.toml"), "utf8")
 		.replace(/^main = .*$/m, `main = "${join(dir, "dist", "index.js")}"\nno_bundle = true`)
 		.replace(/^\[assets\][\s\S]*?(?=^\[)/m, "")
-		.replace(/^migrations_dir = .*$/m, `migrations_dir = "${join(root, "migrations")}"`)
-		// Local traces (wrangler dev's store for Workers Logs) are off for the bench: with them, its workerd
-		// held ~10,000 loopback sockets in CLOSE-WAIT during the growth scenario, reached its 20,000 file
-		// descriptors and stalled; and the floors never traced. Deployed, `[observability]` is unchanged.
-		.replace(/^\[observability\]\nenabled = true$/m, "[observability]\nenabled = false");
+		.replace(/^migrations_dir = .*$/m, `migrations_dir = "${join(root, "migrations")}"`);
 	writeFileSync(join(dir, "wrangler.toml"), config);
 	return { config: join(dir, "wrangler.toml"), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
