@@ -106,7 +106,7 @@ function markdown(report: BenchReport): string {
 				`| ${row.label} | ${row.executions} | ${row.chunks_per_execution} | ${row.offered_chunks_per_s} | ${row.chunks_per_s_aggregate} | ${row.chunks_per_s_per_execution} | ${row.floor_messages_per_s_aggregate} | ${row.ratio_to_floor}× | ${row.parse_floor_messages_per_s_aggregate ?? "–"} | ${row.answers_whole}/${row.executions} | ${row.frames_per_execution} | ${row.chunks_per_frame} |`,
 		),
 		"",
-		"The parsing floor streams the gateway's own events to the bare DO (two per piece, each repeating the answer so far, as the simulator sends them); the DO parses both and forwards one frame per piece. Its rate beside the floor's shows what reading those events costs by itself.",
+		"The parsing floor streams the gateway's own events to the bare DO (two per piece, each repeating the answer so far, as the simulator sends them); the DO parses both and forwards one frame per piece. Those events come in through wrangler dev's inbound path, which the service's gateway events (read on the Gateway DO's own outbound socket) do not take, so its rate does not isolate what parsing costs.",
 		"",
 	);
 	const c = report.correctness;

@@ -1230,8 +1230,8 @@ function freshStats(): GatewaySimStats {
 	};
 }
 
-/** Pieces of 6–12 characters, like a model's deltas. */
-function splitAnswer(answer: string): string[] {
+/** Pieces of 6–12 characters, like a model's deltas (the bench counts and replays them too). */
+export function splitAnswer(answer: string): string[] {
 	const pieces: string[] = [];
 	for (let i = 0; i < answer.length; ) {
 		const size = 6 + (pieces.length % 3) * 3;

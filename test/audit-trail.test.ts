@@ -247,7 +247,7 @@ describe("the audit trail", () => {
 			/SEARCH delivery_events USING INDEX delivery_events_execution/,
 		);
 		// The retention sweep takes audit rows in time order by the table's own key (migration 0008).
-		expect(await plan(SWEEP_QUERIES.audit_log ?? "", "2026-01-02T00:00:00Z")).toMatch(
+		expect(await plan(SWEEP_QUERIES.audit_log, "2026-01-02T00:00:00Z")).toMatch(
 			/SEARCH audit_log USING PRIMARY KEY \(at<\?\)/,
 		);
 		for (const sql of Object.values(TIMELINE_QUERIES)) {

@@ -23,12 +23,18 @@ let copyTable: Promise<unknown> | null = null;
 
 /** Copies a signal to D1 as n records keyed and indexed like the service's audit rows (2 rows each). */
 async function copyToD1(db: D1Database, room: string, message: string, n: number): Promise<void> {
-	copyTable ??= db.batch([
-		db.prepare(
-			"CREATE TABLE IF NOT EXISTS copy (at TEXT NOT NULL, room TEXT NOT NULL, n INTEGER NOT NULL, frame TEXT NOT NULL, PRIMARY KEY (at, room, n)) WITHOUT ROWID",
-		),
-		db.prepare("CREATE INDEX IF NOT EXISTS copy_room ON copy (room, n)"),
-	]);
+	// A failed create is tried again by the next signal, not remembered.
+	copyTable ??= db
+		.batch([
+			db.prepare(
+				"CREATE TABLE IF NOT EXISTS copy (at TEXT NOT NULL, room TEXT NOT NULL, n INTEGER NOT NULL, frame TEXT NOT NULL, PRIMARY KEY (at, room, n)) WITHOUT ROWID",
+			),
+			db.prepare("CREATE INDEX IF NOT EXISTS copy_room ON copy (room, n)"),
+		])
+		.catch((error: unknown) => {
+			copyTable = null;
+			throw error;
+		});
 	await copyTable;
 	const at = new Date().toISOString();
 	await db.batch(

@@ -108,7 +108,7 @@ const oldest = (table: string, column: string, extra = "", key = "rowid", order 
 const RUNNING = "SELECT execution_id FROM executions WHERE state IN ('running', 'dispatching')";
 
 /** Per table, the statement deleting its oldest SWEEP_BATCH rows from before ?1 (ISO 8601). */
-export const SWEEP_QUERIES: Record<string, string> = {
+export const SWEEP_QUERIES = {
 	executions: oldest("executions", "updated_at", "AND state NOT IN ('running', 'dispatching')"),
 	// Keyed (at, session_id, seq) WITHOUT ROWID (migration 0008): its key is its time order.
 	audit_log: oldest(
@@ -122,7 +122,7 @@ export const SWEEP_QUERIES: Record<string, string> = {
 	mandate_owners: oldest("mandate_owners", "claimed_at"),
 	outbox_dead_letters: oldest("outbox_dead_letters", "failed_at"),
 	erased_executions: oldest("erased_executions", "erased_at"),
-};
+} as const satisfies Record<string, string>;
 
 /**
  * One bounded retention sweep (the Cron Trigger): rows older than `cutoff` go, at most SWEEP_BATCH per
