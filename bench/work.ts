@@ -26,6 +26,8 @@ export interface WorkLine {
 	busy_ms?: number;
 	db_bytes?: number;
 	d1_bytes?: number;
+	/** How many scopes a folded line stands for (the Gateway DO's frames); 1 when absent. */
+	n?: number;
 	[key: string]: unknown;
 }
 
@@ -176,9 +178,11 @@ export function workByKind(lines: WorkLine[], only?: (line: WorkLine) => boolean
 	return [...groups.entries()]
 		.map(([key, group]) => {
 			const [object = "", ...kind] = key.split(" ");
+			// A folded line (the Gateway DO's frames) stands for `n` requests of its kind.
+			const n = group.reduce((total, line) => total + (line.n ?? 1), 0);
 			const per_request: Record<string, number> = {};
-			for (const field of PER_KIND) per_request[field as string] = round(sum(group, field) / group.length);
-			return { object, kind: kind.join(" "), n: group.length, per_request };
+			for (const field of PER_KIND) per_request[field as string] = round(sum(group, field) / n);
+			return { object, kind: kind.join(" "), n, per_request };
 		})
 		.sort((a, b) => b.n - a.n);
 }

@@ -1,7 +1,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { meteredD1, meteredEnv, WorkMeter } from "../src/durable/work-meter.ts";
+import { FOLD_MS, meteredD1, meteredEnv, WorkMeter } from "../src/durable/work-meter.ts";
 import { sessionStub, uniqueId } from "./helpers.ts";
 
 /**
@@ -104,6 +104,48 @@ describe("the work meter", () => {
 		expect(line).toMatchObject({ object: "worker", requests: 1, d1_statements: 4 });
 		expect(Number(line?.d1_rows_written)).toBeGreaterThanOrEqual(2);
 		expect(Number(line?.d1_rows_read)).toBeGreaterThanOrEqual(2);
+	});
+
+	it("folds unbilled scopes (socket frames) into one line per kind with their count, sent with the next billed line, after FOLD_MS, or when the socket closes", async () => {
+		const lines = captureLines();
+		await runInDurableObject(sessionStub(uniqueId("sess")), async (_instance, state) => {
+			const meter = new WorkMeter(
+				{ METRICS_LOG: "true" },
+				"gateway",
+				() => ({ tenant_id: "t1" }),
+				state.storage,
+			);
+			const sql = meter.sql(state.storage.sql);
+			const frame = () => meter.run("frame", () => JSON.parse('{"event":"agent"}'), false);
+			meter.holdOpen(true);
+			frame();
+			frame();
+			frame();
+			// Three frames, no line yet: they wait for their kind's line.
+			expect(lines).toEqual([]);
+			meter.run("rpc:watch", () => sql.exec("SELECT 1").toArray());
+			expect(lines.map((line) => [line.kind, line.n])).toEqual([
+				["frame", 3],
+				["rpc:watch", undefined],
+			]);
+			expect(lines[0]).toMatchObject({ object: "gateway", tenant_id: "t1", requests: 0, json_parse: 3 });
+			expect(lines[1]).toMatchObject({ requests: 1, sql_statements: 1, json_parse: 0 });
+
+			frame();
+			expect(lines).toHaveLength(2);
+			await new Promise((resolve) => setTimeout(resolve, FOLD_MS + 10));
+			// A frame after FOLD_MS sends the line it joins.
+			frame();
+			expect(lines.slice(2).map((line) => [line.kind, line.n, line.json_parse])).toEqual([["frame", 2, 2]]);
+
+			frame();
+			expect(lines).toHaveLength(3);
+			meter.holdOpen(false);
+			expect(lines.slice(3).map((line) => [line.kind, line.n])).toEqual([["frame", 1]]);
+			// The socket's open time is on the lines: the object could not hibernate meanwhile.
+			const busy = lines.reduce((total, line) => total + Number(line.busy_ms), 0);
+			expect(busy).toBeGreaterThanOrEqual(FOLD_MS);
+		});
 	});
 
 	it("is off unless METRICS_LOG asks for it: the same SQL and D1, no line", async () => {

@@ -10,6 +10,9 @@ import { AsyncLocalStorage } from "node:async_hooks";
  *
  *   {"metric":"work","object":"session","kind":"rpc:deliverWebhook","session_id":"…","requests":1,…}
  *
+ * (Unbilled scopes — the Gateway DO's socket frames — are folded, one line per kind and second with
+ * their count `n`: see FOLD_MS.)
+ *
  * `busy_ms` is the object's wall-clock time with anything in flight (an entry point, work it handed
  * to `waitUntil`, an outbound socket held open) since the previous line: the time it cannot hibernate,
  * which is what Durable Object duration bills. Summed over an object's lines it is its billed time.
@@ -55,7 +58,19 @@ interface Scope {
 	queries: string[];
 	subject: Record<string, string>;
 	pending: number;
+	/** Scopes folded into this line (see WorkMeter#fold); absent for a line of its own. */
+	folded?: number;
+	/** When the first scope folded into it ended (performance.now()). */
+	foldedSince?: number;
 }
+
+/**
+ * Work that is not a request of its own (a frame on the Gateway DO's outbound socket, several a second
+ * per streamed answer) is folded: one line per kind at most every FOLD_MS, with `n` scopes in it. A
+ * line per frame was too many for the local runtime: under `wrangler dev` each log line holds a
+ * loopback connection for seconds, and the growth run ran out of file descriptors.
+ */
+export const FOLD_MS = 1_000;
 
 const current = new AsyncLocalStorage<Scope>();
 
@@ -87,6 +102,8 @@ export class WorkMeter {
 	readonly #trace: boolean;
 	/** The object's storage, whose size each line reports (none for the Worker). */
 	readonly #storage: DurableObjectStorage | null;
+	/** Unbilled scopes waiting to go out as one line per kind. */
+	readonly #folded = new Map<string, Scope>();
 
 	constructor(
 		env: { METRICS_LOG?: string },
@@ -109,7 +126,10 @@ export class WorkMeter {
 	run<T>(kind: string, fn: () => T, billed = true): T {
 		if (!this.enabled) return fn();
 		const scope = this.#scope(kind);
-		if (!billed) scope.counts.requests = 0;
+		if (!billed) {
+			scope.counts.requests = 0;
+			scope.folded = 1;
+		}
 		this.#hold(scope);
 		let result: T;
 		try {
@@ -143,7 +163,11 @@ export class WorkMeter {
 	holdOpen(open: boolean): void {
 		if (!this.enabled) return;
 		if (open) this.#activate();
-		else this.#deactivate();
+		else {
+			this.#deactivate();
+			// Nothing more arrives on a closed socket: its folded frames go out now.
+			this.#flushFolded();
+		}
 	}
 
 	/** The object's SQLite, counting every statement into the scope that runs it. */
@@ -187,7 +211,40 @@ export class WorkMeter {
 	#release(scope: Scope): void {
 		scope.pending -= 1;
 		this.#deactivate();
-		if (scope.pending === 0 && scope !== this.#orphan) this.#emit(scope);
+		if (scope.pending === 0 && scope !== this.#orphan) {
+			if (scope.folded === undefined) {
+				this.#flushFolded();
+				this.#emit(scope);
+			} else this.#fold(scope);
+		}
+	}
+
+	/** Adds an ended unbilled scope to its kind's line; the line goes once it is FOLD_MS old. */
+	#fold(scope: Scope): void {
+		const kind = scope.subject.kind ?? "";
+		const line = this.#folded.get(kind);
+		if (!line) {
+			scope.foldedSince = performance.now();
+			this.#folded.set(kind, scope);
+		} else {
+			for (const key of COUNTERS) line.counts[key] += scope.counts[key];
+			line.cursors.push(...scope.cursors);
+			line.queries.push(...scope.queries);
+			Object.assign(line.subject, scope.subject);
+			line.d1Bytes = Math.max(line.d1Bytes, scope.d1Bytes);
+			line.folded = (line.folded ?? 1) + 1;
+		}
+		const folded = this.#folded.get(kind);
+		if (folded && performance.now() - (folded.foldedSince ?? 0) >= FOLD_MS) {
+			this.#folded.delete(kind);
+			this.#emit(folded);
+		}
+	}
+
+	#flushFolded(): void {
+		const lines = [...this.#folded.values()];
+		this.#folded.clear();
+		for (const line of lines) this.#emit(line);
 	}
 
 	#activate(): void {
@@ -231,6 +288,7 @@ export class WorkMeter {
 		if (typeof session === "string" && typeof line.kind === "string")
 			line.kind = line.kind.replace(session, ":session");
 		Object.assign(line, counts, { busy_ms: Math.round(busy * 100) / 100 });
+		if (scope.folded !== undefined) line.n = scope.folded;
 		if (scope.d1Bytes > 0) line.d1_bytes = scope.d1Bytes;
 		if (this.#trace) line.rows_written_by = written;
 		if (this.#storage) line.db_bytes = this.#storage.sql.databaseSize;
