@@ -1,11 +1,16 @@
 import { describe, expect, it } from "vitest";
 import type { AgentUpdate } from "../src/openclaw/contract.ts";
-import { AgentUpdateDelivery, RETRY_DELAYS_MS } from "../src/openclaw/delivery.ts";
+import {
+	AgentUpdateDelivery,
+	ANSWER_CADENCE_MS,
+	CHUNK_WINDOW_MS,
+	RETRY_DELAYS_MS,
+} from "../src/openclaw/delivery.ts";
 
 // Issue 6: a fast answer travels in a few coalesced batches, in order, with nothing lost or repeated.
 describe("agent update delivery", () => {
-	// Chunks 10 ms apart (100/s) and a CHUNK_WINDOW_MS window: slower timers only coalesce more.
-	it("coalesces a 100-chunks/s answer into at least 4x fewer calls", async () => {
+	// Chunks 10 ms apart (100/s) and real timers: slower timers only coalesce more.
+	it("coalesces a 100-chunks/s answer into at least 6x fewer calls (issue 17)", async () => {
 		const calls: Array<{ updates: AgentUpdate[] }> = [];
 		const delivery = new AgentUpdateDelivery(
 			async (_session, _execution, updates) => {
@@ -25,7 +30,83 @@ describe("agent update delivery", () => {
 		await delivery.idle();
 		const received = calls.flatMap((call) => call.updates.map((u) => (u.kind === "chunk" ? u.text : "")));
 		expect(received.join("")).toBe(sent.join(""));
-		expect(calls.length * 4).toBeLessThanOrEqual(sent.length);
+		expect(calls.length * 6).toBeLessThanOrEqual(sent.length);
+	});
+
+	it("sends an answer's first words after CHUNK_WINDOW_MS, then its text at most once per ANSWER_CADENCE_MS", async () => {
+		let now = 1_000_000;
+		const waits: number[] = [];
+		const calls: AgentUpdate[][] = [];
+		const delivery = new AgentUpdateDelivery(
+			async (_s, _e, updates) => {
+				calls.push(updates);
+			},
+			() => {},
+			{
+				now: () => now,
+				sleep: async (ms) => {
+					waits.push(ms);
+					now += ms;
+				},
+			},
+		);
+		await delivery.push("s1", "exec_1", [{ kind: "chunk", text: "a" }]);
+		now += 30;
+		await delivery.push("s1", "exec_1", [{ kind: "chunk", text: "b" }]);
+		// Another execution's first words are not held by this one's cadence.
+		await delivery.push("s1", "exec_2", [{ kind: "chunk", text: "x" }]);
+		now += ANSWER_CADENCE_MS;
+		await delivery.push("s1", "exec_1", [{ kind: "chunk", text: "c" }]);
+		expect(waits).toEqual([
+			CHUNK_WINDOW_MS,
+			ANSWER_CADENCE_MS - 30,
+			CHUNK_WINDOW_MS,
+			// 'c' comes 300 ms after 'b' went: past its turn, so only the window.
+			CHUNK_WINDOW_MS,
+		]);
+		expect(calls).toEqual([
+			[{ kind: "chunk", text: "a" }],
+			[{ kind: "chunk", text: "b" }],
+			[{ kind: "chunk", text: "x" }],
+			[{ kind: "chunk", text: "c" }],
+		]);
+	});
+
+	it("cuts the answer's wait short for a status, the end or an error, which carry the text queued before them", async () => {
+		const waits: number[] = [];
+		const calls: AgentUpdate[][] = [];
+		const delivery = new AgentUpdateDelivery(
+			async (_s, _e, updates) => {
+				calls.push(updates);
+			},
+			() => {},
+			// A wait that only ends when it is cut short.
+			{
+				sleep: (ms, wake) => {
+					waits.push(ms);
+					return wake;
+				},
+			},
+		);
+		void delivery.push("s1", "exec_1", [{ kind: "chunk", text: "a" }]);
+		void delivery.push("s1", "exec_1", [{ kind: "chunk", text: "b" }]);
+		await delivery.push("s1", "exec_1", [{ kind: "status", status: "Using tool: search", progress: 40 }]);
+		void delivery.push("s1", "exec_1", [{ kind: "chunk", text: "c" }]);
+		await delivery.push("s1", "exec_1", [{ kind: "end" }]);
+		void delivery.push("s1", "exec_2", [{ kind: "chunk", text: "x" }]);
+		await delivery.push("s1", "exec_2", [{ kind: "error", message: "boom" }]);
+		expect(calls).toEqual([
+			[
+				{ kind: "chunk", text: "ab" },
+				{ kind: "status", status: "Using tool: search", progress: 40 },
+			],
+			[{ kind: "chunk", text: "c" }, { kind: "end" }],
+			[
+				{ kind: "chunk", text: "x" },
+				{ kind: "error", message: "boom" },
+			],
+		]);
+		expect(waits).toHaveLength(3);
 	});
 
 	it("sends a status at once, flushing chunks queued before it, in order", async () => {
@@ -87,7 +168,8 @@ describe("agent update delivery to a failing session", () => {
 		void delivery.push("s1", "exec_1", [{ kind: "chunk", text: "Hello, ", offset: 0 }]);
 		await delivery.idle();
 		await delivery.push("s1", "exec_1", [{ kind: "chunk", text: "world.", offset: 7 }]);
-		expect(waits).toEqual([...RETRY_DELAYS_MS]);
+		// The first words' window, the retries, then the next text's turn in the answer's cadence.
+		expect(waits).toEqual([CHUNK_WINDOW_MS, ...RETRY_DELAYS_MS, ANSWER_CADENCE_MS]);
 		expect(delivered).toEqual([[{ kind: "chunk", text: "world.", offset: 7 }]]);
 	});
 
