@@ -367,6 +367,29 @@ describe("the answer is never silently cut or joined (finding 11)", () => {
 		await answerReaches(phone, executionId, "Let me check.\n\nThe report was sent.");
 	});
 
+	it("keeps the answer whole, nothing twice, across a restart in the middle of an item", async () => {
+		const { phone, executionId, tenantId, agent } = await streamingThroughFake();
+		await agent("lifecycle", { phase: "start" });
+		await agent("assistant", { itemId: "item-1", text: "Hello, ", delta: "Hello, " });
+		await agent("assistant", { itemId: "item-1", text: "Hello, wor", delta: "wor" });
+		await answerReaches(phone, executionId, "Hello, wor");
+		// The item's progress since its start was not persisted yet (RUN_PERSIST_INTERVAL_MS): the
+		// restarted object forwards from an older offset, and the session takes only what it lacks.
+		const gateway = await restart(tenantId);
+		await runDurableObjectAlarm(gateway);
+		await eventually(
+			() => gateway.status(),
+			(s) => s.connected,
+			"reconnected after the restart",
+		);
+		await agent("assistant", { itemId: "item-1", text: "Hello, world.", delta: "ld." });
+		await agent("lifecycle", { phase: "end" });
+		await answerReaches(phone, executionId, "Hello, world.");
+		expect(
+			phone.frames.filter((f) => f.type === "response_chunk").map((f) => (f as { chunk: string }).chunk),
+		).toEqual(["Hello, ", "wor", "ld."]);
+	});
+
 	it("retries a failing session over time and delivers the whole answer once it recovers", async () => {
 		const { phone, sessionId, executionId, gateway, agent } = await streamingThroughFake();
 		await runInDurableObject(sessionStub(sessionId), (_instance, state) => {

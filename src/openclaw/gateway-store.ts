@@ -65,13 +65,19 @@ export const GATEWAY_MIGRATIONS: MigrationPlan = {
  * How often a run's mapping state is written while an item streams; boundaries (mapping.ts
  * `mustPersist`) and its end are written at once.
  */
-const RUN_PERSIST_INTERVAL_MS = 1_000;
+/**
+ * While an item streams, its mapping state is written at most this often (issue 17: at 1 s it was
+ * a billed row a second for every streamed answer). What lags is only how much of the item was
+ * forwarded: after a restart the next cumulative text is forwarded from the older offset, and the
+ * session appends by offset, so it takes only what it lacks.
+ */
+export const RUN_PERSIST_INTERVAL_MS = 5_000;
 
 /**
  * The watched executions, kept in memory and written through to SQLite. A busy stream reads its
  * watch for every event, so it must not parse rows each time; its mapping state is persisted at most
- * once a second while an item streams and at once at every boundary (a restart mid-run resumes from
- * there with exact chunk offsets, so the answer stays whole).
+ * every RUN_PERSIST_INTERVAL_MS while an item streams and at once at every boundary (a restart mid-run
+ * resumes from there with exact chunk offsets, so the answer stays whole).
  */
 export class WatchStore {
 	readonly #sql: SqlStorage;
