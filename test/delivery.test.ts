@@ -4,6 +4,7 @@ import {
 	AgentUpdateDelivery,
 	ANSWER_CADENCE_MS,
 	CHUNK_WINDOW_MS,
+	foldText,
 	RETRY_DELAYS_MS,
 } from "../src/openclaw/delivery.ts";
 
@@ -109,6 +110,80 @@ describe("agent update delivery", () => {
 		expect(waits).toHaveLength(3);
 	});
 
+	it("lets a status that only moves the progress ride with the text: one after it, not one between every piece", async () => {
+		const generating = (progress: number): AgentUpdate => ({
+			kind: "status",
+			status: "Generating response...",
+			progress,
+		});
+		const calls: AgentUpdate[][] = [];
+		let cut = 0;
+		const delivery = new AgentUpdateDelivery(
+			async (_s, _e, updates) => {
+				calls.push(updates);
+			},
+			() => {},
+			{
+				sleep: async (_ms, wake) => {
+					await wake;
+					cut += 1;
+				},
+			},
+		);
+		void delivery.push("s1", "exec_1", [{ kind: "chunk", text: "a", offset: 0 }, generating(41)]);
+		await delivery.idle();
+		void delivery.push("s1", "exec_1", [{ kind: "chunk", text: "b", offset: 1 }, generating(42)]);
+		void delivery.push("s1", "exec_1", [{ kind: "chunk", text: "c", offset: 2 }, generating(43)]);
+		// Only the progress moved: the text still waits for its turn.
+		await Promise.resolve();
+		expect(calls).toHaveLength(1);
+		await delivery.push("s1", "exec_1", [{ kind: "end" }]);
+		expect(calls).toEqual([
+			// The first status line is news: it goes at once, with the text before it.
+			[{ kind: "chunk", text: "a", offset: 0 }, generating(41)],
+			[{ kind: "chunk", text: "bc", offset: 1 }, generating(43), { kind: "end" }],
+		]);
+		expect(cut).toBe(1);
+	});
+
+	it("folds a batch: chunks joined, the last progress-only status of each stretch after its text, every other update in place", () => {
+		const status = (text: string, progress: number): AgentUpdate => ({
+			kind: "status",
+			status: text,
+			progress,
+		});
+		const chunk = (text: string, offset: number): AgentUpdate => ({ kind: "chunk", text, offset });
+		expect(
+			foldText([
+				chunk("a", 0),
+				status("Generating", 41),
+				chunk("b", 1),
+				status("Generating", 42),
+				status("Using tool: search", 42),
+				chunk("c", 2),
+				status("Using tool: search", 44),
+				chunk("d", 3),
+				{ kind: "end" },
+			]),
+		).toEqual([
+			chunk("a", 0),
+			// "Generating" is news here (nothing before it in this batch or before it)...
+			status("Generating", 41),
+			// ...and its repeat folds after the text up to the next status line.
+			chunk("b", 1),
+			status("Generating", 42),
+			status("Using tool: search", 42),
+			chunk("cd", 2),
+			status("Using tool: search", 44),
+			{ kind: "end" },
+		]);
+		// Against the status line already handed over, the first repeat folds too.
+		expect(foldText([status("Generating", 41), chunk("a", 0)], "Generating")).toEqual([
+			chunk("a", 0),
+			status("Generating", 41),
+		]);
+	});
+
 	it("sends a status at once, flushing chunks queued before it, in order", async () => {
 		const calls: AgentUpdate[][] = [];
 		const delivery = new AgentUpdateDelivery(
@@ -163,7 +238,8 @@ describe("agent update delivery to a failing session", () => {
 			() => {
 				failing = false;
 			},
-			{ sleep: async (ms) => void waits.push(ms) },
+			// A clock that stands still: the next text's turn is exactly the cadence.
+			{ sleep: async (ms) => void waits.push(ms), now: () => 1_000 },
 		);
 		void delivery.push("s1", "exec_1", [{ kind: "chunk", text: "Hello, ", offset: 0 }]);
 		await delivery.idle();

@@ -1,11 +1,13 @@
 import { type AgentUpdate, coalesceChunks } from "./contract.ts";
 
 /*
- * Hands each execution's updates to its session in order, coalescing (issues 3, 6 and 17): a status,
- * end or error goes at once, with the answer text queued before it. Answer text alone waits: the
- * first words of an answer go after CHUNK_WINDOW_MS, as fast as before; after that an execution's
- * text goes at most once every ANSWER_CADENCE_MS, as one joined chunk. While a call is in flight,
- * later updates queue and go as one batch when it returns, with consecutive chunks joined.
+ * Hands each execution's updates to its session in order, coalescing (issues 3, 6 and 17): a new
+ * status line, the end or an error goes at once, with the answer text queued before it. Answer text
+ * waits: the first words of an answer go after CHUNK_WINDOW_MS, as fast as before; after that an
+ * execution's text goes at most once every ANSWER_CADENCE_MS, as one joined chunk, with the last of
+ * the status updates that only moved the progress bar meanwhile ("Generating response..." at 41 %,
+ * 42 %, …: the mapping raises it with the answer's length). While a call is in flight, later updates
+ * queue and go as one batch when it returns.
  *
  * Why a cadence (issue 17): every batch is one Session DO request and one stored frame (DESIGN.md:
  * logged before it is sent), so an answer's frames are most of a streamed mandate's cost. With the
@@ -52,8 +54,16 @@ interface Lane {
 	sessionId: string;
 	queue: AgentUpdate[];
 	busy: Promise<void> | null;
-	/** Resolved when a status, end or error is queued: answer text waiting for its turn goes now. */
+	/** Resolved when an update that must go at once is queued: text waiting for its turn goes with it. */
 	urgent: PromiseWithResolvers<void>;
+	/** Queued updates that must go at once: a new status line, the end, an error. */
+	urgentQueued: number;
+	/** The last status line queued: a status repeating it only moves the progress, and rides with the text. */
+	status: string | null;
+	/** The last status line handed over (what the batch after it folds against). */
+	statusSent: string | null;
+	/** When the answer's text last went (ms), or null: the next text waits for its turn after it. */
+	textSentAt: number | null;
 }
 
 export class AgentUpdateDelivery {
@@ -64,8 +74,6 @@ export class AgentUpdateDelivery {
 	readonly #retryDelaysMs: readonly number[];
 	readonly #maxQueued: number;
 	readonly #now: () => number;
-	/** When each execution's answer text last went, while it is recent enough to set the next wait. */
-	readonly #textSentAt = new Map<string, number>();
 	#wake = Promise.withResolvers<void>();
 	readonly stats: DeliveryStats = { failedCalls: 0, dropped: 0 };
 
@@ -83,12 +91,30 @@ export class AgentUpdateDelivery {
 		if (updates.length === 0) return this.#lanes.get(executionId)?.busy ?? Promise.resolve();
 		let lane = this.#lanes.get(executionId);
 		if (!lane) {
-			lane = { sessionId, queue: [], busy: null, urgent: Promise.withResolvers<void>() };
+			this.#forgetIdleLanes();
+			lane = {
+				sessionId,
+				queue: [],
+				busy: null,
+				urgent: Promise.withResolvers<void>(),
+				urgentQueued: 0,
+				status: null,
+				statusSent: null,
+				textSentAt: null,
+			};
 			this.#lanes.set(executionId, lane);
-			this.#forgetOldText();
+		}
+		for (const update of updates) {
+			if (update.kind === "chunk") continue;
+			if (update.kind === "status") {
+				// "Generating response..." at 41 %, then 42 %: the text carries the news, not the bar.
+				if (update.status === lane.status) continue;
+				lane.status = update.status;
+			}
+			lane.urgentQueued += 1;
 		}
 		lane.queue.push(...updates);
-		if (updates.some((update) => update.kind !== "chunk")) lane.urgent.resolve();
+		if (lane.urgentQueued > 0) lane.urgent.resolve();
 		if (lane.queue.length > this.#maxQueued) this.#shrink(executionId, lane);
 		if (!lane.busy) lane.busy = this.#drain(executionId, lane);
 		return lane.busy;
@@ -116,22 +142,23 @@ export class AgentUpdateDelivery {
 	async #drain(executionId: string, lane: Lane): Promise<void> {
 		try {
 			while (lane.queue.length > 0) {
-				if (lane.queue.every((update) => update.kind === "chunk")) {
-					const sentAt = this.#textSentAt.get(executionId);
-					const turn = sentAt === undefined ? 0 : sentAt + ANSWER_CADENCE_MS - this.#now();
+				if (lane.urgentQueued === 0) {
+					const sentAt = lane.textSentAt;
+					const turn = sentAt === null ? 0 : sentAt + ANSWER_CADENCE_MS - this.#now();
 					await this.#sleep(Math.max(CHUNK_WINDOW_MS, turn), lane.urgent.promise);
 				}
 				lane.urgent = Promise.withResolvers<void>();
-				const batch = coalesceChunks(lane.queue.splice(0));
-				if (batch.some((update) => update.kind === "end" || update.kind === "error"))
-					this.#textSentAt.delete(executionId);
-				else if (batch.some((update) => update.kind === "chunk"))
-					this.#textSentAt.set(executionId, this.#now());
+				lane.urgentQueued = 0;
+				const batch = foldText(lane.queue.splice(0), lane.statusSent);
+				lane.statusSent = lane.status;
+				if (batch.some((update) => update.kind === "end" || update.kind === "error")) lane.textSentAt = null;
+				else if (batch.some((update) => update.kind === "chunk")) lane.textSentAt = this.#now();
 				await this.#send(lane.sessionId, executionId, batch);
 			}
 		} finally {
 			lane.busy = null;
-			if (lane.queue.length === 0) this.#lanes.delete(executionId);
+			// A typing answer keeps its lane (its turn, its status line) until it has been quiet a while.
+			if (lane.queue.length === 0 && lane.textSentAt === null) this.#lanes.delete(executionId);
 		}
 	}
 
@@ -153,11 +180,12 @@ export class AgentUpdateDelivery {
 		}
 	}
 
-	/** Answer text that went longer ago than the cadence sets no wait: its entry can go. */
-	#forgetOldText(): void {
+	/** Idle lanes whose text went longer ago than the cadence set no wait any more: they can go. */
+	#forgetIdleLanes(): void {
 		const before = this.#now() - ANSWER_CADENCE_MS;
-		for (const [executionId, sentAt] of this.#textSentAt)
-			if (sentAt <= before) this.#textSentAt.delete(executionId);
+		for (const [executionId, lane] of this.#lanes)
+			if (!lane.busy && lane.queue.length === 0 && (lane.textSentAt ?? 0) <= before)
+				this.#lanes.delete(executionId);
 	}
 
 	/** An overfull queue (the session has been failing): fold statuses, then drop the oldest. */
@@ -172,6 +200,35 @@ export class AgentUpdateDelivery {
 			this.#onFailure(executionId, new Error("delivery queue full"), excess);
 		}
 	}
+}
+
+/**
+ * A batch as it goes: consecutive chunks joined, and within each stretch of text only the last of the
+ * status updates that merely move the progress (they repeat the status line before them, or
+ * `statusBefore`, the one already handed over), after the text. Every other update keeps its place.
+ */
+export function foldText(updates: readonly AgentUpdate[], statusBefore: string | null = null): AgentUpdate[] {
+	const out: AgentUpdate[] = [];
+	let text: AgentUpdate[] = [];
+	let progress: AgentUpdate | null = null;
+	let status = statusBefore;
+	const flush = () => {
+		out.push(...coalesceChunks(text));
+		if (progress) out.push(progress);
+		text = [];
+		progress = null;
+	};
+	for (const update of updates) {
+		if (update.kind === "chunk") text.push(update);
+		else if (update.kind === "status" && update.status === status) progress = update;
+		else {
+			flush();
+			out.push(update);
+			if (update.kind === "status") status = update.status;
+		}
+	}
+	flush();
+	return out;
 }
 
 function sleepOrWake(ms: number, wake: Promise<void>): Promise<void> {
