@@ -1,5 +1,6 @@
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { MetaStore } from "../src/durable/meta.ts";
 import { EventLog, RETAINED_EVENTS } from "../src/session/event-log.ts";
 import {
 	connectPhone,
@@ -78,7 +79,7 @@ describe("resume with ?since", () => {
 		const mandateId = uniqueId("mio");
 		await reportStage(sessionId, mandateId, 1, "active");
 		const retained = await runInDurableObject(sessionStub(sessionId), (_instance, state) => {
-			const log = new EventLog(state.storage.sql);
+			const log = new EventLog(state.storage.sql, new MetaStore(state.storage.sql, "ml_meta"));
 			for (let i = 0; i < RETAINED_EVENTS + 500; i++) {
 				log.append({ type: "response_chunk", execution_id: "exec_x", mandate_id: mandateId, chunk: `${i}` });
 			}

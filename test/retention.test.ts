@@ -1,6 +1,7 @@
 import {
 	createExecutionContext,
 	createScheduledController,
+	evictDurableObject,
 	runInDurableObject,
 	waitOnExecutionContext,
 } from "cloudflare:test";
@@ -20,6 +21,7 @@ import {
 	mobileToken,
 	phonesClosedAfterEach,
 	progressOf,
+	reportStage,
 	runAlarm,
 	runAlarmAt,
 	sessionStub,
@@ -112,6 +114,52 @@ describe("retention", () => {
 		phones.push(resumed);
 		const first = await resumed.waitFor(() => true, "first frame");
 		expect(first.type).toBe("snapshot");
+	});
+
+	it("tells a watching phone by a snapshot, and never gives a deleted event's seq to another, even after a restart", async () => {
+		const sessionId = uniqueId("sess");
+		const phone = await connectPhone(sessionId);
+		phones.push(phone);
+		await phone.waitFor((f) => f.type === "snapshot", "snapshot");
+		const kept = mandateBody(sessionId);
+		const gone = mandateBody(sessionId);
+		await reportStage(sessionId, kept.mandate_id, 1, "active");
+		// The newest events are the mandate that retention deletes.
+		await reportStage(sessionId, gone.mandate_id, 1, "failed");
+		await phone.waitForStage(gone.mandate_id, 1, "failed");
+		const seen = phone.frames.length;
+		// It finished 30 days ago (a phone watching then has a fresh token: the alarm runs as of now).
+		await runInDurableObject(sessionStub(sessionId), (_i, state) => {
+			state.storage.sql.exec(
+				"UPDATE ml_mandates SET updated_at = ? WHERE mandate_id = ?",
+				Date.now() - RETENTION_MS - 60_000,
+				gone.mandate_id,
+			);
+		});
+		await runAlarmAt(sessionId, Date.now());
+		// The phone that watched is told: a snapshot at a seq of its own, without the deleted mandate.
+		const told = await phone.waitFor(
+			(f) => f.type === "snapshot" && phone.frames.indexOf(f) >= seen,
+			"snapshot after retention",
+		);
+		expect(told.seq).toBe(3);
+		expect((told.mandates as Array<{ mandate_id: string }>).map((m) => m.mandate_id)).toEqual([
+			kept.mandate_id,
+		]);
+		expect(await progressOf(sessionId)).toMatchObject({ seq: 3 });
+
+		// A restart does not hand out seq 2 or 3 again (the log's newest row is seq 1 now).
+		await evictDurableObject(sessionStub(sessionId));
+		await reportStage(sessionId, kept.mandate_id, 1, "completed");
+		expect((await progressOf(sessionId)).seq).toBe(4);
+		// A phone from before the deletion finds a hole: a snapshot. One from after it: just seq 4.
+		const before = await connectPhone(sessionId, { since: 2 });
+		phones.push(before);
+		expect((await before.waitFor(() => true, "first frame")).type).toBe("snapshot");
+		const after = await connectPhone(sessionId, { since: 3 });
+		phones.push(after);
+		const replayed = await after.waitFor(() => true, "first frame");
+		expect(replayed).toMatchObject({ seq: 4, event: "pipeline_stage" });
 	});
 
 	it("a session with nothing left and no phone deletes its whole storage, alarm and owner row", async () => {

@@ -48,7 +48,7 @@ export class SessionContext {
 		this.sql = sql;
 		runMigrations(sql, SESSION_MIGRATIONS);
 		this.meta = new MetaStore(sql, "ml_meta");
-		this.log = new EventLog(sql);
+		this.log = new EventLog(sql, this.meta);
 		this.log.beforePrune = (seq) => saveAnswersThrough(this, seq);
 		this.mandates = new MandateStore(sql);
 		this.outbox = new Outbox(sql, this.meta);

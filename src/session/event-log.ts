@@ -1,3 +1,4 @@
+import type { MetaStore } from "../durable/meta.ts";
 import type { LoggedFrame } from "../protocol/frames.ts";
 
 /** A logged frame before it has a seq: the log assigns it. */
@@ -18,17 +19,21 @@ const PRUNE_EVERY = 200;
 
 export class EventLog {
 	readonly #sql: SqlStorage;
+	readonly #meta: MetaStore;
 	/**
-	 * The newest seq, kept in memory: the log always holds its newest event (pruning keeps the last
-	 * RETAINED_EVENTS), so MAX(seq) recovers it after a restart without a write per event.
+	 * The newest seq, kept in memory. Pruning keeps the newest RETAINED_EVENTS, so MAX(seq) recovers it
+	 * after a restart without a write per event; retention may delete the newest events (a finished
+	 * mandate's), so it also leaves the seq it reached in `seq_floor`, and a seq is never used twice.
 	 */
 	#last: number;
 	/** Called before the log drops every event up to a seq (answer pieces not yet kept elsewhere). */
 	beforePrune: (seq: number) => void = () => {};
 
-	constructor(sql: SqlStorage) {
+	constructor(sql: SqlStorage, meta: MetaStore) {
 		this.#sql = sql;
-		this.#last = sql.exec<{ seq: number | null }>("SELECT MAX(seq) AS seq FROM ml_events").one().seq ?? 0;
+		this.#meta = meta;
+		const newest = sql.exec<{ seq: number | null }>("SELECT MAX(seq) AS seq FROM ml_events").one().seq ?? 0;
+		this.#last = Math.max(newest, meta.getNumber("seq_floor") ?? 0);
 	}
 
 	lastSeq(): number {
@@ -64,6 +69,17 @@ export class EventLog {
 			this.#sql.exec("DELETE FROM ml_events WHERE seq <= ?", seq - RETAINED_EVENTS);
 		}
 		return { seq, text };
+	}
+
+	/**
+	 * Takes a seq that no event carries: retention deleted mandates (and their events), which no frame
+	 * can say. A phone that saw everything up to the seq before it no longer has the log's whole story,
+	 * so its resume finds a hole and gets a snapshot, and the snapshot sent now carries this seq.
+	 */
+	skip(): number {
+		this.#last += 1;
+		this.#meta.set("seq_floor", this.#last);
+		return this.#last;
 	}
 
 	/**

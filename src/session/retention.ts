@@ -2,7 +2,9 @@ import { deleteSessionOwner } from "../d1/erasure.ts";
 import { log } from "../log.ts";
 import { forgetAnswer } from "./answer.ts";
 import type { SessionContext } from "./context.ts";
+import { snapshot } from "./emission.ts";
 import { FINISHED_STATES_SQL } from "./mandate-store.ts";
+import { broadcast } from "./sockets.ts";
 
 /**
  * Retention (issue 12, DESIGN.md "Operations"): a finished mandate — its stages, its events in the log,
@@ -49,6 +51,10 @@ export async function runRetention(s: SessionContext, now: number): Promise<bool
 	}
 	if (expired.length > 0) {
 		log("info", "retention: mandates deleted", { session_id: s.sessionId(), mandates: expired.length });
+		// No frame says "deleted": the deletion takes a seq of its own, phones watching now get the
+		// snapshot at it, and a phone that comes back from before it finds a hole and gets one too.
+		s.log.skip();
+		if (s.ctx.getWebSockets().length > 0) broadcast(s.ctx, JSON.stringify(snapshot(s)));
 	}
 	// Webhook ids are kept to spot replays; a replay older than retention is refused by its timestamp anyway.
 	s.sql.exec("DELETE FROM ml_webhooks WHERE received_at <= ?", cutoff);
