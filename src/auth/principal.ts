@@ -3,7 +3,7 @@ import { apiError } from "../http.ts";
 import { log } from "../log.ts";
 import { type MobileClaims, verifyMobileToken } from "./mobile-token.ts";
 import { secretValues } from "./secret-values.ts";
-import { bearerToken, matchesAnySecret } from "./secrets.ts";
+import { bearerToken, matchSecrets } from "./secrets.ts";
 
 /**
  * Who is calling (DESIGN.md, "External contract"): the MyndLens pipeline with SERVICE_TOKEN, an
@@ -58,10 +58,7 @@ export async function identify(
 	}
 	// Every value of both static tokens is always compared, in constant time, so timing does not
 	// tell which one (if any) matched.
-	const [isService, isAdmin] = await Promise.all([
-		matchesAnySecret(token, SERVICE_TOKEN),
-		matchesAnySecret(token, ADMIN_TOKEN),
-	]);
+	const [isService, isAdmin] = await matchSecrets(token, [SERVICE_TOKEN, ADMIN_TOKEN]);
 	if (isService) return { ok: true, principal: { kind: "service" } };
 	if (isAdmin) return { ok: true, principal: { kind: "admin" } };
 	if (SESSION_TOKEN_SECRET && token.split(".").length === 3) {
