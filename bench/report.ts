@@ -111,7 +111,7 @@ function markdown(report: BenchReport): string {
 	);
 	const c = report.correctness;
 	lines.push(
-		"## Correctness under load (largest size, phones dropping and resuming during every round)",
+		"## Correctness under load (largest size: after the timed rounds, as many rounds with a fifth of the phones dropping and resuming during each)",
 		"",
 		`${c.events} events received over ${c.reconnects} reconnects: **${c.lost} lost, ${c.duplicated} duplicated, ${c.out_of_order} out of order**.`,
 		"",
