@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { matchSecrets } from "../../src/auth/secrets.ts";
+import { matchSecrets } from "../src/auth/secrets.ts";
 
 /**
  * The static tokens (SERVICE_TOKEN, ADMIN_TOKEN) as the Worker compares them: each setting may hold
