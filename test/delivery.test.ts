@@ -4,9 +4,23 @@ import {
 	AgentUpdateDelivery,
 	ANSWER_CADENCE_MS,
 	CHUNK_WINDOW_MS,
+	type DeliveryOptions,
 	foldText,
 	RETRY_DELAYS_MS,
 } from "../src/openclaw/delivery.ts";
+
+/** A delivery to a session that always takes the batch: the calls, in order. */
+function recording(options: DeliveryOptions = {}) {
+	const calls: AgentUpdate[][] = [];
+	const delivery = new AgentUpdateDelivery(
+		async (_s, _e, updates) => {
+			calls.push(updates);
+		},
+		() => {},
+		options,
+	);
+	return { delivery, calls };
+}
 
 // Issue 6: a fast answer travels in a few coalesced batches, in order, with nothing lost or repeated.
 describe("agent update delivery", () => {
@@ -37,20 +51,13 @@ describe("agent update delivery", () => {
 	it("sends an answer's first words after CHUNK_WINDOW_MS, then its text at most once per ANSWER_CADENCE_MS", async () => {
 		let now = 1_000_000;
 		const waits: number[] = [];
-		const calls: AgentUpdate[][] = [];
-		const delivery = new AgentUpdateDelivery(
-			async (_s, _e, updates) => {
-				calls.push(updates);
+		const { delivery, calls } = recording({
+			now: () => now,
+			sleep: async (ms) => {
+				waits.push(ms);
+				now += ms;
 			},
-			() => {},
-			{
-				now: () => now,
-				sleep: async (ms) => {
-					waits.push(ms);
-					now += ms;
-				},
-			},
-		);
+		});
 		await delivery.push("s1", "exec_1", [{ kind: "chunk", text: "a" }]);
 		now += 30;
 		await delivery.push("s1", "exec_1", [{ kind: "chunk", text: "b" }]);
@@ -75,20 +82,13 @@ describe("agent update delivery", () => {
 
 	it("cuts the answer's wait short for a status, the end or an error, which carry the text queued before them", async () => {
 		const waits: number[] = [];
-		const calls: AgentUpdate[][] = [];
-		const delivery = new AgentUpdateDelivery(
-			async (_s, _e, updates) => {
-				calls.push(updates);
+		// A wait that only ends when it is cut short.
+		const { delivery, calls } = recording({
+			sleep: (ms, wake) => {
+				waits.push(ms);
+				return wake;
 			},
-			() => {},
-			// A wait that only ends when it is cut short.
-			{
-				sleep: (ms, wake) => {
-					waits.push(ms);
-					return wake;
-				},
-			},
-		);
+		});
 		void delivery.push("s1", "exec_1", [{ kind: "chunk", text: "a" }]);
 		void delivery.push("s1", "exec_1", [{ kind: "chunk", text: "b" }]);
 		await delivery.push("s1", "exec_1", [{ kind: "status", status: "Using tool: search", progress: 40 }]);
@@ -116,20 +116,13 @@ describe("agent update delivery", () => {
 			status: "Generating response...",
 			progress,
 		});
-		const calls: AgentUpdate[][] = [];
 		let cut = 0;
-		const delivery = new AgentUpdateDelivery(
-			async (_s, _e, updates) => {
-				calls.push(updates);
+		const { delivery, calls } = recording({
+			sleep: async (_ms, wake) => {
+				await wake;
+				cut += 1;
 			},
-			() => {},
-			{
-				sleep: async (_ms, wake) => {
-					await wake;
-					cut += 1;
-				},
-			},
-		);
+		});
 		void delivery.push("s1", "exec_1", [{ kind: "chunk", text: "a", offset: 0 }, generating(41)]);
 		await delivery.idle();
 		void delivery.push("s1", "exec_1", [{ kind: "chunk", text: "b", offset: 1 }, generating(42)]);
@@ -185,13 +178,7 @@ describe("agent update delivery", () => {
 	});
 
 	it("sends a status at once, flushing chunks queued before it, in order", async () => {
-		const calls: AgentUpdate[][] = [];
-		const delivery = new AgentUpdateDelivery(
-			async (_s, _e, updates) => {
-				calls.push(updates);
-			},
-			() => {},
-		);
+		const { delivery, calls } = recording();
 		void delivery.push("s1", "exec_1", [{ kind: "status", status: "Agent started", progress: 10 }]);
 		void delivery.push("s1", "exec_1", [{ kind: "chunk", text: "a" }]);
 		void delivery.push("s1", "exec_1", [{ kind: "chunk", text: "b" }, { kind: "end" }]);

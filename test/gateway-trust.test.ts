@@ -337,6 +337,17 @@ describe("the answer is never silently cut or joined (finding 11)", () => {
 		return { ...running, fake, tenantId, gateway, agent };
 	}
 
+	/** The Gateway DO restarts mid-run; its alarm reconnects it to the gateway. */
+	const restartAndReconnect = async (tenantId: string) => {
+		const gateway = await restart(tenantId);
+		await runDurableObjectAlarm(gateway);
+		await eventually(
+			() => gateway.status(),
+			(s) => s.connected,
+			"reconnected after the restart",
+		);
+	};
+
 	const answerReaches = (phone: Phone, executionId: string, answer: string) =>
 		eventually(
 			async () => answerOf(phone.frames.filter((f) => f.execution_id === executionId)),
@@ -350,13 +361,7 @@ describe("the answer is never silently cut or joined (finding 11)", () => {
 		await agent("assistant", { itemId: "item-1", text: "Let me check.", delta: "Let me check." });
 		await agent("item", { itemId: "tool:1", toolCallId: "1", kind: "tool", phase: "start", name: "read" });
 		await answerReaches(phone, executionId, "Let me check.");
-		const gateway = await restart(tenantId);
-		await runDurableObjectAlarm(gateway);
-		await eventually(
-			() => gateway.status(),
-			(s) => s.connected,
-			"reconnected after the restart",
-		);
+		await restartAndReconnect(tenantId);
 		expect(fake.connections.length).toBe(2);
 		await agent("assistant", {
 			itemId: "item-2",
@@ -375,13 +380,7 @@ describe("the answer is never silently cut or joined (finding 11)", () => {
 		await answerReaches(phone, executionId, "Hello, wor");
 		// The item's progress since its start was not persisted yet (RUN_PERSIST_INTERVAL_MS): the
 		// restarted object forwards from an older offset, and the session takes only what it lacks.
-		const gateway = await restart(tenantId);
-		await runDurableObjectAlarm(gateway);
-		await eventually(
-			() => gateway.status(),
-			(s) => s.connected,
-			"reconnected after the restart",
-		);
+		await restartAndReconnect(tenantId);
 		await agent("assistant", { itemId: "item-1", text: "Hello, world.", delta: "ld." });
 		await agent("lifecycle", { phase: "end" });
 		await answerReaches(phone, executionId, "Hello, world.");
