@@ -241,13 +241,16 @@ async function serviceLatency(
 /**
  * The floor: the same fan-out with nothing but a Durable Object forwarding a posted message; the
  * durable floor first writes it to SQLite; the alarm floor also arms the object's alarm; the
- * work-matched floor also runs WEBHOOK_WORK's statements and copies to D1 (on the same cores).
+ * work-matched floor also runs WEBHOOK_WORK's statements and copies to D1 (on the same cores); the
+ * worker-matched floor also checks a signed delivery webhook in its Worker, as the service's route
+ * does, and reaches its object by RPC (`signer` signs its posts).
  */
 async function floorLatency(
 	floor: RunningWorker,
 	sessions: number,
 	runId: string,
-	mode: "bare" | "durable" | "alarm" | "matched" = "bare",
+	mode: "bare" | "durable" | "alarm" | "matched" | "worker" = "bare",
+	signer?: Webhook,
 ): Promise<number[]> {
 	const rooms = Array.from({ length: sessions }, (_, i) => `room-${runId}-${sessions}-${i}-${mode}`);
 	const query = {
@@ -255,6 +258,7 @@ async function floorLatency(
 		durable: "?durable",
 		alarm: "?durable&alarm",
 		matched: `?durable&alarm&sql=${WEBHOOK_WORK.sql}&rows=${WEBHOOK_WORK.rows}&d1=${WEBHOOK_WORK.d1}`,
+		worker: `?durable&alarm&sql=${WEBHOOK_WORK.sql}&rows=${WEBHOOK_WORK.rows}&d1=${WEBHOOK_WORK.d1}&verify&rpc`,
 	}[mode];
 	const phones = await pool(rooms, 25, async (room) =>
 		Promise.all(
@@ -267,14 +271,34 @@ async function floorLatency(
 	);
 	const samples: number[] = [];
 	for (let round = 0; round < ROUNDS; round++) {
-		const message = JSON.stringify({ event: "pipeline_stage", seq: round + 1, data: { stage: 10, round } });
+		// The worker-matched floor's signal is a delivery webhook as ObeGee signs it (plus the seq phones wait for).
+		const message =
+			mode === "worker"
+				? JSON.stringify({
+						execution_id: `exec_floor_${round}`,
+						status: "COMPLETED",
+						delivered_to: ["email"],
+						summary: "Sent",
+						seq: round + 1,
+					})
+				: JSON.stringify({ event: "pipeline_stage", seq: round + 1, data: { stage: 10, round } });
 		const sent = await Promise.all(
 			rooms.map(async (room) => {
+				const headers: Record<string, string> = {};
 				const at = performance.now();
+				if (signer) {
+					const id = `msg_${room}_${round}`;
+					const now = new Date();
+					headers["webhook-id"] = id;
+					headers["webhook-timestamp"] = String(Math.floor(now.getTime() / 1000));
+					headers["webhook-signature"] = signer.sign(id, now, message);
+				}
 				const response = await fetch(`${floor.url}/rooms/${room}${query}`, {
 					method: "POST",
+					headers,
 					body: message,
 				});
+				if (!response.ok) throw new Error(`floor ${mode}: ${response.status} ${await response.text()}`);
 				await response.body?.cancel();
 				return at;
 			}),
@@ -640,7 +664,7 @@ async function main(only: "costs" | "latency" | null = null) {
 			root: ROOT,
 			config: "bench/floor/wrangler.toml",
 			readyPath: "/rooms/warmup",
-			vars: {},
+			vars: { WEBHOOK_SECRET: secrets.WEBHOOK_SECRET },
 		}),
 	]);
 	let gateways = new Gateways(service.url, secrets.ADMIN_TOKEN, secrets.OPENCLAW_GATEWAY_TOKEN);
@@ -684,6 +708,13 @@ async function main(only: "costs" | "latency" | null = null) {
 			const durableSamples = await floorLatency(floor, sessions, runId, "durable");
 			const alarmSamples = await floorLatency(floor, sessions, runId, "alarm");
 			const matchedSamples = await floorLatency(floor, sessions, runId, "matched");
+			const workerSamples = await floorLatency(
+				floor,
+				sessions,
+				runId,
+				"worker",
+				new Webhook(secrets.WEBHOOK_SECRET),
+			);
 			const ratio = (a: Distribution, b: Distribution) =>
 				Math.round((a.p99 / Math.max(b.p99, 0.01)) * 100) / 100;
 			const webhook = distribution(samples);
@@ -692,6 +723,7 @@ async function main(only: "costs" | "latency" | null = null) {
 			const durable = distribution(durableSamples);
 			const alarmed = distribution(alarmSamples);
 			const matched = distribution(matchedSamples);
+			const workerMatched = distribution(workerSamples);
 			latency.push({
 				sessions,
 				service: webhook,
@@ -706,9 +738,11 @@ async function main(only: "costs" | "latency" | null = null) {
 				alarm_ratio_p99: ratio(webhook, alarmed),
 				matched_floor: matched,
 				matched_ratio_p99: ratio(webhook, matched),
+				worker_floor: workerMatched,
+				worker_ratio_p99: ratio(webhook, workerMatched),
 			});
 			log(
-				`  webhook p50 ${webhook.p50} p99 ${webhook.p99} · gateway p50 ${agent.p50} p99 ${agent.p99} · floor p50 ${bare.p50} p99 ${bare.p99} · durable floor p99 ${durable.p99} · with alarm p99 ${alarmed.p99} · work-matched p99 ${matched.p99} ms`,
+				`  webhook p50 ${webhook.p50} p99 ${webhook.p99} · gateway p50 ${agent.p50} p99 ${agent.p99} · floor p50 ${bare.p50} p99 ${bare.p99} · durable floor p99 ${durable.p99} · with alarm p99 ${alarmed.p99} · work-matched p99 ${matched.p99} · worker-matched p99 ${workerMatched.p99} ms`,
 			);
 			if (sessions === Math.max(...SIZES)) correctness = audit;
 		}

@@ -1,4 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
+import { verifyWebhook } from "../../src/auth/webhook-signature.ts";
+import { DeliveryWebhook } from "../../src/protocol/obegee.ts";
 
 /**
  * The floor: the least a Durable Object can do to get a message to its phones. `GET /rooms/:id/ws`
@@ -13,10 +15,15 @@ import { DurableObject } from "cloudflare:workers";
  * `&sql=<s>&rows=<r>` makes that write <r> rows in all and run <s> statements in all (the rest point
  * reads), and `&d1=<n>` then copies <n> records to D1 in one batch in the background: the work-matched
  * floor, doing per signal the work the bench measured for the service's signal, and nothing else.
+ * `&verify` makes the Worker first do what the service's webhook route does before its Durable Object:
+ * check the Standard Webhooks signature (the service's own `verifyWebhook`, WEBHOOK_SECRET), parse the
+ * body and validate it with the service's `DeliveryWebhook` schema; `&rpc` then reaches the object by
+ * JS RPC, as the service does, instead of fetch: the worker-matched floor.
  */
 interface Env {
 	ROOM: DurableObjectNamespace<FloorRoom>;
 	DB: D1Database;
+	WEBHOOK_SECRET?: string;
 }
 
 let copyTable: Promise<unknown> | null = null;
@@ -57,8 +64,13 @@ export class FloorRoom extends DurableObject<Env> {
 			this.ctx.acceptWebSocket(server, url.searchParams.has("parse") ? [role, "parse"] : [role]);
 			return new Response(null, { status: 101, webSocket: client });
 		}
-		const message = await request.text();
-		const params = new URL(request.url).searchParams;
+		await this.signal(await request.text(), new URL(request.url).search);
+		return new Response(null, { status: 204 });
+	}
+
+	/** A posted signal: stored first when asked (see the header), then sent to every phone. */
+	async signal(message: string, search: string): Promise<void> {
+		const params = new URLSearchParams(search);
 		// The durable floor writes the message to SQLite first, as the service's event log does: the
 		// runtime then holds the sends until the write is committed (the output gate).
 		if (params.has("durable")) {
@@ -88,7 +100,6 @@ export class FloorRoom extends DurableObject<Env> {
 				),
 			);
 		}
-		return new Response(null, { status: 204 });
 	}
 
 	/** The armed alarm only measures what arming costs; firing it does nothing. */
@@ -105,9 +116,26 @@ export class FloorRoom extends DurableObject<Env> {
 }
 
 export default {
-	fetch(request: Request, env: Env): Promise<Response> | Response {
-		const match = /^\/rooms\/([^/]+)(\/ws|\/source)?$/.exec(new URL(request.url).pathname);
+	async fetch(request: Request, env: Env): Promise<Response> {
+		const url = new URL(request.url);
+		const match = /^\/rooms\/([^/]+)(\/ws|\/source)?$/.exec(url.pathname);
 		if (!match?.[1]) return new Response("not found", { status: 404 });
-		return env.ROOM.getByName(match[1]).fetch(request);
+		const room = env.ROOM.getByName(match[1]);
+		if (match[2] || !url.searchParams.has("verify")) return room.fetch(request);
+		const body = await request.text();
+		const verified = await verifyWebhook(
+			{
+				id: request.headers.get("webhook-id"),
+				timestamp: request.headers.get("webhook-timestamp"),
+				signature: request.headers.get("webhook-signature"),
+			},
+			body,
+			env.WEBHOOK_SECRET ?? "",
+		);
+		if (!verified.ok) return new Response(verified.reason, { status: 401 });
+		if (!DeliveryWebhook.safeParse(JSON.parse(body)).success) return new Response("invalid", { status: 400 });
+		if (!url.searchParams.has("rpc")) return room.fetch(new Request(request.url, { method: "POST", body }));
+		await room.signal(body, url.search);
+		return new Response(null, { status: 204 });
 	},
 } satisfies ExportedHandler<Env>;
