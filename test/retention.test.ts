@@ -11,6 +11,7 @@ import { DEFAULT_RETENTION_DAYS } from "../src/config.ts";
 import worker from "../src/index.ts";
 import { MAX_FINISHED_SHOWN } from "../src/session/mandate-store.ts";
 import { EMPTY_SESSION_GRACE_MS } from "../src/session/retention.ts";
+import { WEBHOOK_DEDUP_RETENTION_MS } from "../src/session/webhook-log.ts";
 import {
 	auditSettled,
 	connectPhone,
@@ -160,6 +161,25 @@ describe("retention", () => {
 		phones.push(after);
 		const replayed = await after.waitFor(() => true, "first frame");
 		expect(replayed).toMatchObject({ seq: 4, event: "pipeline_stage" });
+	});
+
+	it("forgets a delivery webhook's id a week after it came, in the alarm's pass", async () => {
+		const sessionId = uniqueId("sess");
+		await finishedMandate(sessionId);
+		await auditSettled(sessionId);
+		const webhookIds = () =>
+			runInDurableObject(
+				sessionStub(sessionId),
+				(_instance, state) =>
+					state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM ml_webhooks").one().n,
+			);
+		expect(await webhookIds()).toBe(1);
+		const received = Date.now();
+		// A replay is refused by its signature's timestamp after 5 minutes; the id is kept a week anyway.
+		expect(await runAlarmAt(sessionId, received + WEBHOOK_DEDUP_RETENTION_MS - 60_000)).toBe(true);
+		expect(await webhookIds()).toBe(1);
+		expect(await runAlarmAt(sessionId, received + WEBHOOK_DEDUP_RETENTION_MS + 60_000)).toBe(true);
+		expect(await webhookIds()).toBe(0);
 	});
 
 	it("a session with nothing left and no phone deletes its whole storage, alarm and owner row", async () => {

@@ -33,7 +33,9 @@ export class AlarmSchedule {
 	 * and the time it was armed for.
 	 */
 	fired(now = Date.now()): number {
-		const named = this.#meta.getNumber("alarm_at");
+		// Read from the table, not the meta's copy: the tests name it from outside the object.
+		const stored = this.#meta.fresh("alarm_at");
+		const named = stored === null ? null : Number(stored);
 		if (named !== null) this.#meta.delete("alarm_at");
 		const armedFor = named ?? this.#armedAt ?? 0;
 		this.#armedAt = undefined;

@@ -42,6 +42,13 @@ export async function runAlarm(s: SessionContext): Promise<"deleted" | undefined
 	armAlarm(s);
 }
 
+/**
+ * The sessions whose alarm, as last armed, is for the outbox (its cover while a copy runs, or its retry):
+ * only then must a finished copy arm it again. Otherwise the copy changed nothing the schedule reads,
+ * and whatever else changed meanwhile armed it in its own turn.
+ */
+const armedForOutbox = new WeakSet<SessionContext>();
+
 /** Arms the one alarm for the earliest pending job: a poll, a deadline, a dispatch, an expiry or a retry. */
 export function armAlarm(s: SessionContext): void {
 	const now = Date.now();
@@ -53,14 +60,17 @@ export function armAlarm(s: SessionContext): void {
 	];
 	let next: number | null = null;
 	for (const at of jobs) if (at !== null && (next === null || at < next)) next = at;
-	s.alarm.arm([...jobs, s.outbox.retryAt(now, next)]);
+	const outbox = s.outbox.retryAt(now, next);
+	if (outbox !== null && (next === null || outbox < next)) armedForOutbox.add(s);
+	else armedForOutbox.delete(s);
+	s.alarm.arm([next, outbox]);
 }
 
 /**
  * Starts copying the outbox to D1 off the caller's path (issue 16): a webhook or a stage report is
  * answered once its state is stored and its frames are sent, never after a D1 backlog. The alarm is
  * armed first, so the rows are covered even if the object dies before the copy finishes; when it
- * finishes, the alarm is armed again (to drop that cover, or for a retry with backoff).
+ * finishes, the alarm is armed again if it was for that cover (to drop it), or for a retry with backoff.
  */
 export function flush(s: SessionContext): Promise<void> {
 	const sessionId = s.sessionId();
@@ -82,6 +92,6 @@ export async function flushNow(s: SessionContext, armFirst = true): Promise<void
 	const sessionId = s.sessionId();
 	if (!sessionId) return;
 	if (armFirst) armAlarm(s);
-	await s.outbox.flush(s.env.DB, sessionId);
-	armAlarm(s);
+	const copied = await s.outbox.flush(s.env.DB, sessionId);
+	if (!copied || armedForOutbox.has(s)) armAlarm(s);
 }

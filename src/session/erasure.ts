@@ -59,8 +59,7 @@ export async function eraseSession(
 	const events = s.log.lastSeq();
 	// A copy to D1 in flight finishes first; nothing pending is copied any more (it would be erased).
 	await s.outbox.inProgress();
-	s.outbox.discard();
-	s.sql.exec("DELETE FROM ml_outbox");
+	s.outbox.clear();
 	const executionIds = mandates.map((m) => m.execution_id).filter((id): id is string => id !== null);
 	// D1 first: if it fails, the object still knows what to erase and the operator's retry finishes it.
 	const d1 = await eraseSessionRows(

@@ -56,6 +56,11 @@ export class Outbox {
 	/** The next record id (null until read, after a restart). */
 	#next: number | null = null;
 	#added = 0;
+	/**
+	 * Records in the table, kept as rows are written and deleted (null until read, after a restart), so
+	 * the schedule's "anything waiting?" and a flush that has copied everything cost no statement.
+	 */
+	#stored: number | null = null;
 
 	constructor(sql: SqlStorage, meta: MetaStore) {
 		this.#sql = sql;
@@ -92,11 +97,14 @@ export class Outbox {
 			JSON.stringify(records.length === 1 ? first : records),
 			records.length,
 		);
+		if (this.#stored !== null) this.#stored += records.length;
 	}
 
-	/** Forgets this turn's records (the session is being erased). */
-	discard(): void {
+	/** Forgets this turn's records and every row waiting (the session is being erased). */
+	clear(): void {
 		this.#turn = [];
+		this.#sql.exec("DELETE FROM ml_outbox");
+		this.#stored = 0;
 	}
 
 	#takeIds(n: number): number {
@@ -117,7 +125,9 @@ export class Outbox {
 	/** Records waiting for D1. */
 	pending(): number {
 		this.commit();
-		return this.#sql.exec<{ n: number | null }>("SELECT SUM(records) AS n FROM ml_outbox").one().n ?? 0;
+		this.#stored ??=
+			this.#sql.exec<{ n: number | null }>("SELECT SUM(records) AS n FROM ml_outbox").one().n ?? 0;
+		return this.#stored;
 	}
 
 	/**
@@ -161,12 +171,19 @@ export class Outbox {
 	async #drain(db: D1Database, sessionId: string): Promise<boolean> {
 		for (;;) {
 			this.commit();
-			const rows = this.#sql
-				.exec<OutboxRow & Record<string, SqlStorageValue>>(
-					"SELECT id, kind, payload, attempts, records FROM ml_outbox ORDER BY id LIMIT ?",
-					BATCH_SIZE,
-				)
-				.toArray();
+			// Everything copied (the count says so): no statement to find the table empty.
+			const rows =
+				this.#stored === 0
+					? []
+					: this.#sql
+							.exec<OutboxRow & Record<string, SqlStorageValue>>(
+								"SELECT id, kind, payload, attempts, records FROM ml_outbox ORDER BY id LIMIT ?",
+								BATCH_SIZE,
+							)
+							.toArray();
+			// Fewer than a batch is the whole table: the count is exact again (whoever wrote the rows);
+			// a full batch may leave more behind, so it is counted anew when next asked.
+			this.#stored = rows.length < BATCH_SIZE ? rows.reduce((sum, row) => sum + row.records, 0) : null;
 			if (rows.length === 0) {
 				this.#meta.delete("outbox_failures");
 				this.#meta.delete("outbox_retry_at");
@@ -186,7 +203,7 @@ export class Outbox {
 			const all = statements.flatMap((item) => item.statements);
 			try {
 				if (all.length > 0) await db.batch(all);
-				this.#delivered(statements.map((item) => item.row.id));
+				this.#delivered(statements.map((item) => item.row));
 				continue;
 			} catch {
 				// One of them may be the problem, or D1 may be down: try each record on its own.
@@ -199,7 +216,7 @@ export class Outbox {
 			for (const { row, statements: own } of statements) {
 				try {
 					await db.batch(own);
-					this.#delivered([row.id]);
+					this.#delivered([row]);
 				} catch (error) {
 					refused.push({ row, error });
 				}
@@ -234,8 +251,18 @@ export class Outbox {
 		}
 	}
 
-	#delivered(ids: number[]): void {
-		this.#sql.exec(`DELETE FROM ml_outbox WHERE id IN (${ids.map(() => "?").join(", ")})`, ...ids);
+	#delivered(rows: OutboxRow[]): void {
+		this.#sql.exec(
+			`DELETE FROM ml_outbox WHERE id IN (${rows.map(() => "?").join(", ")})`,
+			...rows.map((row) => row.id),
+		);
+		this.#forget(rows);
+	}
+
+	/** Rows deleted: the count follows (rows written meanwhile were counted when they were). */
+	#forget(rows: OutboxRow[]): void {
+		if (this.#stored === null) return;
+		for (const row of rows) this.#stored -= row.records;
 	}
 
 	/** Moves a poison row to D1's dead letters; false when D1 would not take even that. */
@@ -246,6 +273,7 @@ export class Outbox {
 			return false;
 		}
 		this.#sql.exec("DELETE FROM ml_outbox WHERE id = ?", row.id);
+		this.#forget([row]);
 		log("error", "outbox row dead-lettered", {
 			session_id: sessionId,
 			outbox_id: row.id,

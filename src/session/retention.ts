@@ -5,6 +5,7 @@ import type { SessionContext } from "./context.ts";
 import { snapshot } from "./emission.ts";
 import { FINISHED_STATES_SQL } from "./mandate-store.ts";
 import { broadcast } from "./sockets.ts";
+import { WEBHOOK_DEDUP_RETENTION_MS } from "./webhook-log.ts";
 
 /**
  * Retention (issue 12, DESIGN.md "Operations"): a finished mandate — its stages, its events in the log,
@@ -56,8 +57,9 @@ export async function runRetention(s: SessionContext, now: number): Promise<bool
 		s.log.skip();
 		if (s.ctx.getWebSockets().length > 0) broadcast(s.ctx, JSON.stringify(snapshot(s)));
 	}
-	// Webhook ids are kept to spot replays; a replay older than retention is refused by its timestamp anyway.
-	s.sql.exec("DELETE FROM ml_webhooks WHERE received_at <= ?", cutoff);
+	// Webhook ids are kept a week to spot replays (a replay older than that is refused by its timestamp
+	// anyway), or less when retention is shorter.
+	s.webhooks.forget(Math.max(cutoff + 1, now - WEBHOOK_DEDUP_RETENTION_MS));
 
 	const left = s.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM ml_mandates").one().n;
 	if (left > 0 || s.ctx.getWebSockets().length > 0 || s.outbox.pending() > 0) return false;
