@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { type GrowthResult, growthMarkdown } from "./growth.ts";
 import type { PerPush, PushBenchResult } from "./push.ts";
 import type { Distribution } from "./stats.ts";
-import { DO_MEMORY_GB, type KindWork, LEFT_OUT, PRICES, WEBHOOK_WORK } from "./work.ts";
+import { DO_MEMORY_GB, type KindWork, LEFT_OUT, PRICES, type WebhookWork } from "./work.ts";
 
 export { PRICES };
 
@@ -25,7 +25,7 @@ export interface LatencyResult {
 	/** The durable floor that also arms its alarm on every signal, as the service's one alarm moves. */
 	alarm_floor: Distribution;
 	alarm_ratio_p99: number;
-	/** The alarm floor that also does the service's measured work per webhook (WEBHOOK_WORK). */
+	/** The alarm floor that also does the service's measured work per webhook (BenchReport.webhook_work). */
 	matched_floor?: Distribution;
 	matched_ratio_p99?: number;
 	/** The work-matched floor whose Worker also checks the signed webhook and calls its object by RPC. */
@@ -45,6 +45,8 @@ export interface BenchReport {
 	costs: Array<Record<string, number | string>>;
 	/** Each kind of entry point in the per-execution runs, with its mean work (bench/work.ts). */
 	by_kind: KindWork[];
+	/** The signed webhook's work in this run's costs (by_kind), which the work-matched floors do per signal. */
+	webhook_work: WebhookWork;
 	bundle: { bytes: number; gzip: number };
 	/** The completion-push scenario (bench/push.ts). */
 	push?: PushBenchResult;
@@ -89,7 +91,7 @@ function markdown(report: BenchReport): string {
 				`| ${sessions} × 2 (n=${s.n}) | ${s.p50} | ${s.p95} | ${s.p99} | ${s.max} | ${f.p50} | ${f.p99} | ${d.p50} | ${d.p99} | **${durable_ratio_p99}×** | ${a.p99} | ${alarm_ratio_p99}× | ${m?.p50 ?? "–"} | ${m?.p99 ?? "–"} | ${matched_ratio_p99 ?? "–"}× | ${w?.p50 ?? "–"} | ${w?.p99 ?? "–"} | ${worker_ratio_p99 ?? "–"}× |`,
 		),
 		"",
-		`The work-matched floor is the alarm floor also running, per signal, the work the costs run measured for the service's signed webhook: ${WEBHOOK_WORK.sql} SQLite statements writing ${WEBHOOK_WORK.rows} rows, then ${WEBHOOK_WORK.d1} D1 statements in one batch in the background, against a local D1 on the same two cores (bench/floor/worker.ts). The worker-matched floor is that, with its Worker first doing what the service's webhook route does before its Durable Object (the service's own signature check, JSON parse and schema) and reaching the object by RPC, as the service does.`,
+		`The work-matched floor is the alarm floor also running, per signal, the work this run's costs measured for the service's signed webhook (its \`session rpc:deliverWebhook\` row below, rounded): ${report.webhook_work.sql} SQLite statements writing ${report.webhook_work.rows} rows, then ${report.webhook_work.d1} D1 statements in one batch in the background, against a local D1 on the same two cores (bench/floor/worker.ts). The worker-matched floor is that, with its Worker first doing what the service's webhook route does before its Durable Object (the service's own signature check, JSON parse and schema) and reaching the object by RPC, as the service does.`,
 		"",
 	];
 	lines.push(

@@ -25,7 +25,15 @@ import { pushBench } from "./push.ts";
 import { type LatencyResult, pushMarkdown, writeReport, writeSoakReport } from "./report.ts";
 import { soak } from "./soak.ts";
 import { type Distribution, distribution, pool } from "./stats.ts";
-import { collectWork, d1Growth, summarizeWork, WEBHOOK_WORK, type WorkLine, workByKind } from "./work.ts";
+import {
+	collectWork,
+	d1Growth,
+	summarizeWork,
+	type WebhookWork,
+	type WorkLine,
+	webhookWork,
+	workByKind,
+} from "./work.ts";
 
 /**
  * `npm run bench`: the Worker and the simulated ObeGee run locally in workerd (`wrangler dev`),
@@ -241,7 +249,8 @@ async function serviceLatency(
 /**
  * The floor: the same fan-out with nothing but a Durable Object forwarding a posted message; the
  * durable floor first writes it to SQLite; the alarm floor also arms the object's alarm; the
- * work-matched floor also runs WEBHOOK_WORK's statements and copies to D1 (on the same cores); the
+ * work-matched floor also runs the service's measured work per webhook (`work`) and copies to D1 (on
+ * the same cores); the
  * worker-matched floor also checks a signed delivery webhook in its Worker, as the service's route
  * does, and reaches its object by RPC (`signer` signs its posts).
  */
@@ -250,15 +259,17 @@ async function floorLatency(
 	sessions: number,
 	runId: string,
 	mode: "bare" | "durable" | "alarm" | "matched" | "worker" = "bare",
+	work: WebhookWork = { sql: 0, rows: 0, d1: 0 },
 	signer?: Webhook,
 ): Promise<number[]> {
 	const rooms = Array.from({ length: sessions }, (_, i) => `room-${runId}-${sessions}-${i}-${mode}`);
+	const matched = `?durable&alarm&sql=${work.sql}&rows=${work.rows}&d1=${work.d1}`;
 	const query = {
 		bare: "",
 		durable: "?durable",
 		alarm: "?durable&alarm",
-		matched: `?durable&alarm&sql=${WEBHOOK_WORK.sql}&rows=${WEBHOOK_WORK.rows}&d1=${WEBHOOK_WORK.d1}`,
-		worker: `?durable&alarm&sql=${WEBHOOK_WORK.sql}&rows=${WEBHOOK_WORK.rows}&d1=${WEBHOOK_WORK.d1}&verify&rpc`,
+		matched,
+		worker: `${matched}&verify&rpc`,
 	}[mode];
 	const phones = await pool(rooms, 25, async (room) =>
 		Promise.all(
@@ -590,6 +601,15 @@ async function floorStream(
 }
 
 /** The commit the figures belong to (with "+changes" when the tree differs from it). */
+/** The signed webhook's work in the last full run's results, for `--only latency` (which measures none). */
+function lastWebhookWork(): WebhookWork {
+	const path = join(ROOT, "bench/results/latest.json");
+	const last = JSON.parse(readFileSync(path, "utf8")) as { by_kind?: Parameters<typeof webhookWork>[0] };
+	const work = webhookWork(last.by_kind ?? []);
+	if (!work) throw new Error(`${path} has no rpc:deliverWebhook row: run the whole bench once first`);
+	return work;
+}
+
 function commitOf(): string {
 	const git = (...args: string[]) => execFileSync("git", args, { cwd: ROOT, encoding: "utf8" }).trim();
 	try {
@@ -639,9 +659,9 @@ async function main(only: "costs" | "latency" | null = null) {
 	log("bundling the Worker as it deploys, then starting it and the floor in workerd (wrangler dev)");
 	const isolated = isolatedWorkerConfig(ROOT);
 	/**
-	 * The Worker, on the port the ObeGee simulator calls back. Latency and streaming are measured on it
-	 * with the work meter off, as it runs in production (the meter logs a line per request and counts
-	 * every statement); the costs on a second start of it with the meter on.
+	 * The Worker, on the port the ObeGee simulator calls back. The costs are measured on it first, with
+	 * the work meter on; latency and streaming on a second start of it with the meter off, as it runs
+	 * in production (the meter logs a line per request and counts every statement).
 	 */
 	const startService = (metered: boolean) =>
 		startLocalWorker({
@@ -659,7 +679,7 @@ async function main(only: "costs" | "latency" | null = null) {
 			},
 		});
 	let [service, floor] = await Promise.all([
-		startService(only === "costs" || (only === "latency" && process.env.BENCH_METERED === "1")),
+		startService(only !== "latency" || process.env.BENCH_METERED === "1"),
 		startLocalWorker({
 			root: ROOT,
 			config: "bench/floor/wrangler.toml",
@@ -668,8 +688,11 @@ async function main(only: "costs" | "latency" | null = null) {
 		}),
 	]);
 	let gateways = new Gateways(service.url, secrets.ADMIN_TOKEN, secrets.OPENCLAW_GATEWAY_TOKEN);
-	if (process.env.BENCH_VERBOSE) service.onLine((line) => console.log(`[worker] ${line}`));
-	let metrics = collectWork((listener) => service.onLine(listener));
+	const verbose = () => {
+		if (process.env.BENCH_VERBOSE) service.onLine((line) => console.log(`[worker] ${line}`));
+	};
+	verbose();
+	const metrics = collectWork((listener) => service.onLine(listener));
 	try {
 		if (only === "costs") {
 			const from = metrics.length;
@@ -689,6 +712,26 @@ async function main(only: "costs" | "latency" | null = null) {
 			);
 			return;
 		}
+		let costs: Awaited<ReturnType<typeof costScenarios>> | null = null;
+		let byKind: ReturnType<typeof workByKind> = [];
+		if (only === null) {
+			// First, so the work-matched floors below do what the service was measured to do in this run.
+			log(
+				"per-execution costs (6 s and 30 s executions, ObeGee polling every 2 s, with and without the gateway)",
+			);
+			const costsFrom = metrics.length;
+			costs = await costScenarios(service, secrets, sim.url, metrics, runId, gateways);
+			byKind = workByKind(metrics.slice(costsFrom));
+			// The same Worker again, with the work meter off.
+			await Promise.all([service.stop(), gateways.closeAll()]);
+			service = await startService(false);
+			gateways = new Gateways(service.url, secrets.ADMIN_TOKEN, secrets.OPENCLAW_GATEWAY_TOKEN);
+			verbose();
+		}
+		const work = webhookWork(byKind) ?? lastWebhookWork();
+		log(
+			`the work-matched floors run ${work.sql} SQLite statements writing ${work.rows} rows and ${work.d1} D1 statements per signal`,
+		);
 		// Warm both up so the first size does not measure compilation.
 		await serviceLatency(service, gateways, secrets, 2, `${runId}w`);
 		await floorLatency(floor, 2, `${runId}w`);
@@ -707,12 +750,13 @@ async function main(only: "costs" | "latency" | null = null) {
 			const floorSamples = await floorLatency(floor, sessions, runId);
 			const durableSamples = await floorLatency(floor, sessions, runId, "durable");
 			const alarmSamples = await floorLatency(floor, sessions, runId, "alarm");
-			const matchedSamples = await floorLatency(floor, sessions, runId, "matched");
+			const matchedSamples = await floorLatency(floor, sessions, runId, "matched", work);
 			const workerSamples = await floorLatency(
 				floor,
 				sessions,
 				runId,
 				"worker",
+				work,
 				new Webhook(secrets.WEBHOOK_SECRET),
 			);
 			const ratio = (a: Distribution, b: Distribution) =>
@@ -777,17 +821,6 @@ async function main(only: "costs" | "latency" | null = null) {
 				.map((row) => `${row.chunks_per_s_aggregate} chunks/s (${row.ratio_to_floor}× the floor)`)
 				.join(", ")}; ${stream[3]?.chunks_per_frame} chunks per frame at 100/s`,
 		);
-		log(
-			"per-execution costs (6 s and 30 s executions, ObeGee polling every 2 s, with and without the gateway)",
-		);
-		// The same Worker again, with the work meter on.
-		await Promise.all([service.stop(), gateways.closeAll()]);
-		service = await startService(true);
-		gateways = new Gateways(service.url, secrets.ADMIN_TOKEN, secrets.OPENCLAW_GATEWAY_TOKEN);
-		metrics = collectWork((listener) => service.onLine(listener));
-		const costsFrom = metrics.length;
-		const costs = await costScenarios(service, secrets, sim.url, metrics, runId, gateways);
-		const byKind = workByKind(metrics.slice(costsFrom));
 		const bundle = bundleSize();
 		// The push scenario runs on a Worker of its own (own D1, the push simulators), beside the same floor.
 		await service.stop();
@@ -813,8 +846,9 @@ async function main(only: "costs" | "latency" | null = null) {
 			latency,
 			streaming: stream,
 			correctness,
-			costs,
+			costs: costs ?? [],
 			by_kind: byKind,
+			webhook_work: work,
 			bundle,
 			push,
 			growth,

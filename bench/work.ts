@@ -217,8 +217,23 @@ export function d1Growth(lines: WorkLine[], from: number): number {
 }
 
 /**
- * The service's own work per signed webhook, as the costs run measures it (the work table's
- * `session rpc:deliverWebhook` row at the commit of the README's run): SQLite statements, rows
- * written, D1 statements copied afterwards. The work-matched floor does this much and nothing else.
+ * The service's own work per signed webhook: SQLite statements, rows written, D1 statements copied
+ * afterwards. The work-matched floor does this much and nothing else.
  */
-export const WEBHOOK_WORK = { sql: 43, rows: 14, d1: 8 } as const;
+export interface WebhookWork {
+	sql: number;
+	rows: number;
+	d1: number;
+}
+
+/**
+ * The work the costs run measured for the signed webhook (its `session rpc:deliverWebhook` row),
+ * rounded to whole statements; a full run measures it before the latency sizes. `--only latency`
+ * has no costs run and takes the last full run's (bench/results/latest.json).
+ */
+export function webhookWork(byKind: KindWork[]): WebhookWork | null {
+	const row = byKind.find((kind) => kind.object === "session" && kind.kind === "rpc:deliverWebhook");
+	if (!row) return null;
+	const mean = (field: string) => Math.round(row.per_request[field] ?? 0);
+	return { sql: mean("sql_statements"), rows: mean("rows_written"), d1: mean("d1_statements") };
+}
