@@ -31,6 +31,16 @@ export interface LatencyResult {
 	/** The work-matched floor whose Worker also checks the signed webhook and calls its object by RPC. */
 	worker_floor?: Distribution;
 	worker_ratio_p99?: number;
+	/** The durable floor reached through one more Durable Object (the gateway path's hop). */
+	relay_floor?: Distribution;
+	gateway_relay_ratio_p99?: number;
+	/** The same signals in settled rounds: each after a pause in which the service finished the round's earlier work. */
+	settled?: Distribution;
+	settled_durable_ratio_p99?: number;
+	settled_worker_ratio_p99?: number;
+	settled_gateway?: Distribution;
+	settled_gateway_durable_ratio_p99?: number;
+	settled_gateway_relay_ratio_p99?: number;
 }
 
 export interface BenchReport {
@@ -47,6 +57,8 @@ export interface BenchReport {
 	by_kind: KindWork[];
 	/** The signed webhook's work in this run's costs (by_kind), which the work-matched floors do per signal. */
 	webhook_work: WebhookWork;
+	/** Executes that answered 503 `dispatch_pending` (ObeGee's simulator late) and were asked again. */
+	dispatch_pending_retries?: number;
 	bundle: { bytes: number; gzip: number };
 	/** The completion-push scenario (bench/push.ts). */
 	push?: PushBenchResult;
@@ -97,11 +109,43 @@ function markdown(report: BenchReport): string {
 	lines.push(
 		"## Signal → phone latency (ms): gateway agent event emitted → progress frame on every phone",
 		"",
-		"| sessions × phones | gateway p50 | p95 | p99 | max | floor p99 | ratio | durable floor p99 | **ratio to it** |",
+		"| sessions × phones | gateway p50 | p95 | p99 | max | floor p99 | ratio | durable floor p99 | **ratio to it** | relay floor p50 | p99 | ratio to it |",
+		"|---|---|---|---|---|---|---|---|---|---|---|---|",
+		...report.latency.map(
+			({
+				sessions,
+				gateway: g,
+				floor: f,
+				durable_floor: d,
+				gateway_ratio_p99,
+				gateway_durable_ratio_p99,
+				relay_floor: r,
+				gateway_relay_ratio_p99,
+			}) =>
+				`| ${sessions} × 2 (n=${g.n}) | ${g.p50} | ${g.p95} | ${g.p99} | ${g.max} | ${f.p99} | ${gateway_ratio_p99}× | ${d.p99} | **${gateway_durable_ratio_p99}×** | ${r?.p50 ?? "–"} | ${r?.p99 ?? "–"} | ${gateway_relay_ratio_p99 ?? "–"}× |`,
+		),
+		"",
+		"The relay floor is the durable floor reached through one more Durable Object, by RPC from the Worker and then to the room, one relay object per 20 rooms: the hop the gateway path adds (a tenant's Gateway DO hands each agent event to the session's DO). Its signal still enters through the Worker, where the service's gateway events arrive on the Gateway DO's own outbound socket.",
+		"",
+		"The gateway signal is the agent's first tool step, timed from the simulator's send of that event; the run's lifecycle events go 1 ms apart before it.",
+		"",
+		"## Signal → phone latency (ms), settled rounds: each signal after the service finished the round's earlier work",
+		"",
+		"The tables above time each signal right after the step before it (the gateway run 100 ms after dispatch, the webhook as soon as the phones showed the agent's end), while the service may still be copying that step to D1 and taking the run's last events; a floor's signal always finds its object idle. These rounds, after the timed ones, pause 25 ms per session before each signal (5 s at 200 sessions) and time the same signals again.",
+		"",
+		"| sessions × phones | webhook p50 | p99 | **÷ durable floor** | ÷ worker-matched floor | gateway p50 | p99 | **÷ durable floor** | ÷ relay floor |",
 		"|---|---|---|---|---|---|---|---|---|",
 		...report.latency.map(
-			({ sessions, gateway: g, floor: f, durable_floor: d, gateway_ratio_p99, gateway_durable_ratio_p99 }) =>
-				`| ${sessions} × 2 (n=${g.n}) | ${g.p50} | ${g.p95} | ${g.p99} | ${g.max} | ${f.p99} | ${gateway_ratio_p99}× | ${d.p99} | **${gateway_durable_ratio_p99}×** |`,
+			({
+				sessions,
+				settled: w,
+				settled_durable_ratio_p99,
+				settled_worker_ratio_p99,
+				settled_gateway: g,
+				settled_gateway_durable_ratio_p99,
+				settled_gateway_relay_ratio_p99,
+			}) =>
+				`| ${sessions} × 2 (n=${w?.n ?? 0}) | ${w?.p50 ?? "–"} | ${w?.p99 ?? "–"} | **${settled_durable_ratio_p99 ?? "–"}×** | ${settled_worker_ratio_p99 ?? "–"}× | ${g?.p50 ?? "–"} | ${g?.p99 ?? "–"} | **${settled_gateway_durable_ratio_p99 ?? "–"}×** | ${settled_gateway_relay_ratio_p99 ?? "–"}× |`,
 		),
 		"",
 		"## Streaming (response chunks from the gateway to the phone)",
@@ -121,6 +165,8 @@ function markdown(report: BenchReport): string {
 		"## Correctness under load (largest size: after the timed rounds, as many rounds with a fifth of the phones dropping and resuming during each)",
 		"",
 		`${c.events} events received over ${c.reconnects} reconnects: **${c.lost} lost, ${c.duplicated} duplicated, ${c.out_of_order} out of order**.`,
+		"",
+		`Executes that answered 503 \`dispatch_pending\` (ObeGee's simulator late on the loaded machine) and were asked again, over the latency, streaming and costs runs: ${report.dispatch_pending_retries ?? 0}.`,
 		"",
 		"## Per execution (measured: every entry point's work, counted where it ran)",
 		"",

@@ -49,6 +49,13 @@ const SIZES = [1, 50, 200];
 const PHONES_PER_SESSION = 2;
 const ROUNDS = 5;
 /**
+ * Before each signal of a settled round, the bench waits this long per session: the service has
+ * finished the round's earlier work (the dispatches' and the agent runs' D1 copies, unwatches, the
+ * runs' last events) when the signal arrives, as a floor's object has when its signal arrives. At 200
+ * sessions × 2 phones the service's workerd was busy for about a second after a run's end.
+ */
+const SETTLE_MS_PER_SESSION = 25;
+/**
  * Share of phones that drop and resume during each audit round. At the largest size, ROUNDS more
  * rounds follow the timed ones, with phones dropping, to audit loss under reconnects; they are not
  * timed, so the service is timed under the same load as the floors, whose phones never drop.
@@ -92,6 +99,31 @@ async function postJson(url: string, body: unknown, bearer: string): Promise<Rec
 	return JSON.parse(text) as Record<string, unknown>;
 }
 
+/** Executes that answered 503 `dispatch_pending` first and were asked again (logged with the run). */
+let dispatchPendingRetries = 0;
+
+/**
+ * `POST /api/mandate/execute`, asked again while it answers 503 `dispatch_pending`: ObeGee's simulator
+ * did not answer in time on the loaded machine, the session's alarm sends the dispatch again, and
+ * execute is idempotent per mandate, so asking again returns the execution once it is dispatched.
+ */
+async function executeMandate(service: RunningWorker, secrets: Secrets, body: Record<string, unknown>) {
+	for (let attempt = 0; ; attempt++) {
+		const response = await fetch(`${service.url}/api/mandate/execute`, {
+			method: "POST",
+			headers: { "Content-Type": "application/json", Authorization: `Bearer ${secrets.SERVICE_TOKEN}` },
+			body: JSON.stringify(body),
+		});
+		const text = await response.text();
+		if (response.ok) return JSON.parse(text) as { execution_id: string };
+		if (response.status !== 503 || !text.includes("dispatch_pending") || attempt >= 30) {
+			throw new Error(`execute answered ${response.status}: ${text.slice(0, 300)}`);
+		}
+		dispatchPendingRetries++;
+		await sleep(2_000);
+	}
+}
+
 const isStage =
 	(mandateId: string, stage: number, status: string) => (f: { frame: Record<string, unknown> }) => {
 		const data = f.frame.data as { mandate_id?: string; stage?: number; status?: string } | undefined;
@@ -122,25 +154,27 @@ async function serviceLatency(
 	);
 	// Each tenant's gateway is registered before its first mandate, as a real tenant's is.
 	await Promise.all([...new Set(ids.map((_, i) => tenantOf(i)))].map((tenant) => gateways.forTenant(tenant)));
+	// Timed back to back (each signal right after the previous step's frames), then settled.
 	const samples: number[] = [];
 	const gatewaySamples: number[] = [];
+	const settledSamples: number[] = [];
+	const settledGatewaySamples: number[] = [];
 	const auditRounds = sessions === Math.max(...SIZES) ? ROUNDS : 0;
-	for (let round = 0; round < ROUNDS + auditRounds; round++) {
-		const auditing = round >= ROUNDS;
+	for (let round = 0; round < 2 * ROUNDS + auditRounds; round++) {
+		const settled = round >= ROUNDS && round < 2 * ROUNDS;
+		const auditing = round >= 2 * ROUNDS;
+		const timed = (back: number[], calm: number[]) => (auditing ? [] : settled ? calm : back);
+		const settle = () => (settled ? sleep(SETTLE_MS_PER_SESSION * sessions) : Promise.resolve());
 		const executions = await pool(ids, 25, async (sid, i) => {
 			const mandateId = `mio-${runId}-${sessions}-${i}-${round}`;
-			const { execution_id } = (await postJson(
-				`${service.url}/api/mandate/execute`,
-				{
-					session_id: sid,
-					mandate_id: mandateId,
-					tenant_id: tenantOf(i),
-					intent: "Send weekly report to team",
-					dimensions: { sim_scenario: "manual" },
-					delivery_channels: ["email"],
-				},
-				secrets.SERVICE_TOKEN,
-			)) as { execution_id: string };
+			const { execution_id } = await executeMandate(service, secrets, {
+				session_id: sid,
+				mandate_id: mandateId,
+				tenant_id: tenantOf(i),
+				intent: "Send weekly report to team",
+				dimensions: { sim_scenario: "manual" },
+				delivery_channels: ["email"],
+			});
 			return { mandateId, executionId: execution_id };
 		});
 		await Promise.all(
@@ -155,15 +189,19 @@ async function serviceLatency(
 		const sims = await Promise.all(ids.map((_, i) => gateways.connected(tenantOf(i))));
 		// A Gateway DO records a watch as the execution starts; give the last watch a moment.
 		await sleep(100);
-		const runStarted = executions.map(({ executionId }, i) => {
-			const at = performance.now();
+		await settle();
+		// Timed from the tool step's own send (the run's lifecycle events go 1 ms apart before it).
+		const signalSent: number[] = [];
+		executions.forEach(({ executionId }, i) => {
 			void sims[i]?.run({
 				runId: executionId,
 				answer: "Report sent to 4 people.",
 				tools: [{ name: "read", title: GATEWAY_SIGNAL }],
 				paceMs: 1,
+				onAgentEvent: (stream, data) => {
+					if (stream === "item" && data.phase === "start") signalSent[i] = performance.now();
+				},
 			});
-			return at;
 		});
 		await Promise.all(
 			phones.map((pair, i) =>
@@ -176,12 +214,13 @@ async function serviceLatency(
 								f.frame.execution_id === executionId &&
 								f.frame.status === GATEWAY_SIGNAL,
 						);
-						if (!auditing) gatewaySamples.push(started.at - (runStarted[i] ?? 0));
+						timed(gatewaySamples, settledGatewaySamples).push(started.at - (signalSent[i] ?? Number.NaN));
 						await phone.waitFor(isStage(executions[i]?.mandateId ?? "", 9, "completed"));
 					}),
 				),
 			),
 		);
+		await settle();
 		// In an audit round phones drop and resume, and the round is audited for loss, not timed.
 		const dropping = new Set(auditing ? phones.flat().filter(() => Math.random() < RECONNECT_SHARE) : []);
 		const drops = [...dropping].map(async (phone) => {
@@ -219,7 +258,7 @@ async function serviceLatency(
 				Promise.all(
 					pair.map(async (phone) => {
 						const frame = await phone.waitFor(isStage(executions[i]?.mandateId ?? "", 10, "completed"));
-						if (!auditing) samples.push(frame.at - (sent[i] ?? 0));
+						timed(samples, settledSamples).push(frame.at - (sent[i] ?? 0));
 					}),
 				),
 			),
@@ -243,7 +282,7 @@ async function serviceLatency(
 			phone.close();
 		}
 	});
-	return { samples, gatewaySamples, audit };
+	return { samples, gatewaySamples, settledSamples, settledGatewaySamples, audit };
 }
 
 /**
@@ -252,13 +291,15 @@ async function serviceLatency(
  * work-matched floor also runs the service's measured work per webhook (`work`) and copies to D1 (on
  * the same cores); the
  * worker-matched floor also checks a signed delivery webhook in its Worker, as the service's route
- * does, and reaches its object by RPC (`signer` signs its posts).
+ * does, and reaches its object by RPC (`signer` signs its posts); the relay floor is the durable floor
+ * reached through one more Durable Object, shared by SESSIONS_PER_TENANT rooms as a tenant's Gateway
+ * DO is by its sessions (the gateway path's extra hop).
  */
 async function floorLatency(
 	floor: RunningWorker,
 	sessions: number,
 	runId: string,
-	mode: "bare" | "durable" | "alarm" | "matched" | "worker" = "bare",
+	mode: "bare" | "durable" | "alarm" | "matched" | "worker" | "relay" = "bare",
 	work: WebhookWork = { sql: 0, rows: 0, d1: 0 },
 	signer?: Webhook,
 ): Promise<number[]> {
@@ -270,7 +311,10 @@ async function floorLatency(
 		alarm: "?durable&alarm",
 		matched,
 		worker: `${matched}&verify&rpc`,
+		relay: "?durable&relay=",
 	}[mode];
+	const roomQuery = (i: number) =>
+		mode === "relay" ? `${query}relay-${runId}-${sessions}-${Math.floor(i / SESSIONS_PER_TENANT)}` : query;
 	const phones = await pool(rooms, 25, async (room) =>
 		Promise.all(
 			Array.from({ length: PHONES_PER_SESSION }, async () => {
@@ -294,7 +338,7 @@ async function floorLatency(
 					})
 				: JSON.stringify({ event: "pipeline_stage", seq: round + 1, data: { stage: 10, round } });
 		const sent = await Promise.all(
-			rooms.map(async (room) => {
+			rooms.map(async (room, i) => {
 				const headers: Record<string, string> = {};
 				const at = performance.now();
 				if (signer) {
@@ -304,7 +348,7 @@ async function floorLatency(
 					headers["webhook-timestamp"] = String(Math.floor(now.getTime() / 1000));
 					headers["webhook-signature"] = signer.sign(id, now, message);
 				}
-				const response = await fetch(`${floor.url}/rooms/${room}${query}`, {
+				const response = await fetch(`${floor.url}/rooms/${room}${roomQuery(i)}`, {
 					method: "POST",
 					headers,
 					body: message,
@@ -355,18 +399,14 @@ async function perExecutionCosts(
 				secrets.SERVICE_TOKEN,
 			);
 		}
-		const { execution_id } = (await postJson(
-			`${service.url}/api/mandate/execute`,
-			{
-				session_id: sid,
-				mandate_id: mandateId,
-				tenant_id: `tenant_cost_${options.label}`,
-				intent: "Send weekly report to team",
-				dimensions: { sim_scenario: "happy", sim_duration_ms: options.durationMs },
-				delivery_channels: ["email"],
-			},
-			secrets.SERVICE_TOKEN,
-		)) as { execution_id: string };
+		const { execution_id } = await executeMandate(service, secrets, {
+			session_id: sid,
+			mandate_id: mandateId,
+			tenant_id: `tenant_cost_${options.label}`,
+			intent: "Send weekly report to team",
+			dimensions: { sim_scenario: "happy", sim_duration_ms: options.durationMs },
+			delivery_channels: ["email"],
+		});
 		if (options.gateways) {
 			// The agent streams its answer over most of the run, about 10 pieces a second.
 			const gateway = await options.gateways.connected(`tenant_cost_${options.label}`);
@@ -453,17 +493,13 @@ async function streaming(
 	await Promise.all([0, 1, 2, 3].map((n) => gateways.forTenant(`tenant_stream_${options.label}_${n}`)));
 	const executions = await pool(ids, 25, async (sid, i) => {
 		const mandateId = `mio-${sid}`;
-		const { execution_id } = (await postJson(
-			`${service.url}/api/mandate/execute`,
-			{
-				session_id: sid,
-				mandate_id: mandateId,
-				tenant_id: `tenant_stream_${options.label}_${i % 4}`,
-				intent: "Write a long answer",
-				dimensions: { sim_scenario: "manual" },
-			},
-			secrets.SERVICE_TOKEN,
-		)) as { execution_id: string };
+		const { execution_id } = await executeMandate(service, secrets, {
+			session_id: sid,
+			mandate_id: mandateId,
+			tenant_id: `tenant_stream_${options.label}_${i % 4}`,
+			intent: "Write a long answer",
+			dimensions: { sim_scenario: "manual" },
+		});
 		return { mandateId, executionId: execution_id };
 	});
 	const sims = await Promise.all(
@@ -722,6 +758,9 @@ async function main(only: "costs" | "latency" | null = null) {
 			const costsFrom = metrics.length;
 			costs = await costScenarios(service, secrets, sim.url, metrics, runId, gateways);
 			byKind = workByKind(metrics.slice(costsFrom));
+			// A re-asked execute is one more request in the counts: the report says how many there were.
+			if (dispatchPendingRetries > 0)
+				log(`costs: ${dispatchPendingRetries} execute(s) asked again after 503 dispatch_pending`);
 			// The same Worker again, with the work meter off.
 			await Promise.all([service.stop(), gateways.closeAll()]);
 			service = await startService(false);
@@ -740,7 +779,7 @@ async function main(only: "costs" | "latency" | null = null) {
 		let correctness = { lost: 0, duplicated: 0, out_of_order: 0, reconnects: 0, events: 0 };
 		for (const sessions of SIZES) {
 			log(`latency at ${sessions} session(s) × ${PHONES_PER_SESSION} phones, ${ROUNDS} rounds`);
-			const { samples, gatewaySamples, audit } = await serviceLatency(
+			const { samples, gatewaySamples, settledSamples, settledGatewaySamples, audit } = await serviceLatency(
 				service,
 				gateways,
 				secrets,
@@ -759,15 +798,19 @@ async function main(only: "costs" | "latency" | null = null) {
 				work,
 				new Webhook(secrets.WEBHOOK_SECRET),
 			);
+			const relaySamples = await floorLatency(floor, sessions, runId, "relay");
 			const ratio = (a: Distribution, b: Distribution) =>
 				Math.round((a.p99 / Math.max(b.p99, 0.01)) * 100) / 100;
 			const webhook = distribution(samples);
 			const agent = distribution(gatewaySamples);
+			const settledWebhook = distribution(settledSamples);
+			const settledAgent = distribution(settledGatewaySamples);
 			const bare = distribution(floorSamples);
 			const durable = distribution(durableSamples);
 			const alarmed = distribution(alarmSamples);
 			const matched = distribution(matchedSamples);
 			const workerMatched = distribution(workerSamples);
+			const relayed = distribution(relaySamples);
 			latency.push({
 				sessions,
 				service: webhook,
@@ -784,12 +827,22 @@ async function main(only: "costs" | "latency" | null = null) {
 				matched_ratio_p99: ratio(webhook, matched),
 				worker_floor: workerMatched,
 				worker_ratio_p99: ratio(webhook, workerMatched),
+				relay_floor: relayed,
+				gateway_relay_ratio_p99: ratio(agent, relayed),
+				settled: settledWebhook,
+				settled_durable_ratio_p99: ratio(settledWebhook, durable),
+				settled_worker_ratio_p99: ratio(settledWebhook, workerMatched),
+				settled_gateway: settledAgent,
+				settled_gateway_durable_ratio_p99: ratio(settledAgent, durable),
+				settled_gateway_relay_ratio_p99: ratio(settledAgent, relayed),
 			});
 			log(
-				`  webhook p50 ${webhook.p50} p99 ${webhook.p99} · gateway p50 ${agent.p50} p99 ${agent.p99} · floor p50 ${bare.p50} p99 ${bare.p99} · durable floor p99 ${durable.p99} · with alarm p99 ${alarmed.p99} · work-matched p99 ${matched.p99} · worker-matched p99 ${workerMatched.p99} ms`,
+				`  webhook p50 ${webhook.p50} p99 ${webhook.p99} (settled ${settledWebhook.p50} / ${settledWebhook.p99}) · gateway p50 ${agent.p50} p99 ${agent.p99} (settled ${settledAgent.p50} / ${settledAgent.p99}) · floor p50 ${bare.p50} p99 ${bare.p99} · durable floor p99 ${durable.p99} · with alarm p99 ${alarmed.p99} · work-matched p99 ${matched.p99} · worker-matched p99 ${workerMatched.p99} · relay p99 ${relayed.p99} ms`,
 			);
 			if (sessions === Math.max(...SIZES)) correctness = audit;
 		}
+		if (dispatchPendingRetries > 0)
+			log(`${dispatchPendingRetries} execute(s) in all asked again after 503 dispatch_pending`);
 		if (only === "latency") {
 			console.log(JSON.stringify({ latency, correctness }, null, 2));
 			return;
@@ -849,6 +902,7 @@ async function main(only: "costs" | "latency" | null = null) {
 			costs: costs ?? [],
 			by_kind: byKind,
 			webhook_work: work,
+			dispatch_pending_retries: dispatchPendingRetries,
 			bundle,
 			push,
 			growth,

@@ -89,6 +89,8 @@ export interface RunScript {
 	chatEnd?: "error" | "aborted";
 	/** Milliseconds between events (default 2). */
 	paceMs?: number;
+	/** Called as each `agent` event is sent (in-process callers: the bench times from the event's own send). */
+	onAgentEvent?: (stream: string, data: Record<string, unknown>) => void;
 }
 
 export interface GatewaySimStats {
@@ -1152,6 +1154,7 @@ class ScriptedRun {
 			skipSeq: this.#frameGapPending,
 			tool: stream === "tool",
 		});
+		this.#script.onAgentEvent?.(stream, data);
 		this.#frameGapPending = false;
 		this.#events++;
 		await sleep(this.#pace);

@@ -19,9 +19,15 @@ import { DeliveryWebhook } from "../../src/protocol/obegee.ts";
  * check the Standard Webhooks signature (the service's own `verifyWebhook`, WEBHOOK_SECRET), parse the
  * body and validate it with the service's `DeliveryWebhook` schema; `&rpc` then reaches the object by
  * JS RPC, as the service does, instead of fetch: the worker-matched floor.
+ * `&relay=<name>` passes the signal through one more Durable Object first: the Worker calls the relay
+ * object `<name>` by RPC, and it calls the room by RPC (the service's gateway path, where a tenant's
+ * Gateway DO hands each agent event to the session's DO). With `&durable` it is the relay floor: the
+ * durable floor plus that one hop, shared by the rooms that name the same relay, as a tenant's
+ * sessions share its Gateway DO.
  */
 interface Env {
 	ROOM: DurableObjectNamespace<FloorRoom>;
+	RELAY: DurableObjectNamespace<FloorRelay>;
 	DB: D1Database;
 	WEBHOOK_SECRET?: string;
 }
@@ -115,12 +121,24 @@ export class FloorRoom extends DurableObject<Env> {
 	}
 }
 
+/** The hop of the relay floor: hands a signal on to its room, as a Gateway DO to a Session DO. */
+export class FloorRelay extends DurableObject<Env> {
+	async forward(room: string, message: string, search: string): Promise<void> {
+		await this.env.ROOM.getByName(room).signal(message, search);
+	}
+}
+
 export default {
 	async fetch(request: Request, env: Env): Promise<Response> {
 		const url = new URL(request.url);
 		const match = /^\/rooms\/([^/]+)(\/ws|\/source)?$/.exec(url.pathname);
 		if (!match?.[1]) return new Response("not found", { status: 404 });
 		const room = env.ROOM.getByName(match[1]);
+		const relay = url.searchParams.get("relay");
+		if (!match[2] && relay) {
+			await env.RELAY.getByName(relay).forward(match[1], await request.text(), url.search);
+			return new Response(null, { status: 204 });
+		}
 		if (match[2] || !url.searchParams.has("verify")) return room.fetch(request);
 		const body = await request.text();
 		const verified = await verifyWebhook(
