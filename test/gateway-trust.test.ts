@@ -64,6 +64,18 @@ async function restart(tenantId: string) {
 	return gatewayStub(tenantId);
 }
 
+/** The Gateway DO restarts; its alarm reconnects it to the gateway. Returns a stub of the new instance. */
+async function restartAndReconnect(tenantId: string) {
+	const gateway = await restart(tenantId);
+	await runDurableObjectAlarm(gateway);
+	await eventually(
+		() => gateway.status(),
+		(s) => s.connected,
+		"reconnected after the restart",
+	);
+	return gateway;
+}
+
 const answerOf = (frames: Frame[]) =>
 	frames.flatMap((f) => (f.type === "response_chunk" ? [f.chunk as string] : [])).join("");
 
@@ -291,14 +303,8 @@ describe("the gateway connection never gets stuck (finding 10)", () => {
 				request.executionId,
 			);
 		});
-		const stub = await restart(tenantId);
 		// Reconnecting promptly after a restart is the test above; here the alarm is simply run.
-		await runDurableObjectAlarm(stub);
-		await eventually(
-			() => stub.status(),
-			(s) => s.connected,
-			"reconnected",
-		);
+		const stub = await restartAndReconnect(tenantId);
 		await gatewaySim("/__sim/runs", { runId: request.executionId, answer: "Still working on it." });
 		await eventually(
 			() => stub.status(),
@@ -336,17 +342,6 @@ describe("the answer is never silently cut or joined (finding 11)", () => {
 			fake.send(tenantId, "agent", { runId: running.executionId, seq: ++seq, stream, data });
 		return { ...running, fake, tenantId, gateway, agent };
 	}
-
-	/** The Gateway DO restarts mid-run; its alarm reconnects it to the gateway. */
-	const restartAndReconnect = async (tenantId: string) => {
-		const gateway = await restart(tenantId);
-		await runDurableObjectAlarm(gateway);
-		await eventually(
-			() => gateway.status(),
-			(s) => s.connected,
-			"reconnected after the restart",
-		);
-	};
 
 	const answerReaches = (phone: Phone, executionId: string, answer: string) =>
 		eventually(

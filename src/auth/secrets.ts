@@ -33,15 +33,12 @@ export async function matchSecrets(
 	given: string,
 	settings: ReadonlyArray<string | undefined | null>,
 ): Promise<boolean[]> {
-	const [digest, ...expected] = await Promise.all([
+	const [digest, expected] = await Promise.all([
 		sha256(given),
-		...settings.map((setting) => Promise.all(secretValues(setting).map(digestOfSecret))),
+		Promise.all(settings.map((setting) => Promise.all(secretValues(setting).map(digestOfSecret)))),
 	]);
-	return (expected as ArrayBuffer[][]).map((values) =>
-		values.reduce(
-			(matched, value) => crypto.subtle.timingSafeEqual(digest as ArrayBuffer, value) || matched,
-			false,
-		),
+	return expected.map((values) =>
+		values.reduce((matched, value) => crypto.subtle.timingSafeEqual(digest, value) || matched, false),
 	);
 }
 
