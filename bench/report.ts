@@ -150,14 +150,14 @@ function markdown(report: BenchReport): string {
 		"",
 		"## Streaming (response chunks from the gateway to the phone)",
 		"",
-		"| run | executions | chunks each | offered chunks/s | delivered chunks/s | per execution | floor msgs/s | ratio | parsing floor pieces/s | answers whole | frames per execution | chunks per frame |",
-		"|---|---|---|---|---|---|---|---|---|---|---|---|",
+		"| run | executions | chunks each | offered chunks/s | delivered chunks/s | per execution | floor msgs/s | **ratio** | upstream floor pieces/s | ratio to it | answers whole | frames per execution | chunks per frame |",
+		"|---|---|---|---|---|---|---|---|---|---|---|---|---|",
 		...report.streaming.map(
 			(row) =>
-				`| ${row.label} | ${row.executions} | ${row.chunks_per_execution} | ${row.offered_chunks_per_s} | ${row.chunks_per_s_aggregate} | ${row.chunks_per_s_per_execution} | ${row.floor_messages_per_s_aggregate} | ${row.ratio_to_floor}× | ${row.parse_floor_messages_per_s_aggregate ?? "–"} | ${row.answers_whole}/${row.executions} | ${row.frames_per_execution} | ${row.chunks_per_frame} |`,
+				`| ${row.label} | ${row.executions} | ${row.chunks_per_execution} | ${row.offered_chunks_per_s} | ${row.chunks_per_s_aggregate} | ${row.chunks_per_s_per_execution} | ${row.floor_messages_per_s_aggregate} | **${row.ratio_to_floor}×** | ${row.upstream_floor_pieces_per_s_aggregate ?? "–"} | ${row.ratio_to_upstream_floor ?? "–"}× | ${row.answers_whole}/${row.executions} | ${row.frames_per_execution} | ${row.chunks_per_frame} |`,
 		),
 		"",
-		"The parsing floor streams the gateway's own events to the bare DO (two per piece, each repeating the answer so far, as the simulator sends them); the DO parses both and forwards one frame per piece. Those events come in through wrangler dev's inbound path, which the service's gateway events (read on the Gateway DO's own outbound socket) do not take, so its rate does not isolate what parsing costs.",
+		"The floor (the target's reference) is a source socket per room sending one message per piece, each forwarded by the bare DO to the phone. The upstream floor is what the service's design must do at least: each room opens an outbound WebSocket to a gateway played by the bench (as a tenant's Gateway DO opens one to its gateway), reads the gateway's own events from it (two per piece, each repeating the answer so far, as the simulator sends them), parses every one and sends its phone the pieces so far on the service's cadence (the first after 50 ms, then every 250 ms, the last at once). The simulator and both floors send as fast as they can: between two events only the next turn of Node's event loop (a 0-ms timer waited at least 1 ms, which had capped the offered rate).",
 		"",
 	);
 	const c = report.correctness;

@@ -1,5 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -7,8 +8,9 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { Webhook } from "standardwebhooks";
+import { type WebSocket as NodeWebSocket, WebSocketServer } from "ws";
 import { startObeGeeSim } from "../sim/obegee.ts";
-import { splitAnswer } from "../sim/openclaw.ts";
+import { pace, splitAnswer } from "../sim/openclaw.ts";
 import { mintMobileToken } from "../src/auth/mobile-token.ts";
 import {
 	freePort,
@@ -45,9 +47,10 @@ import {
  */
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
-const SIZES = [1, 50, 200];
+/** BENCH_SIZES (e.g. "1,50") and BENCH_ROUNDS narrow a latency run for an experiment; the report uses the defaults. */
+const SIZES = (process.env.BENCH_SIZES ?? "1,50,200").split(",").map(Number);
 const PHONES_PER_SESSION = 2;
-const ROUNDS = 5;
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 /**
  * Before each signal of a settled round, the bench waits this long per session: the service has
  * finished the round's earlier work (the dispatches' and the agent runs' D1 copies, unwatches, the
@@ -537,19 +540,15 @@ async function streaming(
 	const frames = finished.reduce((total, f) => total + f.frames, 0);
 	for (const phone of phones) phone.close();
 
-	// The floor: an upstream socket per room streams as many messages at the gateway simulator's
-	// The floor: an upstream socket per room streams as many messages at the gateway simulator's
+	// The floor: a source socket per room streams as many messages at the gateway simulator's
 	// pace (two events, so two turns, per piece) and the bare DO forwards each one to the phone.
-	const floorRate = await floorStream(floor, ids, "floor", perExecution, options.paceMs, (n) => [
-		`{"seq":${n}}`,
-	]);
-	// The parsing floor: the same, but the two messages per piece are the gateway's events as the
-	// simulator sends them (each repeats the answer so far), and the DO parses both before it
-	// forwards one. (They come in through wrangler dev's inbound path, which the service's gateway
-	// events do not take, so this does not isolate parsing; see README, Benchmark.)
+	const floorRate = await floorStream(floor, ids, perExecution, options.paceMs);
+	// The upstream floor: each room reads the gateway's own events (two per piece, each repeating the
+	// answer so far, as the simulator sends them) on an outbound socket of its own, as a Gateway DO
+	// does, parses each, and sends the phone the pieces so far on the service's cadence.
 	const pieces = splitAnswer(answer);
 	const soFar = pieces.map((_, i) => pieces.slice(0, i + 1).join(""));
-	const parseRate = await floorStream(floor, ids, "parse", perExecution, options.paceMs, (n) => {
+	const upstreamRate = await floorUpstream(floor, ids, perExecution, options.paceMs, (n) => {
 		const text = soFar[n - 1] ?? "";
 		const delta = pieces[n - 1] ?? "";
 		const message = { role: "assistant", content: [{ type: "text", text }] };
@@ -579,7 +578,8 @@ async function streaming(
 		chunks_per_s_per_execution: Math.round(rate / options.executions),
 		floor_messages_per_s_aggregate: floorRate,
 		ratio_to_floor: Math.round((rate / floorRate) * 100) / 100,
-		parse_floor_messages_per_s_aggregate: parseRate,
+		upstream_floor_pieces_per_s_aggregate: upstreamRate,
+		ratio_to_upstream_floor: Math.round((rate / upstreamRate) * 100) / 100,
 		answers_whole: finished.filter((f) => f.whole).length,
 		answers_lost_or_corrupted: finished.filter((f) => !f.whole).length,
 		frames_per_execution: Math.round(frames / options.executions),
@@ -587,31 +587,90 @@ async function streaming(
 	};
 }
 
-/**
- * One floor stream per execution: a source socket per room sends each piece's messages (one or two),
- * each piece taking two turns at the simulator's pace as its two events do, and the room's phone
- * waits for the last piece. Returns pieces/s.
- */
-async function floorStream(
+/** The streaming runs: three bursts of 20 executions as fast as the gateway sends, then 100 chunks/s. */
+async function streamingRuns(
+	service: RunningWorker,
+	gateways: Gateways,
 	floor: RunningWorker,
-	ids: string[],
-	kind: "floor" | "parse",
-	perExecution: number,
-	paceMs: number,
-	messages: (n: number) => string[],
-): Promise<number> {
-	const rooms = ids.map((id) => `${kind}-${id}`);
+	secrets: Secrets,
+	runId: string,
+) {
+	log("streaming: 20 executions at once, as fast as the gateway sends; then one answer at 100 chunks/s");
+	const stream = [];
+	// Three runs in a row: the target (2× the floor) must hold in each.
+	for (const run of [1, 2, 3]) {
+		stream.push(
+			await streaming(service, gateways, floor, secrets, runId, {
+				executions: 20,
+				pieces: 600,
+				paceMs: 0,
+				label: `burst-${run}`,
+			}),
+		);
+	}
+	stream.push(
+		await streaming(service, gateways, floor, secrets, runId, {
+			executions: 1,
+			pieces: 300,
+			paceMs: 4,
+			label: "100-per-s",
+		}),
+	);
+	log(
+		`  ${stream
+			.slice(0, 3)
+			.map((row) => `${row.chunks_per_s_aggregate} chunks/s (${row.ratio_to_floor}× the floor)`)
+			.join(", ")}; ${stream[3]?.chunks_per_frame} chunks per frame at 100/s`,
+	);
+	return stream;
+}
+
+/** One phone per floor room, connected. */
+function floorPhones(floor: RunningWorker, rooms: string[]): Promise<Phone[]> {
 	const base = floor.url.replace("http", "ws");
-	const phones = await Promise.all(
+	return Promise.all(
 		rooms.map(async (room) => {
 			const phone = new Phone(`${base}/rooms/${room}/ws?x=1`);
 			await phone.connect();
 			return phone;
 		}),
 	);
+}
+
+/** Sends a stream's pieces, two turns each at the gateway simulator's pace, as its two events take. */
+async function sendPieces(
+	send: (message: string) => void,
+	pieces: number,
+	paceMs: number,
+	messages: (n: number) => string[],
+) {
+	for (let n = 1; n <= pieces; n++) {
+		const batch = messages(n);
+		for (let turn = 0; turn < 2; turn++) {
+			const message = batch[turn];
+			if (message !== undefined) send(message);
+			await pace(paceMs);
+		}
+	}
+}
+
+/**
+ * The bare floor's stream, one per execution: a source socket per room sends one message per piece
+ * (two turns each, at the simulator's pace) and the room forwards each to its phone, which waits for
+ * the last. Returns pieces/s.
+ */
+async function floorStream(
+	floor: RunningWorker,
+	ids: string[],
+	perExecution: number,
+	paceMs: number,
+): Promise<number> {
+	const rooms = ids.map((id) => `floor-${id}`);
+	const phones = await floorPhones(floor, rooms);
+	const base = floor.url.replace("http", "ws");
 	const sources = await Promise.all(
 		rooms.map(async (room) => {
-			const source = new WebSocket(`${base}/rooms/${room}/source${kind === "parse" ? "?parse" : ""}`);
+			const source = new WebSocket(`${base}/rooms/${room}/source`);
 			await new Promise((resolve) => source.addEventListener("open", resolve, { once: true }));
 			return source;
 		}),
@@ -619,14 +678,12 @@ async function floorStream(
 	const started = performance.now();
 	await Promise.all(
 		sources.map(async (source, i) => {
-			for (let n = 1; n <= perExecution; n++) {
-				const batch = messages(n);
-				for (let turn = 0; turn < 2; turn++) {
-					const message = batch[turn];
-					if (message !== undefined) source.send(message);
-					await sleep(paceMs);
-				}
-			}
+			await sendPieces(
+				(m) => source.send(m),
+				perExecution,
+				paceMs,
+				(n) => [`{"seq":${n}}`],
+			);
 			await phones[i]?.waitFor((f) => f.frame.seq === perExecution, 60_000);
 			source.close();
 		}),
@@ -634,6 +691,55 @@ async function floorStream(
 	const elapsed = (performance.now() - started) / 1000;
 	for (const phone of phones) phone.close();
 	return Math.round((perExecution * ids.length) / elapsed);
+}
+
+/**
+ * The upstream floor's stream, one per execution: each room opens an outbound socket to a gateway
+ * played here (as a Gateway DO connects to its gateway), which sends the gateway's events (`messages`,
+ * two turns per piece at the simulator's pace); the room parses each and sends its phone the pieces
+ * so far on the service's cadence (bench/floor/worker.ts). Returns pieces/s.
+ */
+async function floorUpstream(
+	floor: RunningWorker,
+	ids: string[],
+	perExecution: number,
+	paceMs: number,
+	messages: (n: number) => string[],
+): Promise<number> {
+	const rooms = ids.map((id) => `upstream-${id}`);
+	const phones = await floorPhones(floor, rooms);
+	const server = new WebSocketServer({ host: HOST, port: 0 });
+	await new Promise((resolve) => server.once("listening", resolve));
+	const port = (server.address() as AddressInfo).port;
+	const gateways = new Map<string, NodeWebSocket>();
+	server.on("connection", (socket, request) => gateways.set(request.url?.slice(1) ?? "", socket));
+	try {
+		await Promise.all(
+			rooms.map(async (room) => {
+				const target = encodeURIComponent(`http://${HOST}:${port}/${room}`);
+				const response = await fetch(`${floor.url}/rooms/${room}/upstream?url=${target}&n=${perExecution}`, {
+					method: "POST",
+				});
+				if (response.status !== 204)
+					throw new Error(`upstream floor: ${response.status} ${await response.text()}`);
+			}),
+		);
+		const started = performance.now();
+		await Promise.all(
+			rooms.map(async (room, i) => {
+				const socket = gateways.get(room);
+				if (!socket) throw new Error(`upstream floor: room ${room} did not connect`);
+				await sendPieces((m) => socket.send(m), perExecution, paceMs, messages);
+				await phones[i]?.waitFor((f) => f.frame.seq === perExecution, 60_000);
+				socket.close();
+			}),
+		);
+		const elapsed = (performance.now() - started) / 1000;
+		return Math.round((perExecution * ids.length) / elapsed);
+	} finally {
+		for (const phone of phones) phone.close();
+		server.close();
+	}
 }
 
 /** The commit the figures belong to (with "+changes" when the tree differs from it). */
@@ -677,9 +783,10 @@ function bundleSize(): { bytes: number; gzip: number } {
 
 /**
  * `only: "costs"` runs the per-execution costs alone and prints them (`npm run bench -- --only costs`);
- * `only: "latency"` the latency sizes alone (`-- --only latency`, BENCH_METERED=1 with the meter on).
+ * `only: "latency"` the latency sizes alone (`-- --only latency`, BENCH_METERED=1 with the meter on);
+ * `only: "streaming"` the streaming runs alone (`-- --only streaming`).
  */
-async function main(only: "costs" | "latency" | null = null) {
+async function main(only: "costs" | "latency" | "streaming" | null = null) {
 	const started = performance.now();
 	// Before anything is written to bench/results/ (those files are tracked).
 	const commit = commitOf();
@@ -715,7 +822,7 @@ async function main(only: "costs" | "latency" | null = null) {
 			},
 		});
 	let [service, floor] = await Promise.all([
-		startService(only !== "latency" || process.env.BENCH_METERED === "1"),
+		startService(only === null || only === "costs" || process.env.BENCH_METERED === "1"),
 		startLocalWorker({
 			root: ROOT,
 			config: "bench/floor/wrangler.toml",
@@ -766,6 +873,10 @@ async function main(only: "costs" | "latency" | null = null) {
 			service = await startService(false);
 			gateways = new Gateways(service.url, secrets.ADMIN_TOKEN, secrets.OPENCLAW_GATEWAY_TOKEN);
 			verbose();
+		}
+		if (only === "streaming") {
+			console.log(JSON.stringify(await streamingRuns(service, gateways, floor, secrets, runId), null, 2));
+			return;
 		}
 		const work = webhookWork(byKind) ?? lastWebhookWork();
 		log(
@@ -847,33 +958,7 @@ async function main(only: "costs" | "latency" | null = null) {
 			console.log(JSON.stringify({ latency, correctness }, null, 2));
 			return;
 		}
-		log("streaming: 20 executions at once, as fast as the gateway sends; then one answer at 100 chunks/s");
-		const stream = [];
-		// Three runs in a row: the target (2× the floor) must hold in each.
-		for (const run of [1, 2, 3]) {
-			stream.push(
-				await streaming(service, gateways, floor, secrets, runId, {
-					executions: 20,
-					pieces: 600,
-					paceMs: 0,
-					label: `burst-${run}`,
-				}),
-			);
-		}
-		stream.push(
-			await streaming(service, gateways, floor, secrets, runId, {
-				executions: 1,
-				pieces: 300,
-				paceMs: 4,
-				label: "100-per-s",
-			}),
-		);
-		log(
-			`  ${stream
-				.slice(0, 3)
-				.map((row) => `${row.chunks_per_s_aggregate} chunks/s (${row.ratio_to_floor}× the floor)`)
-				.join(", ")}; ${stream[3]?.chunks_per_frame} chunks per frame at 100/s`,
-		);
+		const stream = await streamingRuns(service, gateways, floor, secrets, runId);
 		const bundle = bundleSize();
 		// The push scenario runs on a Worker of its own (own D1, the push simulators), beside the same floor.
 		await service.stop();
@@ -930,7 +1015,7 @@ async function runSoak() {
  * figures are printed (as JSON and as the README's markdown), bench/results/ is left as it is.
  */
 async function runOnly(name: string) {
-	if (name === "costs" || name === "latency") return main(name);
+	if (name === "costs" || name === "latency" || name === "streaming") return main(name);
 	if (name === "growth") {
 		const isolated = isolatedWorkerConfig(ROOT);
 		try {
@@ -943,7 +1028,9 @@ async function runOnly(name: string) {
 		return;
 	}
 	if (name !== "push")
-		throw new Error(`--only ${name}: the scenarios that run alone are: push, costs, latency, growth`);
+		throw new Error(
+			`--only ${name}: the scenarios that run alone are: push, costs, latency, streaming, growth`,
+		);
 	const isolated = isolatedWorkerConfig(ROOT);
 	try {
 		const result = await pushBench(ROOT, isolated.config);

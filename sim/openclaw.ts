@@ -2,7 +2,7 @@ import { createHash, createPublicKey, randomUUID, verify } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { setTimeout as sleep } from "node:timers/promises";
+import { setImmediate as nextTurn, setTimeout as sleep } from "node:timers/promises";
 import { type WebSocket, WebSocketServer } from "ws";
 import {
 	CLIENT_IDS,
@@ -26,6 +26,15 @@ import {
 } from "./openclaw-spec.ts";
 
 export { CLIENT_IDS, CLIENT_MODES } from "./openclaw-spec.ts";
+
+/**
+ * The wait between two events: `ms` milliseconds, or with 0 just the next turn of the event loop
+ * (a timer of 0 waits at least 1 ms in Node, which capped a run "as fast as the gateway sends" at
+ * about 1,000 events per second per connection).
+ */
+export function pace(ms: number): Promise<void> {
+	return ms > 0 ? sleep(ms) : nextTurn();
+}
 
 /**
  * A local stand-in for a tenant's OpenClaw Gateway, speaking protocol 4 from its own spec
@@ -289,7 +298,7 @@ export class GatewaySim {
 				...(frame.stateVersion ? { stateVersion: frame.stateVersion } : {}),
 			});
 			events++;
-			await sleep(paceMs);
+			await pace(paceMs);
 		}
 		this.#stats.runs.push(runId);
 		return { events };
@@ -1157,7 +1166,7 @@ class ScriptedRun {
 		this.#script.onAgentEvent?.(stream, data);
 		this.#frameGapPending = false;
 		this.#events++;
-		await sleep(this.#pace);
+		await pace(this.#pace);
 		return this.#seq;
 	}
 
@@ -1171,7 +1180,7 @@ class ScriptedRun {
 			...extra,
 		});
 		this.#events++;
-		await sleep(this.#pace);
+		await pace(this.#pace);
 	}
 
 	/** A `task` upsert, as the real gateway sends around every step of a run (not paced, not counted). */

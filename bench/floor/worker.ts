@@ -1,5 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import { verifyWebhook } from "../../src/auth/webhook-signature.ts";
+import { ANSWER_CADENCE_MS, CHUNK_WINDOW_MS } from "../../src/openclaw/delivery.ts";
 import { DeliveryWebhook } from "../../src/protocol/obegee.ts";
 
 /**
@@ -24,6 +25,11 @@ import { DeliveryWebhook } from "../../src/protocol/obegee.ts";
  * Gateway DO hands each agent event to the session's DO). With `&durable` it is the relay floor: the
  * durable floor plus that one hop, shared by the rooms that name the same relay, as a tenant's
  * sessions share its Gateway DO.
+ * `POST /rooms/:id/upstream?url=<ws url>&n=<pieces>` makes the room open an outbound WebSocket to
+ * `<url>`, as a tenant's Gateway DO opens one to its gateway, and read the gateway's events from it:
+ * it parses each one and sends its phones the pieces seen so far on the service's cadence (the first
+ * after CHUNK_WINDOW_MS, then at most every ANSWER_CADENCE_MS, the last piece at once). The upstream
+ * floor: the least a Durable Object must do to turn the gateway's stream into an answer on the phone.
  */
 interface Env {
 	ROOM: DurableObjectNamespace<FloorRoom>;
@@ -60,14 +66,20 @@ async function copyToD1(db: D1Database, room: string, message: string, n: number
 }
 
 export class FloorRoom extends DurableObject<Env> {
+	/** The upstream floor's socket (kept so it is not collected) and what its phones have been sent. */
+	#upstream: WebSocket | null = null;
+	#sentAt = 0;
+	#timer: ReturnType<typeof setTimeout> | null = null;
+
 	override async fetch(request: Request): Promise<Response> {
+		const url = new URL(request.url);
+		if (url.pathname.endsWith("/upstream"))
+			return this.upstream(url.searchParams.get("url") ?? "", Number(url.searchParams.get("n")));
 		if (request.headers.get("Upgrade") === "websocket") {
 			const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
 			// A "source" socket plays the upstream (a gateway streaming events); the others are phones.
-			const url = new URL(request.url);
 			const role = url.pathname.endsWith("/source") ? "source" : "phone";
-			// `?parse`: the source sends the gateway's events; the room parses each and forwards one per piece.
-			this.ctx.acceptWebSocket(server, url.searchParams.has("parse") ? [role, "parse"] : [role]);
+			this.ctx.acceptWebSocket(server, [role]);
 			return new Response(null, { status: 101, webSocket: client });
 		}
 		await this.signal(await request.text(), new URL(request.url).search);
@@ -108,15 +120,40 @@ export class FloorRoom extends DurableObject<Env> {
 		}
 	}
 
+	/** Connects the upstream floor's socket (see the header); answers once it is open. */
+	async upstream(target: string, pieces: number): Promise<Response> {
+		const response = await fetch(target, { headers: { Upgrade: "websocket" } });
+		const ws = response.webSocket;
+		if (!ws) return new Response(`upstream answered ${response.status}`, { status: 502 });
+		ws.accept();
+		this.#upstream = ws;
+		let seen = 0;
+		const send = () => {
+			this.#timer = null;
+			this.#sentAt = Date.now();
+			for (const socket of this.ctx.getWebSockets("phone")) socket.send(JSON.stringify({ seq: seen }));
+		};
+		ws.addEventListener("message", (event) => {
+			// Every event is read, as the Gateway DO reads them; the chat event closes its piece.
+			const frame = JSON.parse(event.data as string) as { event?: string; payload?: { seq?: number } };
+			if (frame.event !== "chat") return;
+			seen = frame.payload?.seq ?? seen;
+			if (seen >= pieces) {
+				if (this.#timer !== null) clearTimeout(this.#timer);
+				send();
+			} else if (this.#timer === null) {
+				const wait =
+					this.#sentAt === 0 ? CHUNK_WINDOW_MS : Math.max(0, this.#sentAt + ANSWER_CADENCE_MS - Date.now());
+				this.#timer = setTimeout(send, wait);
+			}
+		});
+		return new Response(null, { status: 204 });
+	}
+
 	/** The armed alarm only measures what arming costs; firing it does nothing. */
 	override async alarm(): Promise<void> {}
 
-	override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-		if (this.ctx.getTags(ws).includes("parse") && typeof message === "string") {
-			const event = JSON.parse(message) as { event?: string; payload?: { seq?: number } };
-			if (event.event !== "chat") return;
-			message = JSON.stringify({ seq: event.payload?.seq });
-		}
+	override async webSocketMessage(_ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
 		for (const socket of this.ctx.getWebSockets("phone")) socket.send(message);
 	}
 }
@@ -131,7 +168,7 @@ export class FloorRelay extends DurableObject<Env> {
 export default {
 	async fetch(request: Request, env: Env): Promise<Response> {
 		const url = new URL(request.url);
-		const match = /^\/rooms\/([^/]+)(\/ws|\/source)?$/.exec(url.pathname);
+		const match = /^\/rooms\/([^/]+)(\/ws|\/source|\/upstream)?$/.exec(url.pathname);
 		if (!match?.[1]) return new Response("not found", { status: 404 });
 		const room = env.ROOM.getByName(match[1]);
 		const relay = url.searchParams.get("relay");
