@@ -51,6 +51,8 @@ export class GatewayDO extends DurableObject<Env> implements GatewayWatcher {
 	readonly #link: GatewayLink;
 	/** Counts each entry point's work when METRICS_LOG is on (the benchmark; src/durable/work-meter.ts). */
 	readonly #meter: WorkMeter;
+	/** Delivery promises already handed to `waitUntil` (see #deliver). */
+	readonly #keptAlive = new WeakSet<Promise<void>>();
 	#tenantId: string | null = null;
 
 	constructor(ctx: DurableObjectState, env: Env) {
@@ -197,7 +199,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayWatcher {
 		await this.#armAlarm();
 	}
 
-	async #onRunEvent(signal: RunSignal): Promise<void> {
+	#onRunEvent(signal: RunSignal): void | Promise<void> {
 		// Runs are started with idempotencyKey = execution id, so a runId names its watch or nothing
 		// of ours; only an event without a runId is matched by its sessionKey (finding 1).
 		const runId = signal.event.runId;
@@ -215,13 +217,18 @@ export class GatewayDO extends DurableObject<Env> implements GatewayWatcher {
 		// A run that keeps talking is alive: its watch must not expire under it (finding 10).
 		if (watch.expiresAt - now < WATCH_RENEW_BELOW_MS) {
 			this.#watches.extend(watch, now + WATCH_TTL_MS);
-			await this.#armAlarm();
+			return this.#armAlarm().then(() => this.#deliver(watch, result.updates));
 		}
-		if (result.updates.length > 0) this.#deliver(watch, result.updates);
+		this.#deliver(watch, result.updates);
 	}
 
 	#deliver(watch: WatchedExecution, updates: AgentUpdate[]): void {
-		this.#meter.waitUntil(this.ctx, this.#delivery.push(watch.sessionId, watch.executionId, updates));
+		if (updates.length === 0) return;
+		const busy = this.#delivery.push(watch.sessionId, watch.executionId, updates);
+		// While an execution's lane drains, every push hands back the same promise: kept alive once.
+		if (this.#keptAlive.has(busy)) return;
+		this.#keptAlive.add(busy);
+		this.#meter.waitUntil(this.ctx, busy);
 	}
 
 	/** Polling at the sessions goes back to its base pace (issue 3, "Push and poll together"). */

@@ -33,13 +33,14 @@ export interface LinkHost {
 	readonly env: Env;
 	readonly meta: MetaStore;
 	waitUntil(promise: Promise<unknown>): void;
-	/** Runs the handling of one frame from the gateway (the owner counts its work). */
-	onFrame(step: () => Promise<void>): Promise<void>;
+	/** Runs the handling of one frame from the gateway (the owner counts its work); hands back what it does. */
+	onFrame<T>(step: () => T): T;
 	/** The outbound socket opened or closed (while it is open the object cannot hibernate). */
 	socketOpen(open: boolean): void;
 	/** Whether any execution is watched (a connection is wanted). */
 	watching(): boolean;
-	onRunEvent(signal: RunSignal): Promise<void>;
+	/** A promise only when the event's handling must wait for something (the alarm, rarely). */
+	onRunEvent(signal: RunSignal): void | Promise<void>;
 	/** The stream dropped or could not be opened while executions were watched. */
 	streamLost(reason: string): void;
 	/** Re-arms the one alarm for whatever is due next (`jobs()` included). */
@@ -54,8 +55,14 @@ interface Connection {
 	ws: WebSocket;
 	protocol: GatewayProtocol;
 	target: GatewayTarget;
-	/** Frames are handled one at a time, in arrival order; a failure drops the connection. */
-	chain: Promise<void>;
+	/**
+	 * Frames are handled one at a time, in arrival order; a failure drops the connection. A frame that
+	 * arrives while none waits is handled at once; one whose handling must wait (the handshake, the
+	 * alarm) makes the frames after it queue in `steps` (from `head` on), drained by `draining`.
+	 */
+	steps: Step[];
+	head: number;
+	draining: Promise<void> | null;
 	tickIntervalMs: number | null;
 	/** When silence means the connection is dead (in memory: it only matters while this socket is up). */
 	livenessDeadline: number;
@@ -68,6 +75,12 @@ interface Attempt {
 	controller: AbortController;
 	deadline: number;
 }
+
+/** The handling of one frame (or of the socket's end): a promise only when it must wait for something. */
+type Step = () => void | Promise<void>;
+
+/** A step already run (its slot in the queue is cleared). */
+const DONE: Step = () => {};
 
 export class GatewayLink {
 	readonly #host: LinkHost;
@@ -208,7 +221,9 @@ export class GatewayLink {
 			ws,
 			protocol,
 			target,
-			chain: Promise.resolve(),
+			steps: [],
+			head: 0,
+			draining: null,
 			tickIntervalMs: null,
 			livenessDeadline: Date.now() + HANDSHAKE_TIMEOUT_MS,
 			stableAt: null,
@@ -232,30 +247,86 @@ export class GatewayLink {
 		await host.armAlarm();
 	}
 
-	/** One step of the frame chain; a step that throws drops the connection, so it reconnects. */
-	#enqueue(connection: Connection, step: () => Promise<void>): void {
-		connection.chain = connection.chain
-			.then(() => this.#host.onFrame(step))
-			.catch(async (error: unknown) => {
-				this.#host.log("error", "gateway frame handling failed", { error: String(error) });
-				this.#drop(connection, "frame handling failed", null, Date.now());
-				await this.#host.armAlarm().catch(() => {});
-			});
-		this.#host.waitUntil(connection.chain);
+	/**
+	 * One step of the connection's frames, in order (see Connection): at once when nothing waits (issue
+	 * 17: an answer's events take no promise and no `waitUntil` each), else after the steps before it.
+	 * A step that throws drops the connection, so it reconnects; the steps after it still run (they
+	 * find the connection replaced and do nothing).
+	 */
+	#enqueue(connection: Connection, step: Step): void {
+		if (connection.draining) {
+			connection.steps.push(step);
+			return;
+		}
+		let result: void | Promise<void>;
+		try {
+			result = this.#host.onFrame(step);
+		} catch (error) {
+			result = Promise.reject(error);
+		}
+		if (!result) return;
+		connection.draining = this.#drain(connection, result);
+		this.#host.waitUntil(connection.draining);
 	}
 
-	async #onFrame(connection: Connection, data: string | ArrayBuffer): Promise<void> {
-		if (this.#connection !== connection) return;
-		let signals: ProtocolSignal[];
+	/** Waits for the step that had to wait, then runs the steps that queued behind it. */
+	async #drain(connection: Connection, first: Promise<void>): Promise<void> {
+		let pending: void | Promise<void> = first;
 		try {
-			signals = await connection.protocol.receive(data);
+			for (;;) {
+				try {
+					await pending;
+				} catch (error) {
+					this.#host.log("error", "gateway frame handling failed", { error: String(error) });
+					this.#drop(connection, "frame handling failed", null, Date.now());
+					await this.#host.armAlarm().catch(() => {});
+				}
+				const step = connection.steps[connection.head];
+				if (!step) break;
+				// The slot is cleared, so the frame it held can be collected.
+				connection.steps[connection.head++] = DONE;
+				try {
+					pending = this.#host.onFrame(step);
+				} catch (error) {
+					pending = Promise.reject(error);
+				}
+			}
+		} finally {
+			connection.steps = [];
+			connection.head = 0;
+			connection.draining = null;
+		}
+	}
+
+	#onFrame(connection: Connection, data: string | ArrayBuffer): void | Promise<void> {
+		if (this.#connection !== connection) return;
+		let signals: ProtocolSignal[] | Promise<ProtocolSignal[]>;
+		try {
+			signals = connection.protocol.receive(data);
 		} catch (error) {
 			signals = [{ kind: "invalid", reason: `frame handling failed: ${String(error)}` }];
 		}
-		for (const signal of signals) await this.#onSignal(connection, signal);
+		if (Array.isArray(signals)) return this.#onSignals(connection, signals, 0);
+		return signals.then(
+			(handed) => this.#onSignals(connection, handed, 0),
+			(error: unknown) =>
+				this.#onSignals(
+					connection,
+					[{ kind: "invalid", reason: `frame handling failed: ${String(error)}` }],
+					0,
+				),
+		);
 	}
 
-	async #onSignal(connection: Connection, signal: ProtocolSignal): Promise<void> {
+	/** The frame's signals from `from` on, in order: a signal whose handling waits holds the rest back. */
+	#onSignals(connection: Connection, signals: ProtocolSignal[], from: number): void | Promise<void> {
+		for (let i = from; i < signals.length; i++) {
+			const waiting = this.#onSignal(connection, signals[i] as ProtocolSignal);
+			if (waiting) return waiting.then(() => this.#onSignals(connection, signals, i + 1));
+		}
+	}
+
+	#onSignal(connection: Connection, signal: ProtocolSignal): void | Promise<void> {
 		const now = Date.now();
 		switch (signal.kind) {
 			case "connect-sent":
@@ -277,8 +348,7 @@ export class GatewayLink {
 				const waitMs = restartExpectedMs === null ? null : Math.min(restartExpectedMs, RECONNECT_CAP_MS);
 				this.#host.log("warn", "gateway shutting down", { restartExpectedMs, waitMs });
 				this.#drop(connection, "gateway shutdown", waitMs, now);
-				await this.#host.armAlarm();
-				return;
+				return this.#host.armAlarm();
 			}
 			case "gap":
 				return this.#host.log("warn", "gateway event gap: events were lost", { ...signal, kind: undefined });
@@ -286,7 +356,7 @@ export class GatewayLink {
 				this.#host.log("warn", "gateway frame rejected", { reason: signal.reason });
 				if (!connection.protocol.ready) {
 					this.#drop(connection, "handshake failed", null, now);
-					await this.#host.armAlarm();
+					return this.#host.armAlarm();
 				}
 				return;
 		}

@@ -103,8 +103,12 @@ export class GatewayProtocol {
 		return this.#state === "ready";
 	}
 
-	/** Handles one inbound frame; the signals say what happened, in order. */
-	async receive(raw: string | ArrayBuffer): Promise<ProtocolSignal[]> {
+	/**
+	 * Handles one inbound frame; the signals say what happened, in order. Synchronous for every frame
+	 * but the connect challenge (whose answer is signed): the answer's events, thousands a second, take
+	 * no promise (issue 17).
+	 */
+	receive(raw: string | ArrayBuffer): ProtocolSignal[] | Promise<ProtocolSignal[]> {
 		const size = typeof raw === "string" ? raw.length : raw.byteLength;
 		if (size > this.#maxPayload)
 			return [{ kind: "invalid", reason: `frame of ${size} bytes exceeds maxPayload` }];
@@ -119,7 +123,11 @@ export class GatewayProtocol {
 		return [{ kind: "invalid", reason: "not a gateway event or response frame" }];
 	}
 
-	async #onEvent(name: string, payload: unknown, seq: number | undefined): Promise<ProtocolSignal[]> {
+	#onEvent(
+		name: string,
+		payload: unknown,
+		seq: number | undefined,
+	): ProtocolSignal[] | Promise<ProtocolSignal[]> {
 		if (name === "connect.challenge") return this.#onChallenge(payload);
 		if (this.#state !== "ready") return [];
 		const signals: ProtocolSignal[] = [];
