@@ -384,6 +384,30 @@ describe("the answer is never silently cut or joined (finding 11)", () => {
 		).toEqual(["Hello, ", "wor", "ld."]);
 	});
 
+	it("delivers the answer event that renews its watch, before the events behind it", async () => {
+		const { phone, executionId, tenantId, agent } = await streamingThroughFake();
+		await agent("lifecycle", { phase: "start" });
+		// The watch is 14 of its 15 minutes old: the next event renews it and arms the alarm before its
+		// text goes on (the one answer event whose handling waits; the others take no promise).
+		await runInDurableObject(gatewayStub(tenantId), (_instance, state) => {
+			state.storage.sql.exec(
+				"UPDATE gw_watch SET expires_at = ? WHERE execution_id = ?",
+				Date.now() + 60_000,
+				executionId,
+			);
+		});
+		await restartAndReconnect(tenantId);
+		// One burst, the renewing event first.
+		await Promise.all([
+			agent("assistant", { itemId: "item-1", text: "Hello, ", delta: "Hello, " }),
+			agent("assistant", { itemId: "item-1", text: "Hello, world", delta: "world" }),
+			agent("assistant", { itemId: "item-1", text: "Hello, world.", delta: "." }),
+			agent("lifecycle", { phase: "end" }),
+		]);
+		// Without the renewing event's text the phone would show " […] world." (a gap, never joined over).
+		await answerReaches(phone, executionId, "Hello, world.");
+	});
+
 	it("retries a failing session over time and delivers the whole answer once it recovers", async () => {
 		const { phone, sessionId, executionId, gateway, agent } = await streamingThroughFake();
 		await runInDurableObject(sessionStub(sessionId), (_instance, state) => {
