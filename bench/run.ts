@@ -10,7 +10,7 @@ import { gzipSync } from "node:zlib";
 import { Webhook } from "standardwebhooks";
 import { type WebSocket as NodeWebSocket, WebSocketServer } from "ws";
 import { startObeGeeSim } from "../sim/obegee.ts";
-import { pace, splitAnswer } from "../sim/openclaw.ts";
+import { agentPayload, chatPayload, message, pace, splitAnswer } from "../sim/openclaw.ts";
 import { mintMobileToken } from "../src/auth/mobile-token.ts";
 import {
 	freePort,
@@ -548,23 +548,17 @@ async function streaming(
 	// does, parses each, and sends the phone the pieces so far on the service's cadence.
 	const pieces = splitAnswer(answer);
 	const soFar = pieces.map((_, i) => pieces.slice(0, i + 1).join(""));
+	const run = { runId: "floor-run", sessionKey: "agent:main:floor" };
+	const itemId = "floor-item:2";
 	const upstreamRate = await floorUpstream(floor, ids, perExecution, options.paceMs, (n) => {
 		const text = soFar[n - 1] ?? "";
 		const delta = pieces[n - 1] ?? "";
-		const message = { role: "assistant", content: [{ type: "text", text }] };
+		// The simulator's own payloads (sim/openclaw.ts), in the envelope its connection puts them in.
+		const event = (name: string, seq: number, payload: unknown) =>
+			JSON.stringify({ type: "event", event: name, payload, seq });
 		return [
-			JSON.stringify({
-				type: "event",
-				event: "agent",
-				seq: 2 * n - 1,
-				payload: { runId: "r", seq: n, stream: "assistant", data: { text, delta } },
-			}),
-			JSON.stringify({
-				type: "event",
-				event: "chat",
-				seq: 2 * n,
-				payload: { runId: "r", seq: n, state: "delta", deltaText: delta, message },
-			}),
+			event("agent", 2 * n - 1, agentPayload(run, "assistant", { text, delta, itemId }, n)),
+			event("chat", 2 * n, chatPayload(run, n, "delta", { deltaText: delta, message: message(text) })),
 		];
 	});
 	const rate = Math.round(chunks / elapsed);
@@ -742,7 +736,6 @@ async function floorUpstream(
 	}
 }
 
-/** The commit the figures belong to (with "+changes" when the tree differs from it). */
 /** The signed webhook's work in the last full run's results, for `--only latency` (which measures none). */
 function lastWebhookWork(): WebhookWork {
 	const path = join(ROOT, "bench/results/latest.json");
@@ -752,6 +745,7 @@ function lastWebhookWork(): WebhookWork {
 	return work;
 }
 
+/** The commit the figures belong to (with "+changes" when the tree differs from it). */
 function commitOf(): string {
 	const git = (...args: string[]) => execFileSync("git", args, { cwd: ROOT, encoding: "utf8" }).trim();
 	try {

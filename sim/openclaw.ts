@@ -1138,17 +1138,10 @@ class ScriptedRun {
 	}
 
 	#agentPayload(stream: string, data: Record<string, unknown>, seq: number, lifecycle = false) {
-		return {
-			runId: this.#script.runId,
-			stream,
-			data,
-			sessionKey: this.#sessionKey,
+		return agentPayload({ runId: this.#script.runId, sessionKey: this.#sessionKey }, stream, data, seq, {
 			...(lifecycle ? { sessionId: this.#sessionId } : {}),
-			agentId: AGENT_ID,
-			seq,
-			ts: Date.now(),
 			...(stream === "tool" ? { session: this.#sessionRow() } : {}),
-		};
+		});
 	}
 
 	/** One `agent` event with the run's next seq (not sent when `skip`); returns that seq. */
@@ -1171,14 +1164,10 @@ class ScriptedRun {
 	}
 
 	async #chat(state: string, at: number, extra: Record<string, unknown>): Promise<void> {
-		this.#broadcast("chat", {
-			runId: this.#script.runId,
-			sessionKey: this.#sessionKey,
-			agentId: AGENT_ID,
-			seq: at,
-			state,
-			...extra,
-		});
+		this.#broadcast(
+			"chat",
+			chatPayload({ runId: this.#script.runId, sessionKey: this.#sessionKey }, at, state, extra),
+		);
 		this.#events++;
 		await pace(this.#pace);
 	}
@@ -1225,7 +1214,39 @@ class ScriptedRun {
 	}
 }
 
-function message(text: string) {
+/** The run an event belongs to, as its payload names it. */
+export interface RunNames {
+	runId: string;
+	sessionKey: string;
+}
+
+/** An `agent` event's payload, as this gateway sends it (`extra`: the fields only some streams carry). */
+export function agentPayload(
+	run: RunNames,
+	stream: string,
+	data: Record<string, unknown>,
+	seq: number,
+	extra: Record<string, unknown> = {},
+) {
+	return {
+		runId: run.runId,
+		stream,
+		data,
+		sessionKey: run.sessionKey,
+		agentId: AGENT_ID,
+		seq,
+		ts: Date.now(),
+		...extra,
+	};
+}
+
+/** A `chat` event's payload, as this gateway sends it. */
+export function chatPayload(run: RunNames, seq: number, state: string, extra: Record<string, unknown>) {
+	return { runId: run.runId, sessionKey: run.sessionKey, agentId: AGENT_ID, seq, state, ...extra };
+}
+
+/** The assistant message a chat event carries: the answer so far. */
+export function message(text: string) {
 	return { role: "assistant", content: [{ type: "text", text }], timestamp: Date.now() };
 }
 

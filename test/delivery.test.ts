@@ -48,6 +48,22 @@ describe("agent update delivery", () => {
 		expect(calls.length * 6).toBeLessThanOrEqual(sent.length);
 	});
 
+	it("hands each drain to keepAlive once, however many updates join it (issue 17)", async () => {
+		const kept: Array<Promise<void>> = [];
+		const { delivery, calls } = recording({ keepAlive: (drain) => kept.push(drain), sleep: async () => {} });
+		const first = delivery.push("s1", "exec_1", [{ kind: "chunk", text: "a" }]);
+		void delivery.push("s1", "exec_1", [{ kind: "chunk", text: "b" }]);
+		void delivery.push("s1", "exec_1", [{ kind: "chunk", text: "c" }]);
+		expect(kept).toEqual([first]);
+		await first;
+		// The lane drained: the next update starts (and keeps alive) a drain of its own.
+		const second = delivery.push("s1", "exec_1", [{ kind: "chunk", text: "d" }]);
+		expect(second).not.toBe(first);
+		expect(kept).toEqual([first, second]);
+		await second;
+		expect(calls.flat().map((u) => (u.kind === "chunk" ? u.text : ""))).toEqual(["abc", "d"]);
+	});
+
 	it("sends an answer's first words after CHUNK_WINDOW_MS, then its text at most once per ANSWER_CADENCE_MS", async () => {
 		let now = 1_000_000;
 		const waits: number[] = [];

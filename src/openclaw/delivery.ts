@@ -41,6 +41,11 @@ export interface DeliveryOptions {
 	maxQueued?: number;
 	/** The clock the answer cadence is kept by (injectable for tests). */
 	now?: () => number;
+	/**
+	 * Called once per drain an execution's lane starts, with its promise (the Gateway DO hands it to
+	 * `waitUntil`: once per drain, not once per pushed update, issue 17).
+	 */
+	keepAlive?: (drain: Promise<void>) => void;
 }
 
 export interface DeliveryStats {
@@ -74,6 +79,7 @@ export class AgentUpdateDelivery {
 	readonly #retryDelaysMs: readonly number[];
 	readonly #maxQueued: number;
 	readonly #now: () => number;
+	readonly #keepAlive: (drain: Promise<void>) => void;
 	#wake = Promise.withResolvers<void>();
 	readonly stats: DeliveryStats = { failedCalls: 0, dropped: 0 };
 
@@ -84,6 +90,7 @@ export class AgentUpdateDelivery {
 		this.#retryDelaysMs = options.retryDelaysMs ?? RETRY_DELAYS_MS;
 		this.#maxQueued = options.maxQueued ?? MAX_QUEUED;
 		this.#now = options.now ?? Date.now;
+		this.#keepAlive = options.keepAlive ?? (() => {});
 	}
 
 	/** Queues updates; resolves once they (and everything before them) were handed over or given up. */
@@ -116,7 +123,10 @@ export class AgentUpdateDelivery {
 		lane.queue.push(...updates);
 		if (lane.urgentQueued > 0) lane.urgent.resolve();
 		if (lane.queue.length > this.#maxQueued) this.#shrink(executionId, lane);
-		if (!lane.busy) lane.busy = this.#drain(executionId, lane);
+		if (!lane.busy) {
+			lane.busy = this.#drain(executionId, lane);
+			this.#keepAlive(lane.busy);
+		}
 		return lane.busy;
 	}
 

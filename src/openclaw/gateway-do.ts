@@ -51,8 +51,6 @@ export class GatewayDO extends DurableObject<Env> implements GatewayWatcher {
 	readonly #link: GatewayLink;
 	/** Counts each entry point's work when METRICS_LOG is on (the benchmark; src/durable/work-meter.ts). */
 	readonly #meter: WorkMeter;
-	/** Delivery promises already handed to `waitUntil` (see #deliver). */
-	readonly #keptAlive = new WeakSet<Promise<void>>();
 	#tenantId: string | null = null;
 
 	constructor(ctx: DurableObjectState, env: Env) {
@@ -69,6 +67,7 @@ export class GatewayDO extends DurableObject<Env> implements GatewayWatcher {
 				sessionObjects(this.env).getByName(sessionId).applyAgentUpdates(sessionId, executionId, updates),
 			(executionId, error, dropped) =>
 				this.#log("warn", "agent updates not delivered", { executionId, dropped, error: String(error) }),
+			{ keepAlive: (drain) => this.#meter.waitUntil(ctx, drain) },
 		);
 		this.#link = new GatewayLink({
 			env: this.env,
@@ -223,12 +222,8 @@ export class GatewayDO extends DurableObject<Env> implements GatewayWatcher {
 	}
 
 	#deliver(watch: WatchedExecution, updates: AgentUpdate[]): void {
-		if (updates.length === 0) return;
-		const busy = this.#delivery.push(watch.sessionId, watch.executionId, updates);
-		// While an execution's lane drains, every push hands back the same promise: kept alive once.
-		if (this.#keptAlive.has(busy)) return;
-		this.#keptAlive.add(busy);
-		this.#meter.waitUntil(this.ctx, busy);
+		// The lane keeps its drain alive (see the constructor); its promise is not needed here.
+		if (updates.length > 0) void this.#delivery.push(watch.sessionId, watch.executionId, updates);
 	}
 
 	/** Polling at the sessions goes back to its base pace (issue 3, "Push and poll together"). */
