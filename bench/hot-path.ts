@@ -1,0 +1,106 @@
+/**
+ * The Gateway DO's own work per answer event, with nothing around it (issue 17): the gateway's
+ * events for one burst of the streaming scenario (5 runs of 600 pieces interleaved on one connection,
+ * two events per piece, each repeating the answer so far, built by the simulator's own payload
+ * builders), run through each step of the path in turn. Node runs the same V8 as workerd; the
+ * streaming scenario of `npm run bench` measures the whole path in the runtime.
+ *
+ *   npm run bench:hot-path
+ */
+import { isGatewayEventFrame } from "@openclaw/gateway-protocol/frame-guards";
+import { agentPayload, chatPayload, message, splitAnswer } from "../sim/openclaw.ts";
+import { AgentEvent, ChatEvent } from "../src/openclaw/frames.ts";
+import { mapAgentEvent, mapChatEvent, newRunState, type RunState } from "../src/openclaw/mapping.ts";
+
+const RUNS = 5;
+const PIECES = 600;
+const ROUNDS = 10;
+
+const answer = Array.from({ length: PIECES }, (_, i) => `w${String(i).padStart(5, "0")} `).join("");
+const pieces = splitAnswer(answer);
+const frames: string[] = [];
+let connectionSeq = 0;
+for (let n = 1; n <= pieces.length; n++) {
+	const text = pieces.slice(0, n).join("");
+	const delta = pieces[n - 1] ?? "";
+	for (let r = 0; r < RUNS; r++) {
+		const run = { runId: `exec_${r}`, sessionKey: `agent:main:myndlens-exec_${r}` };
+		const frame = (event: string, payload: unknown) =>
+			JSON.stringify({ type: "event", event, payload, seq: ++connectionSeq });
+		frames.push(
+			frame("agent", agentPayload(run, "assistant", { text, delta, itemId: `item-${r}:2` }, 2 * n - 1)),
+		);
+		frames.push(
+			frame("chat", chatPayload(run, 2 * n, "delta", { deltaText: delta, message: message(text) })),
+		);
+	}
+}
+
+/** Microseconds per frame, the best of ROUNDS passes (after three to warm up). */
+function perFrame(step: () => void): number {
+	for (let i = 0; i < 3; i++) step();
+	let best = Number.POSITIVE_INFINITY;
+	for (let i = 0; i < ROUNDS; i++) {
+		const started = performance.now();
+		step();
+		best = Math.min(best, performance.now() - started);
+	}
+	return (best * 1000) / frames.length;
+}
+
+const parsed = frames.map((frame) => JSON.parse(frame) as { event: string; payload: unknown });
+const events = parsed.map(({ event, payload }) =>
+	event === "agent"
+		? ({ kind: "agent", event: AgentEvent.parse(payload) } as const)
+		: ({ kind: "chat", event: ChatEvent.parse(payload) } as const),
+);
+const agentTexts = events.flatMap((e) => (e.kind === "agent" ? [String(e.event.data?.text)] : []));
+let failures = 0;
+
+const rows: [string, number][] = [
+	[
+		"JSON.parse",
+		perFrame(() => {
+			for (const frame of frames) JSON.parse(frame);
+		}),
+	],
+	[
+		"frame guard and schema",
+		perFrame(() => {
+			for (const frame of parsed) {
+				if (!isGatewayEventFrame(frame)) failures++;
+				else if (!(frame.event === "agent" ? AgentEvent : ChatEvent).safeParse(frame.payload).success)
+					failures++;
+			}
+		}),
+	],
+	[
+		"mapping",
+		perFrame(() => {
+			const states = new Map<string, RunState>();
+			for (const { kind, event } of events) {
+				const runId = event.runId ?? "";
+				const state = states.get(runId) ?? newRunState();
+				const result = kind === "agent" ? mapAgentEvent(state, event) : mapChatEvent(state, event);
+				states.set(runId, result.state);
+			}
+		}),
+	],
+	[
+		// What the mapping's prefix check cost before (issue 17): String.prototype.startsWith.
+		"one startsWith per agent event",
+		perFrame(() => {
+			let before = "";
+			for (const text of agentTexts) {
+				if (!text.startsWith(before)) failures++;
+				before = text;
+			}
+		}),
+	],
+];
+if (failures > 0) throw new Error(`${failures} frames failed their check`);
+const bytes = frames.reduce((total, frame) => total + frame.length, 0) / frames.length;
+console.log(
+	`${frames.length} frames, ${Math.round(bytes)} bytes each on average (one burst's tenant ×${RUNS} runs)`,
+);
+for (const [label, us] of rows) console.log(`${label.padEnd(34)} ${us.toFixed(2).padStart(6)} µs per frame`);
