@@ -1,38 +1,35 @@
 /**
  * The Gateway DO's own work per answer event, with nothing around it (issue 17): the gateway's
- * events for one burst of the streaming scenario (5 runs of 600 pieces interleaved on one connection,
- * two events per piece, each repeating the answer so far, built by the simulator's own payload
- * builders), run through each step of the path in turn. Node runs the same V8 as workerd; the
- * streaming scenario of `npm run bench` measures the whole path in the runtime.
+ * events for one tenant's share of a streaming burst (5 runs of a 600-word answer, 467 pieces each,
+ * interleaved on one connection; two events per piece, each repeating the answer so far, built by
+ * the simulator's own payload builders: bench/answer.ts), run through each step of the path in turn.
+ * Node runs the same V8 as workerd; the streaming scenario of `npm run bench` measures the whole path
+ * in the runtime.
  *
  *   npm run bench:hot-path
  */
 import { isGatewayEventFrame } from "@openclaw/gateway-protocol/frame-guards";
-import { agentPayload, chatPayload, message, splitAnswer } from "../sim/openclaw.ts";
 import { AgentEvent, ChatEvent } from "../src/openclaw/frames.ts";
 import { mapAgentEvent, mapChatEvent, newRunState, type RunState } from "../src/openclaw/mapping.ts";
+import { answerEvents, streamedAnswer } from "./answer.ts";
 
 const RUNS = 5;
-const PIECES = 600;
+const WORDS = 600;
 const ROUNDS = 10;
 
-const answer = Array.from({ length: PIECES }, (_, i) => `w${String(i).padStart(5, "0")} `).join("");
-const pieces = splitAnswer(answer);
 const frames: string[] = [];
-let connectionSeq = 0;
-for (let n = 1; n <= pieces.length; n++) {
-	const text = pieces.slice(0, n).join("");
-	const delta = pieces[n - 1] ?? "";
-	for (let r = 0; r < RUNS; r++) {
-		const run = { runId: `exec_${r}`, sessionKey: `agent:main:myndlens-exec_${r}` };
-		const frame = (event: string, payload: unknown) =>
-			JSON.stringify({ type: "event", event, payload, seq: ++connectionSeq });
-		frames.push(
-			frame("agent", agentPayload(run, "assistant", { text, delta, itemId: `item-${r}:2` }, 2 * n - 1)),
-		);
-		frames.push(
-			frame("chat", chatPayload(run, 2 * n, "delta", { deltaText: delta, message: message(text) })),
-		);
+const runs = Array.from({ length: RUNS }, (_, r) =>
+	answerEvents(
+		{ runId: `exec_${r}`, sessionKey: `agent:main:myndlens-exec_${r}` },
+		`item-${r}:2`,
+		streamedAnswer(WORDS),
+	),
+);
+let connectionSeq = 1;
+for (let n = 1; n <= (runs[0]?.pieces ?? 0); n++) {
+	for (const run of runs) {
+		frames.push(...run.events(n, connectionSeq));
+		connectionSeq += 2;
 	}
 }
 

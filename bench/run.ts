@@ -10,7 +10,7 @@ import { gzipSync } from "node:zlib";
 import { Webhook } from "standardwebhooks";
 import { type WebSocket as NodeWebSocket, WebSocketServer } from "ws";
 import { startObeGeeSim } from "../sim/obegee.ts";
-import { agentPayload, chatPayload, message, pace, splitAnswer } from "../sim/openclaw.ts";
+import { pace, splitAnswer } from "../sim/openclaw.ts";
 import { mintMobileToken } from "../src/auth/mobile-token.ts";
 import {
 	freePort,
@@ -20,6 +20,7 @@ import {
 	randomSecrets,
 	startLocalWorker,
 } from "../tools/local-worker.ts";
+import { answerEvents, streamedAnswer } from "./answer.ts";
 import { Gateways } from "./gateways.ts";
 import { growthBench, growthMarkdown } from "./growth.ts";
 import { Phone } from "./phone.ts";
@@ -509,7 +510,7 @@ async function streaming(
 		ids.map((_, i) => gateways.connected(`tenant_stream_${options.label}_${i % 4}`)),
 	);
 	await sleep(100);
-	const answer = Array.from({ length: options.pieces }, (_, i) => `w${String(i).padStart(5, "0")} `).join("");
+	const answer = streamedAnswer(options.pieces);
 	const chunkTexts = (phone: Phone) => phone.frames.filter((f) => f.frame.type === "response_chunk");
 	const started = performance.now();
 	const finished = await Promise.all(
@@ -546,21 +547,14 @@ async function streaming(
 	// The upstream floor: each room reads the gateway's own events (two per piece, each repeating the
 	// answer so far, as the simulator sends them) on an outbound socket of its own, as a Gateway DO
 	// does, parses each, and sends the phone the pieces so far on the service's cadence.
-	const pieces = splitAnswer(answer);
-	const soFar = pieces.map((_, i) => pieces.slice(0, i + 1).join(""));
-	const run = { runId: "floor-run", sessionKey: "agent:main:floor" };
-	const itemId = "floor-item:2";
-	const upstreamRate = await floorUpstream(floor, ids, perExecution, options.paceMs, (n) => {
-		const text = soFar[n - 1] ?? "";
-		const delta = pieces[n - 1] ?? "";
-		// The simulator's own payloads (sim/openclaw.ts), in the envelope its connection puts them in.
-		const event = (name: string, seq: number, payload: unknown) =>
-			JSON.stringify({ type: "event", event: name, payload, seq });
-		return [
-			event("agent", 2 * n - 1, agentPayload(run, "assistant", { text, delta, itemId }, n)),
-			event("chat", 2 * n, chatPayload(run, n, "delta", { deltaText: delta, message: message(text) })),
-		];
-	});
+	const gateway = answerEvents(
+		{ runId: "floor-run", sessionKey: "agent:main:floor" },
+		"floor-item:2",
+		answer,
+	);
+	const upstreamRate = await floorUpstream(floor, ids, perExecution, options.paceMs, (n) =>
+		gateway.events(n, 2 * n - 1),
+	);
 	const rate = Math.round(chunks / elapsed);
 	const offered = Math.round(chunks / ((Math.max(...finished.map((f) => f.emittedAt)) - started) / 1000));
 	return {

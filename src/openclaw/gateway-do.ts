@@ -5,7 +5,7 @@ import { runMigrations } from "../durable/migrations.ts";
 import { sessionObjects } from "../durable/placement.ts";
 import { meteredEnv, WorkMeter } from "../durable/work-meter.ts";
 import type { Env } from "../env.ts";
-import type { AgentUpdate, GatewayWatcher, WatchRequest } from "./contract.ts";
+import type { GatewayWatcher, WatchRequest } from "./contract.ts";
 import { AgentUpdateDelivery } from "./delivery.ts";
 import { loadDeviceIdentity } from "./device-identity.ts";
 import { GatewayLink, type RunSignal } from "./gateway-link.ts";
@@ -213,17 +213,15 @@ export class GatewayDO extends DurableObject<Env> implements GatewayWatcher {
 				: mapChatEvent(watch.run, signal.event);
 		for (const note of result.notes) this.#logNote(watch, note);
 		this.#watches.saveRun(watch.executionId, result.state, now);
-		// A run that keeps talking is alive: its watch must not expire under it (finding 10).
+		// The lane keeps its drain alive (see the constructor); its promise is not needed here.
+		if (result.updates.length > 0)
+			void this.#delivery.push(watch.sessionId, watch.executionId, result.updates);
+		// A run that keeps talking is alive: its watch must not expire under it (finding 10). The
+		// frames behind this one wait for the alarm (the one answer event whose handling waits).
 		if (watch.expiresAt - now < WATCH_RENEW_BELOW_MS) {
 			this.#watches.extend(watch, now + WATCH_TTL_MS);
-			return this.#armAlarm().then(() => this.#deliver(watch, result.updates));
+			return this.#armAlarm();
 		}
-		this.#deliver(watch, result.updates);
-	}
-
-	#deliver(watch: WatchedExecution, updates: AgentUpdate[]): void {
-		// The lane keeps its drain alive (see the constructor); its promise is not needed here.
-		if (updates.length > 0) void this.#delivery.push(watch.sessionId, watch.executionId, updates);
 	}
 
 	/** Polling at the sessions goes back to its base pace (issue 3, "Push and poll together"). */

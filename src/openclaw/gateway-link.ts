@@ -58,10 +58,9 @@ interface Connection {
 	/**
 	 * Frames are handled one at a time, in arrival order; a failure drops the connection. A frame that
 	 * arrives while none waits is handled at once; one whose handling must wait (the handshake, the
-	 * alarm) makes the frames after it queue in `steps` (from `head` on), drained by `draining`.
+	 * alarm) makes the frames after it queue in `steps`, drained by `draining`.
 	 */
 	steps: Step[];
-	head: number;
 	draining: Promise<void> | null;
 	tickIntervalMs: number | null;
 	/** When silence means the connection is dead (in memory: it only matters while this socket is up). */
@@ -79,8 +78,10 @@ interface Attempt {
 /** The handling of one frame (or of the socket's end): a promise only when it must wait for something. */
 type Step = () => void | Promise<void>;
 
-/** A step already run (its slot in the queue is cleared). */
-const DONE: Step = () => {};
+/** A frame whose handling threw: one invalid signal, as for any frame that cannot be read. */
+function frameFailed(error: unknown): ProtocolSignal[] {
+	return [{ kind: "invalid", reason: `frame handling failed: ${String(error)}` }];
+}
 
 export class GatewayLink {
 	readonly #host: LinkHost;
@@ -222,7 +223,6 @@ export class GatewayLink {
 			protocol,
 			target,
 			steps: [],
-			head: 0,
 			draining: null,
 			tickIntervalMs: null,
 			livenessDeadline: Date.now() + HANDSHAKE_TIMEOUT_MS,
@@ -258,15 +258,19 @@ export class GatewayLink {
 			connection.steps.push(step);
 			return;
 		}
-		let result: void | Promise<void>;
-		try {
-			result = this.#host.onFrame(step);
-		} catch (error) {
-			result = Promise.reject(error);
-		}
-		if (!result) return;
-		connection.draining = this.#drain(connection, result);
+		const waiting = this.#run(step);
+		if (!waiting) return;
+		connection.draining = this.#drain(connection, waiting);
 		this.#host.waitUntil(connection.draining);
+	}
+
+	/** Runs one step as the owner counts it; a step that throws is a rejected promise (see #drain). */
+	#run(step: Step): void | Promise<void> {
+		try {
+			return this.#host.onFrame(step);
+		} catch (error) {
+			return Promise.reject(error);
+		}
 	}
 
 	/** Waits for the step that had to wait, then runs the steps that queued behind it. */
@@ -281,19 +285,13 @@ export class GatewayLink {
 					this.#drop(connection, "frame handling failed", null, Date.now());
 					await this.#host.armAlarm().catch(() => {});
 				}
-				const step = connection.steps[connection.head];
+				const step = connection.steps.shift();
 				if (!step) break;
-				// The slot is cleared, so the frame it held can be collected.
-				connection.steps[connection.head++] = DONE;
-				try {
-					pending = this.#host.onFrame(step);
-				} catch (error) {
-					pending = Promise.reject(error);
-				}
+				pending = this.#run(step);
 			}
 		} finally {
-			connection.steps = [];
-			connection.head = 0;
+			// Only a failure outside a step ends the loop early: what queued behind it is not run out of order.
+			connection.steps.length = 0;
 			connection.draining = null;
 		}
 	}
@@ -304,17 +302,12 @@ export class GatewayLink {
 		try {
 			signals = connection.protocol.receive(data);
 		} catch (error) {
-			signals = [{ kind: "invalid", reason: `frame handling failed: ${String(error)}` }];
+			signals = frameFailed(error);
 		}
 		if (Array.isArray(signals)) return this.#onSignals(connection, signals, 0);
 		return signals.then(
 			(handed) => this.#onSignals(connection, handed, 0),
-			(error: unknown) =>
-				this.#onSignals(
-					connection,
-					[{ kind: "invalid", reason: `frame handling failed: ${String(error)}` }],
-					0,
-				),
+			(error: unknown) => this.#onSignals(connection, frameFailed(error), 0),
 		);
 	}
 
