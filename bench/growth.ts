@@ -47,10 +47,11 @@ const ANSWER_SIZES = [
 	{ label: "100 KB", chars: 102_400, sessions: 1 },
 ];
 /**
- * Milliseconds between the gateway simulator's events. Node sleeps at least 1 ms anyway, so a 100 KB
- * answer (about 11,400 deltas, each an `agent` event and a `chat` delta) takes about 25 s to stream.
+ * Milliseconds between the gateway simulator's `agent` events (the pieces; the throttled chat deltas
+ * go with them). Node sleeps a little longer than asked, so a 100 KB answer (about 11,400 pieces)
+ * takes about 25 s to stream, as it did when each piece took two 1-ms pauses.
  */
-const PACE_MS = 1;
+const PACE_MS = 2;
 const FINISHED_COUNTS = [1, 10, 100];
 const FILL_CONCURRENCY = 8;
 /** After a step, a moment for its trailing work (D1 flush, outbox copy) to be logged before counting on. */

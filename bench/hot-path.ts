@@ -1,8 +1,9 @@
 /**
  * The Gateway DO's own work per answer event, with nothing around it (issue 17): the gateway's
  * events for one tenant's share of a streaming burst (5 runs of a 600-word answer, 467 pieces each,
- * interleaved on one connection; two events per piece, each repeating the answer so far, built by
- * the simulator's own payload builders: bench/answer.ts), run through each step of the path in turn.
+ * interleaved on one connection; the agent's event per piece and the chat deltas the gateway's
+ * throttle lets through, each repeating the answer so far, built by the simulator's own payload
+ * builders and throttle: bench/answer.ts), run through each step of the path in turn.
  * Node runs the same V8 as workerd; the streaming scenario of `npm run bench` measures the whole path
  * in the runtime.
  *
@@ -17,19 +18,29 @@ const RUNS = 5;
 const WORDS = 600;
 const ROUNDS = 10;
 
+/**
+ * Milliseconds between two pieces of one run, for the chat throttle's clock: a burst offers about
+ * 40,000 pieces a second over its 20 runs (`npm run bench`), 2,000 per run.
+ */
+const PIECE_MS = 0.5;
+
 const frames: string[] = [];
+let clock = 0;
 const runs = Array.from({ length: RUNS }, (_, r) =>
 	answerEvents(
 		{ runId: `exec_${r}`, sessionKey: `agent:main:myndlens-exec_${r}` },
 		`item-${r}:2`,
 		streamedAnswer(WORDS),
+		() => clock,
 	),
 );
 let connectionSeq = 1;
 for (let n = 1; n <= (runs[0]?.pieces ?? 0); n++) {
+	clock = n * PIECE_MS;
 	for (const run of runs) {
-		frames.push(...run.events(n, connectionSeq));
-		connectionSeq += 2;
+		const events = run.events(n, connectionSeq);
+		frames.push(...events);
+		connectionSeq += events.length;
 	}
 }
 

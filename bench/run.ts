@@ -416,7 +416,7 @@ async function perExecutionCosts(
 			const gateway = await options.gateways.connected(`tenant_cost_${options.label}`);
 			await sleep(100);
 			const pieces = Math.floor((options.durationMs * 0.8) / 100);
-			void gateway.run({ runId: execution_id, answer: "word ".repeat(pieces * 2), paceMs: 49 });
+			void gateway.run({ runId: execution_id, answer: "word ".repeat(pieces * 2), paceMs: 98 });
 		}
 		await phones[i]?.waitFor(isStage(mandateId, 10, "completed"), options.durationMs + 30_000);
 		return execution_id;
@@ -542,19 +542,25 @@ async function streaming(
 	for (const phone of phones) phone.close();
 
 	// The floor: a source socket per room streams as many messages at the gateway simulator's
-	// pace (two events, so two turns, per piece) and the bare DO forwards each one to the phone.
+	// pace (one turn per piece) and the bare DO forwards each one to the phone.
 	const floorRate = await floorStream(floor, ids, perExecution, options.paceMs);
-	// The upstream floor: each room reads the gateway's own events (two per piece, each repeating the
-	// answer so far, as the simulator sends them) on an outbound socket of its own, as a Gateway DO
-	// does, parses each, and sends the phone the pieces so far on the service's cadence.
-	const gateway = answerEvents(
-		{ runId: "floor-run", sessionKey: "agent:main:floor" },
-		"floor-item:2",
-		answer,
-	);
-	const upstreamRate = await floorUpstream(floor, ids, perExecution, options.paceMs, (n) =>
-		gateway.events(n, 2 * n - 1),
-	);
+	// The upstream floor: each room reads the gateway's own events (the agent's event per piece and
+	// the throttled chat deltas, each repeating the answer so far, as the simulator sends them) on an
+	// outbound socket of its own, as a Gateway DO does, parses each, and sends the phone the pieces
+	// so far on the service's cadence.
+	const upstreamRate = await floorUpstream(floor, ids, perExecution, options.paceMs, () => {
+		const gateway = answerEvents(
+			{ runId: "floor-run", sessionKey: "agent:main:floor" },
+			"floor-item:2",
+			answer,
+		);
+		let seq = 1;
+		return (n) => {
+			const frames = gateway.events(n, seq);
+			seq += frames.length;
+			return frames;
+		};
+	});
 	const rate = Math.round(chunks / elapsed);
 	const offered = Math.round(chunks / ((Math.max(...finished.map((f) => f.emittedAt)) - started) / 1000));
 	return {
@@ -600,7 +606,7 @@ async function streamingRuns(
 		await streaming(service, gateways, floor, secrets, runId, {
 			executions: 1,
 			pieces: 300,
-			paceMs: 4,
+			paceMs: 9,
 			label: "100-per-s",
 		}),
 	);
@@ -625,7 +631,10 @@ function floorPhones(floor: RunningWorker, rooms: string[]): Promise<Phone[]> {
 	);
 }
 
-/** Sends a stream's pieces, two turns each at the gateway simulator's pace, as its two events take. */
+/**
+ * Sends a stream's pieces at the gateway simulator's pace: a piece's messages together, then one
+ * pause, as the simulator sends an agent event with the chat delta it brings.
+ */
 async function sendPieces(
 	send: (message: string) => void,
 	pieces: number,
@@ -633,19 +642,15 @@ async function sendPieces(
 	messages: (n: number) => string[],
 ) {
 	for (let n = 1; n <= pieces; n++) {
-		const batch = messages(n);
-		for (let turn = 0; turn < 2; turn++) {
-			const message = batch[turn];
-			if (message !== undefined) send(message);
-			await pace(paceMs);
-		}
+		for (const message of messages(n)) send(message);
+		await pace(paceMs);
 	}
 }
 
 /**
  * The bare floor's stream, one per execution: a source socket per room sends one message per piece
- * (two turns each, at the simulator's pace) and the room forwards each to its phone, which waits for
- * the last. Returns pieces/s.
+ * (at the simulator's pace) and the room forwards each to its phone, which waits for the last.
+ * Returns pieces/s.
  */
 async function floorStream(
 	floor: RunningWorker,
@@ -683,16 +688,16 @@ async function floorStream(
 
 /**
  * The upstream floor's stream, one per execution: each room opens an outbound socket to a gateway
- * played here (as a Gateway DO connects to its gateway), which sends the gateway's events (`messages`,
- * two turns per piece at the simulator's pace); the room parses each and sends its phone the pieces
- * so far on the service's cadence (bench/floor/worker.ts). Returns pieces/s.
+ * played here (as a Gateway DO connects to its gateway), which sends the gateway's events (each
+ * room's own `stream()`: a piece's events, at the simulator's pace); the room parses each and sends
+ * its phone the pieces so far on the service's cadence (bench/floor/worker.ts). Returns pieces/s.
  */
 async function floorUpstream(
 	floor: RunningWorker,
 	ids: string[],
 	perExecution: number,
 	paceMs: number,
-	messages: (n: number) => string[],
+	stream: () => (n: number) => string[],
 ): Promise<number> {
 	const rooms = ids.map((id) => `upstream-${id}`);
 	const phones = await floorPhones(floor, rooms);
@@ -717,7 +722,7 @@ async function floorUpstream(
 			rooms.map(async (room, i) => {
 				const socket = gateways.get(room);
 				if (!socket) throw new Error(`upstream floor: room ${room} did not connect`);
-				await sendPieces((m) => socket.send(m), perExecution, paceMs, messages);
+				await sendPieces((m) => socket.send(m), perExecution, paceMs, stream());
 				await phones[i]?.waitFor((f) => f.frame.seq === perExecution, 60_000);
 				socket.close();
 			}),

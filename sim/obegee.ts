@@ -334,14 +334,14 @@ function answerPieces(length: number): number {
 }
 
 /**
- * How many paced events sim/openclaw.ts `runScript` sends for a script (each followed by one pause):
- * lifecycle start and model, 4 per tool, (error and restart), model, each piece as an agent event and
- * all but the last as a chat delta, usage, finishing, end, the late chat delta and chat final.
+ * How many paced events sim/openclaw.ts `runScript` sends for a script (each `agent` event, followed
+ * by one pause; the chat events go with the agent event they are projected from): lifecycle start
+ * and model, 4 per tool, (error and restart), model, each piece, usage, finishing, end.
  */
 export function scriptEvents(script: RunScript): number {
 	const pieces = answerPieces(script.answer?.length ?? 0);
 	const tools = script.tools?.length ?? 1;
-	return 2 + 4 * tools + (script.lifecycleError ? 2 : 0) + 1 + pieces + Math.max(0, pieces - 1) + 3 + 2;
+	return 2 + 4 * tools + (script.lifecycleError ? 2 : 0) + 1 + pieces + 3;
 }
 
 /** The agent's run for an execution and when it starts, or null when this execution gets none. */

@@ -983,10 +983,58 @@ function cronPayload() {
 
 type Broadcast = (event: string, payload: unknown, options?: SendOptions) => void;
 
+/** The real gateway sends a run's chat deltas at most this often (server-chat.ts `emitChatDelta`). */
+export const CHAT_DELTA_THROTTLE_MS = 150;
+
+/** A chat delta: the answer so far, what it adds to the delta before it, and when it was let through. */
+export interface ChatDelta {
+	text: string;
+	deltaText: string;
+	at: number;
+}
+
+/**
+ * A run's chat deltas as the real gateway projects them from its assistant events (server-chat.ts):
+ * the first at once, then at most one per CHAT_DELTA_THROTTLE_MS (an assistant event inside the
+ * window sends none); the run's end flushes the text held back, if any, before `final`. (The real
+ * gateway also flushes before a tool or item starts; a scripted run's answer always follows its
+ * tools, so there is never text to flush there.)
+ */
+export class ChatDeltaThrottle {
+	#text = "";
+	#sentLength = 0;
+	#sentAt = Number.NEGATIVE_INFINITY;
+	readonly #now: () => number;
+
+	constructor(now: () => number = Date.now) {
+		this.#now = now;
+	}
+
+	/** An assistant event's answer so far: the chat delta to send with it, or null inside the window. */
+	next(text: string): ChatDelta | null {
+		this.#text = text;
+		const now = this.#now();
+		return now - this.#sentAt < CHAT_DELTA_THROTTLE_MS ? null : this.#take(now);
+	}
+
+	/** The text held back since the last delta, as one delta; null when there is none. */
+	flush(): ChatDelta | null {
+		return this.#text.length > this.#sentLength ? this.#take(this.#now()) : null;
+	}
+
+	#take(now: number): ChatDelta {
+		const delta = { text: this.#text, deltaText: this.#text.slice(this.#sentLength), at: now };
+		this.#sentAt = now;
+		this.#sentLength = this.#text.length;
+		return delta;
+	}
+}
+
 /**
  * One scripted agent run, event by event as the real gateway streams it (openclaw-sample-run.jsonl):
- * lifecycle start, each tool as item/tool events, the answer as assistant deltas mirrored by chat
- * deltas, usage, lifecycle end, the late chat delta and chat final — with the script's faults — and
+ * lifecycle start, each tool as item/tool events, the answer as assistant deltas with the chat
+ * deltas the gateway throttles from them, usage, lifecycle end, the held-back chat delta and chat
+ * final — with the script's faults — and
  * the run's `task` and `sessions.changed` noise. `agent` payloads carry sessionKey, sessionId,
  * agentId and ts; `tool` events also the session row, and go only to tool-events connections.
  */
@@ -1002,6 +1050,8 @@ class ScriptedRun {
 	#seq = 0;
 	#events = 0;
 	#frameGapPending: boolean;
+	readonly #chatDeltas = new ChatDeltaThrottle();
+	#lastChat: unknown = null;
 
 	constructor(script: RunScript, broadcast: Broadcast, dropAll: () => void) {
 		this.#script = script;
@@ -1067,45 +1117,60 @@ class ScriptedRun {
 			: allPieces;
 		const itemId = `${randomUUID()}:2`;
 		let text = "";
-		let lateDelta: { at: number; delta: string; text: string } | null = null;
+		let sentDeltas = 0;
+		const chatDelta = (at: number, delta: ChatDelta) => {
+			sentDeltas++;
+			// The second chat delta of a replaceDelta script carries the whole text as a replacement.
+			const replace = script.replaceDelta === true && sentDeltas === 2;
+			this.#chat(
+				"delta",
+				at,
+				replace
+					? { deltaText: delta.text, replace: true, message: message(delta.text, delta.at) }
+					: { deltaText: delta.deltaText, message: message(delta.text, delta.at) },
+			);
+		};
 		for (const [index, delta] of pieces.entries()) {
 			text += delta;
 			const skip = script.seqGap === true && index === 1 && pieces.length > 2;
-			const at = await this.#agent("assistant", { text, delta, itemId }, { skip });
-			if (skip) continue;
-			if (script.duplicate && index === 0) {
-				this.#broadcast("agent", this.#agentPayload("assistant", { text, delta, itemId }, at));
-				this.#events++;
-			}
-			const replace = script.replaceDelta === true && index === 1;
-			const chatDelta = replace
-				? { deltaText: text, replace: true, message: message(text) }
-				: { deltaText: delta, message: message(text) };
-			// The last chat delta is throttled past the lifecycle end, as on the real gateway.
-			if (index === pieces.length - 1 && !script.chatEnd) lateDelta = { at, delta, text };
-			else {
-				await this.#chat("delta", at, chatDelta);
-				if (script.duplicate && index === 0) await this.#chat("delta", at, chatDelta);
-			}
+			await this.#agent(
+				"assistant",
+				{ text, delta, itemId },
+				{
+					skip,
+					// The gateway projects its chat delta from the assistant event, at once and throttled.
+					withIt: (at) => {
+						const twice = script.duplicate === true && index === 0;
+						if (twice) this.#broadcast("agent", this.#agentPayload("assistant", { text, delta, itemId }, at));
+						const due = this.#chatDeltas.next(text);
+						if (due === null) return;
+						chatDelta(at, due);
+						if (twice) this.#broadcast("chat", this.#lastChat);
+					},
+				},
+			);
 		}
 		await this.#agent("usage", { outputTokens: 20 });
 		if (script.chatEnd === "error") {
-			const at = await this.#agent(
+			// The gateway drops the text it held back and reports the error.
+			await this.#agent(
 				"lifecycle",
 				{ phase: "error", error: "provider returned 500", endedAt: Date.now() },
-				{ lifecycle: true },
+				{
+					lifecycle: true,
+					withIt: (at) =>
+						this.#chat("error", at, { errorMessage: "The model provider failed.", errorKind: "provider" }),
+				},
 			);
-			await this.#chat("error", at, { errorMessage: "The model provider failed.", errorKind: "provider" });
 			this.#task("failed", "finished");
 			return { events: this.#events };
 		}
 		if (script.chatEnd === "aborted") {
-			const at = await this.#agent(
+			await this.#agent(
 				"lifecycle",
 				{ phase: "end", aborted: true, stopReason: "aborted", endedAt: Date.now() },
-				{ lifecycle: true },
+				{ lifecycle: true, withIt: (at) => this.#chat("aborted", at, { stopReason: "aborted" }) },
 			);
-			await this.#chat("aborted", at, { stopReason: "aborted" });
 			this.#task("cancelled", "finished");
 			return { events: this.#events };
 		}
@@ -1115,7 +1180,7 @@ class ScriptedRun {
 			{ lifecycle: true },
 		);
 		this.#task("running", "finished");
-		const endSeq = await this.#agent(
+		await this.#agent(
 			"lifecycle",
 			{
 				phase: "end",
@@ -1125,14 +1190,17 @@ class ScriptedRun {
 					? {}
 					: { terminalReply: { disposition: "visible", text: answer } }),
 			},
-			{ lifecycle: true },
+			{
+				lifecycle: true,
+				// The run's end flushes the text the throttle held back (a delta after lifecycle `end`,
+				// as recorded), then `final` with the whole answer.
+				withIt: (at) => {
+					const held = this.#chatDeltas.flush();
+					if (held !== null) chatDelta(at, held);
+					this.#chat("final", at, { stopReason: "stop", message: message(answer) });
+				},
+			},
 		);
-		if (lateDelta)
-			await this.#chat("delta", lateDelta.at, {
-				deltaText: lateDelta.delta,
-				message: message(lateDelta.text),
-			});
-		await this.#chat("final", endSeq, { stopReason: "stop", message: message(answer) });
 		this.#task("completed", "finished");
 		return { events: this.#events };
 	}
@@ -1144,14 +1212,17 @@ class ScriptedRun {
 		});
 	}
 
-	/** One `agent` event with the run's next seq (not sent when `skip`); returns that seq. */
+	/**
+	 * One `agent` event with the run's next seq (not sent when `skip`), then what the gateway sends
+	 * with it at once (`withIt`: the chat events it projects from it), then the pause before the next.
+	 */
 	async #agent(
 		stream: string,
 		data: Record<string, unknown>,
-		options: { skip?: boolean; lifecycle?: boolean } = {},
-	): Promise<number> {
+		options: { skip?: boolean; lifecycle?: boolean; withIt?: (seq: number) => void } = {},
+	): Promise<void> {
 		this.#seq++;
-		if (options.skip) return this.#seq;
+		if (options.skip) return;
 		this.#broadcast("agent", this.#agentPayload(stream, data, this.#seq, options.lifecycle), {
 			skipSeq: this.#frameGapPending,
 			tool: stream === "tool",
@@ -1159,17 +1230,19 @@ class ScriptedRun {
 		this.#script.onAgentEvent?.(stream, data);
 		this.#frameGapPending = false;
 		this.#events++;
+		options.withIt?.(this.#seq);
 		await pace(this.#pace);
-		return this.#seq;
 	}
 
-	async #chat(state: string, at: number, extra: Record<string, unknown>): Promise<void> {
-		this.#broadcast(
-			"chat",
-			chatPayload({ runId: this.#script.runId, sessionKey: this.#sessionKey }, at, state, extra),
+	/** A `chat` event: sent with the agent event it is projected from, so neither paced nor counted. */
+	#chat(state: string, at: number, extra: Record<string, unknown>): void {
+		this.#lastChat = chatPayload(
+			{ runId: this.#script.runId, sessionKey: this.#sessionKey },
+			at,
+			state,
+			extra,
 		);
-		this.#events++;
-		await pace(this.#pace);
+		this.#broadcast("chat", this.#lastChat);
 	}
 
 	/** A `task` upsert, as the real gateway sends around every step of a run (not paced, not counted). */
@@ -1246,8 +1319,8 @@ export function chatPayload(run: RunNames, seq: number, state: string, extra: Re
 }
 
 /** The assistant message a chat event carries: the answer so far. */
-export function message(text: string) {
-	return { role: "assistant", content: [{ type: "text", text }], timestamp: Date.now() };
+export function message(text: string, timestamp = Date.now()) {
+	return { role: "assistant", content: [{ type: "text", text }], timestamp };
 }
 
 function freshStats(): GatewaySimStats {

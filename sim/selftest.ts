@@ -12,7 +12,14 @@ import {
 	startObeGeeSim,
 } from "./obegee.ts";
 import { StatusBody, WebhookBody } from "./obegee-schemas.ts";
-import { type GatewaySim, type RunScript, startGatewaySim, verifyEd25519 } from "./openclaw.ts";
+import {
+	CHAT_DELTA_THROTTLE_MS,
+	ChatDeltaThrottle,
+	type GatewaySim,
+	type RunScript,
+	startGatewaySim,
+	verifyEd25519,
+} from "./openclaw.ts";
 import { deviceAuthPayloadV3 } from "./openclaw-spec.ts";
 
 /**
@@ -757,6 +764,33 @@ async function main(): Promise<void> {
 			},
 		],
 	);
+
+	tests.push([
+		"gateway: chat deltas are throttled as server-chat.ts throttles them (a clock of our own)",
+		async () => {
+			let now = 1_000;
+			const chat = new ChatDeltaThrottle(() => now);
+			// The first goes at once.
+			assert.deepEqual(chat.next("The"), { text: "The", deltaText: "The", at: 1_000 });
+			// Inside the window nothing goes; the text is held.
+			now += CHAT_DELTA_THROTTLE_MS - 1;
+			assert.equal(chat.next("The weekly"), null);
+			// At the window's end the held text goes as one delta.
+			now += 1;
+			assert.deepEqual(chat.next("The weekly report"), {
+				text: "The weekly report",
+				deltaText: " weekly report",
+				at: 1_150,
+			});
+			// Nothing held: the end flushes nothing.
+			assert.equal(chat.flush(), null);
+			now += 10;
+			assert.equal(chat.next("The weekly report was"), null);
+			// The end flushes what is held, inside the window too, and only once.
+			assert.deepEqual(chat.flush(), { text: "The weekly report was", deltaText: " was", at: 1_160 });
+			assert.equal(chat.flush(), null);
+		},
+	]);
 
 	tests.push([
 		"gateway: the simulator's own verifier accepts the known-answer signature vector, and only it",

@@ -318,6 +318,53 @@ describe("gateway simulator: who gets which event", () => {
 		socket.close();
 	});
 
+	it("throttles chat deltas as the real gateway: the first at once, then one per 150 ms at most, the rest flushed after end", async () => {
+		const socket = await listener(["operator.read"], []);
+		const runId = `exec_${crypto.randomUUID()}`;
+		const answer = "Every piece of this answer arrives twenty milliseconds after the one before it.";
+		await gatewaySim("/__sim/runs", { runId, answer, tools: [], paceMs: 20 });
+		const ours = socket.frames.filter((f) => f.payload?.runId === runId);
+		const assistant = ours.filter((f) => f.event === "agent" && f.payload?.stream === "assistant");
+		const deltas = ours.filter((f) => f.event === "chat" && f.payload?.state === "delta");
+		const textOf = (f: Frame) =>
+			(f.payload?.message as { content: { text: string }[] } | undefined)?.content
+				.map((c) => c.text)
+				.join("");
+		// About 80 characters in pieces of 6–12, 20 ms apart: fewer deltas than pieces, more than one.
+		expect(assistant.length).toBeGreaterThan(6);
+		expect(deltas.length).toBeGreaterThan(1);
+		expect(deltas.length).toBeLessThan(assistant.length);
+		// Each delta follows the assistant event it is projected from at once, and repeats its text.
+		const first = ours.indexOf(assistant[0] as Frame);
+		expect(ours[first + 1]).toBe(deltas[0]);
+		for (const delta of deltas.slice(0, -1)) {
+			const from = ours[ours.indexOf(delta) - 1];
+			expect(from?.payload?.stream).toBe("assistant");
+			expect(from?.payload?.seq).toBe(delta.payload?.seq);
+			expect(textOf(delta)).toBe((from?.payload?.data as { text?: string } | undefined)?.text);
+		}
+		// Their message timestamps are the throttle's own clock: 150 ms apart at least.
+		const sentAt = deltas.map((d) =>
+			Number((d.payload?.message as { timestamp?: number } | undefined)?.timestamp),
+		);
+		for (let i = 1; i < deltas.length - 1; i++)
+			expect(sentAt[i]).toBeGreaterThanOrEqual((sentAt[i - 1] as number) + 150);
+		// The run's end sends what the throttle held back (unless the last piece's delta went out),
+		// then final; the deltas' deltaText adds up to the answer.
+		const end = ours.findIndex(
+			(f) =>
+				f.payload?.stream === "lifecycle" &&
+				(f.payload?.data as { phase?: string } | undefined)?.phase === "end",
+		);
+		const afterEnd = ours.slice(end + 1).filter((f) => f.event === "chat");
+		expect(afterEnd.map((f) => f.payload?.state)).toEqual(
+			ours.indexOf(deltas.at(-1) as Frame) > end ? ["delta", "final"] : ["final"],
+		);
+		expect(textOf(deltas.at(-1) as Frame)).toBe(answer);
+		expect(deltas.map((d) => d.payload?.deltaText).join("")).toBe(answer);
+		socket.close();
+	});
+
 	it("shutdown is followed by the socket closing", async () => {
 		const device = await newDevice();
 		const socket = await SimSocket.open();

@@ -65,7 +65,9 @@ export class SimSocket {
 
 	private constructor(ws: WebSocket) {
 		this.#ws = ws;
-		ws.addEventListener("message", (event) => this.frames.push(JSON.parse(String(event.data)) as Frame));
+		ws.addEventListener("message", (event) => {
+			this.frames.push(JSON.parse(String(event.data)) as Frame);
+		});
 		ws.addEventListener("close", (event) => {
 			this.closed = { code: event.code, reason: event.reason };
 		});

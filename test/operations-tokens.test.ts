@@ -243,7 +243,9 @@ describe("rotation without downtime: several space-separated values, the first s
 		const socket = upgrade.webSocket;
 		if (!socket) throw new Error("no socket");
 		const frames: string[] = [];
-		socket.addEventListener("message", (event) => frames.push(String(event.data)));
+		socket.addEventListener("message", (event) => {
+			frames.push(String(event.data));
+		});
 		socket.accept();
 		await expect.poll(() => frames.some((frame) => frame.includes('"snapshot"'))).toBe(true);
 		socket.close(1000, "done");

@@ -134,9 +134,10 @@ export class FloorRoom extends DurableObject<Env> {
 			for (const socket of this.ctx.getWebSockets("phone")) socket.send(JSON.stringify({ seq: seen }));
 		};
 		ws.addEventListener("message", (event) => {
-			// Every event is read, as the Gateway DO reads them; the chat event closes its piece.
+			// Every event is read, as the Gateway DO reads them; the agent's event is the piece (a chat
+			// delta, when the gateway's throttle sends one, repeats it).
 			const frame = JSON.parse(event.data as string) as { event?: string; payload?: { seq?: number } };
-			if (frame.event !== "chat") return;
+			if (frame.event !== "agent") return;
 			seen = frame.payload?.seq ?? seen;
 			if (seen >= pieces) {
 				if (this.#timer !== null) clearTimeout(this.#timer);
