@@ -37,9 +37,10 @@ const MAX_FINISHED_SHOWN = 20;
 
 /**
  * The 100 KB answer runs on one session: the gateway sends the item's cumulative text in every
- * `agent` assistant event and every `chat` delta, about 1.2 billion characters for one 100 KB answer
- * (gatewayTextChars). Five at once took minutes and ran the simulator's Node heap out of memory
- * with the frames workerd had not read yet.
+ * `agent` assistant event and every `chat` delta, about 0.6 billion characters for one 100 KB answer
+ * (measured: the simulator's `eventChars`; 1.2 billion when every piece had its chat delta). Five at
+ * once took minutes and ran the simulator's Node heap out of memory with the frames workerd had not
+ * read yet.
  */
 const ANSWER_SIZES = [
 	{ label: "1 KB", chars: 1_024, sessions: 5 },
@@ -93,7 +94,7 @@ export interface AnswerSizeRow {
 	 * Computed, not measured: characters of answer text the gateway sends for this answer — every
 	 * `agent` assistant event carries the cumulative text and so does every `chat` delta's message.
 	 */
-	gateway_text_chars: number;
+	gateway_event_chars: number;
 	/** Gateway run started → its last event sent, median over the sessions (s). */
 	stream_s: number;
 	/** Gateway run started → the answer's last response_chunk frame on the phone, median (s). */
@@ -162,19 +163,6 @@ function makeAnswer(chars: number): string {
 	let text = "";
 	for (let i = 0; text.length < chars; i++) text += `w${String(i).padStart(5, "0")} `;
 	return text.slice(0, chars);
-}
-
-/** The answer text the simulator sends (sim/openclaw.ts splitAnswer: pieces of 6, 9, 12… characters). */
-function gatewayTextChars(chars: number): number {
-	let total = 0;
-	let sent = 0;
-	for (let count = 0; sent < chars; count++) {
-		sent = Math.min(chars, sent + 6 + (count % 3) * 3);
-		// The assistant event's cumulative `text` and `delta`, and the chat delta's `message` and `deltaText`.
-		total += 2 * sent + 2 * (6 + (count % 3) * 3);
-	}
-	// lifecycle end's terminalReply and chat final: the whole answer twice more.
-	return total + 2 * chars;
 }
 
 const isStage =
@@ -386,13 +374,17 @@ async function answerSize(
 	const expected = Math.min(answer.length, MAX_ANSWER_CHARS);
 	const streamTimes: number[] = [];
 	const arrivalTimes: number[] = [];
+	/** Characters of the frames each run's gateway sent (its Gateway DO reads every one). */
+	const eventChars: number[] = [];
 	const phase = performance.now();
 	const sent = await Promise.all(
 		mandates.map(async ({ mandateId, executionId }, i) => {
 			const phone = phones[i] as Phone;
 			const started = performance.now();
+			const charsBefore = sims[i]?.stats().eventChars ?? 0;
 			await sims[i]?.run({ runId: executionId, answer, tools: [], paceMs: PACE_MS });
 			streamTimes.push(performance.now() - started);
+			eventChars.push((sims[i]?.stats().eventChars ?? 0) - charsBefore);
 			await phone.waitFor(isStage(mandateId, 9, "completed"), FRAME_TIMEOUT_MS, "stage 9 completed");
 			// The last piece may come after lifecycle end (a late chat delta): wait for the whole text.
 			const deadline = Date.now() + 15_000;
@@ -444,7 +436,7 @@ async function answerSize(
 		answer_chars: answer.length,
 		sessions,
 		pace_ms: PACE_MS,
-		gateway_text_chars: gatewayTextChars(answer.length),
+		gateway_event_chars: Math.round(median(eventChars)),
 		stream_s: round(median(streamTimes) / 1000, 1),
 		answer_on_phone_s: round(median(arrivalTimes) / 1000, 1),
 		webhook_to_stage10: distribution(samples),
@@ -641,7 +633,7 @@ export function growthMarkdown(result: GrowthResult): string[] {
 		`| answer | ${a.map((row) => row.label).join(" | ")} |`,
 		`|---|${a.map(() => "---|").join("")}`,
 		`| gateway run: last event sent / answer whole on the phone (s) | ${a.map((row) => `${number(row.stream_s, 1)} / ${number(row.answer_on_phone_s, 1)}`).join(" | ")} |`,
-		`| answer text the gateway sends (computed; cumulative text in every event) | ${a.map((row) => `${number(row.gateway_text_chars / 1_000_000, 1)} M chars`).join(" | ")} |`,
+		`| event frames the gateway sends (measured; cumulative text in every event) | ${a.map((row) => `${number(row.gateway_event_chars / 1_000_000, 1)} M chars`).join(" | ")} |`,
 		`| signed webhook → stage-10 frame, p50 / p99 (ms) | ${a.map((row) => `${number(row.webhook_to_stage10.p50)} / ${number(row.webhook_to_stage10.p99)}`).join(" | ")} |`,
 		`| answer as the app shows it | ${a.map(shown).join(" | ")} |`,
 		`| frames per phone | ${a.map((row) => number(row.frames_per_phone, 0)).join(" | ")} |`,

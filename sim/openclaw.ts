@@ -103,6 +103,8 @@ export interface RunScript {
 }
 
 export interface GatewaySimStats {
+	/** Characters of every event frame sent, to every connection (the bench's measure of reading). */
+	eventChars: number;
 	connections: number;
 	open: number;
 	hellos: number;
@@ -410,15 +412,15 @@ export class GatewaySim {
 		if (!receivesEvent(peer.role, peer.scopes, event)) return;
 		if (options.tool && !peer.caps.includes(TOOL_EVENTS_CAP)) return;
 		peer.seq += options.skipSeq ? 2 : 1;
-		peer.ws.send(
-			JSON.stringify({
-				type: "event",
-				event,
-				payload,
-				seq: peer.seq,
-				...(options.stateVersion ? { stateVersion: options.stateVersion } : {}),
-			}),
-		);
+		const frame = JSON.stringify({
+			type: "event",
+			event,
+			payload,
+			seq: peer.seq,
+			...(options.stateVersion ? { stateVersion: options.stateVersion } : {}),
+		});
+		this.#stats.eventChars += frame.length;
+		peer.ws.send(frame);
 	}
 
 	#broadcast(event: string, payload: unknown, options: SendOptions = {}): void {
@@ -1325,6 +1327,7 @@ export function message(text: string, timestamp = Date.now()) {
 
 function freshStats(): GatewaySimStats {
 	return {
+		eventChars: 0,
 		connections: 0,
 		open: 0,
 		hellos: 0,
