@@ -3,7 +3,14 @@ import { join } from "node:path";
 import { type GrowthResult, growthMarkdown } from "./growth.ts";
 import type { PerPush, PushBenchResult } from "./push.ts";
 import type { Distribution } from "./stats.ts";
-import { DO_MEMORY_GB, type KindWork, LEFT_OUT, PRICES, type WebhookWork } from "./work.ts";
+import {
+	DO_MEMORY_GB,
+	type KindWork,
+	LEFT_OUT,
+	MINIMUM_WEBHOOK_WORK,
+	PRICES,
+	type WebhookWork,
+} from "./work.ts";
 
 export { PRICES };
 
@@ -34,6 +41,14 @@ export interface LatencyResult {
 	/** The durable floor reached through one more Durable Object (the gateway path's hop). */
 	relay_floor?: Distribution;
 	gateway_relay_ratio_p99?: number;
+	/** The alarm floor doing only what a webhook must store for the guarantees (MINIMUM_WEBHOOK_WORK). */
+	minimum_floor?: Distribution;
+	/** The minimum-work floor ÷ the durable floor, p99. */
+	minimum_ratio_p99?: number;
+	/** The durable floor measured once more, last, in the same run. */
+	durable_again?: Distribution;
+	/** The larger of the durable floor's two p99s ÷ the smaller: how far the reference moves in one run. */
+	durable_spread_p99?: number;
 	/** The same signals in settled rounds: each after a pause in which the service finished the round's earlier work. */
 	settled?: Distribution;
 	settled_durable_ratio_p99?: number;
@@ -104,6 +119,23 @@ function markdown(report: BenchReport): string {
 		),
 		"",
 		`The work-matched floor is the alarm floor also running, per signal, the work this run's costs measured for the service's signed webhook (its \`session rpc:deliverWebhook\` row below, rounded): ${report.webhook_work.sql} SQLite statements writing ${report.webhook_work.rows} rows, then ${report.webhook_work.d1} D1 statements in one batch in the background, against a local D1 on the same two cores (bench/floor/worker.ts). The worker-matched floor is that, with its Worker first doing what the service's webhook route does before its Durable Object (the service's own signature check, JSON parse and schema) and reaching the object by RPC, as the service does.`,
+		"",
+		"How far the reference moves, and the least the guarantees need (same run): the durable floor measured once more, last, on rooms of its own; and the minimum-work floor, the alarm floor doing per signal only what a signed webhook must store for the guarantees (bench/work.ts `MINIMUM_WEBHOOK_WORK`: " +
+			`${MINIMUM_WEBHOOK_WORK.sql} SQLite statements writing ${MINIMUM_WEBHOOK_WORK.rows} rows, then ${MINIMUM_WEBHOOK_WORK.d1} D1 statements in one batch in the background).`,
+		"",
+		"| sessions × phones | durable floor p99 | measured again, p99 | **spread** (larger ÷ smaller) | minimum-work floor p50 | p99 | **÷ durable floor** |",
+		"|---|---|---|---|---|---|---|",
+		...report.latency.map(
+			({
+				sessions,
+				durable_floor: d,
+				durable_again: again,
+				durable_spread_p99,
+				minimum_floor: m,
+				minimum_ratio_p99,
+			}) =>
+				`| ${sessions} × 2 | ${d.p99} | ${again?.p99 ?? "–"} | **${durable_spread_p99 ?? "–"}×** | ${m?.p50 ?? "–"} | ${m?.p99 ?? "–"} | **${minimum_ratio_p99 ?? "–"}×** |`,
+		),
 		"",
 	];
 	lines.push(

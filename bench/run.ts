@@ -31,6 +31,7 @@ import { type Distribution, distribution, pool } from "./stats.ts";
 import {
 	collectWork,
 	d1Growth,
+	MINIMUM_WEBHOOK_WORK,
 	summarizeWork,
 	type WebhookWork,
 	type WorkLine,
@@ -293,8 +294,8 @@ async function serviceLatency(
  * The floor: the same fan-out with nothing but a Durable Object forwarding a posted message; the
  * durable floor first writes it to SQLite; the alarm floor also arms the object's alarm; the
  * work-matched floor also runs the service's measured work per webhook (`work`) and copies to D1 (on
- * the same cores); the
- * worker-matched floor also checks a signed delivery webhook in its Worker, as the service's route
+ * the same cores); the minimum-work floor does the same with the least the guarantees need
+ * (MINIMUM_WEBHOOK_WORK as `work`); the worker-matched floor also checks a signed delivery webhook in its Worker, as the service's route
  * does, and reaches its object by RPC (`signer` signs its posts); the relay floor is the durable floor
  * reached through one more Durable Object, shared by SESSIONS_PER_TENANT rooms as a tenant's Gateway
  * DO is by its sessions (the gateway path's extra hop).
@@ -303,7 +304,7 @@ async function floorLatency(
 	floor: RunningWorker,
 	sessions: number,
 	runId: string,
-	mode: "bare" | "durable" | "alarm" | "matched" | "worker" | "relay" = "bare",
+	mode: "bare" | "durable" | "alarm" | "matched" | "minimum" | "worker" | "relay" = "bare",
 	work: WebhookWork = { sql: 0, rows: 0, d1: 0 },
 	signer?: Webhook,
 ): Promise<number[]> {
@@ -314,6 +315,7 @@ async function floorLatency(
 		durable: "?durable",
 		alarm: "?durable&alarm",
 		matched,
+		minimum: matched,
 		worker: `${matched}&verify&rpc`,
 		relay: "?durable&relay=",
 	}[mode];
@@ -903,6 +905,9 @@ async function main(only: "costs" | "latency" | "streaming" | null = null) {
 				new Webhook(secrets.WEBHOOK_SECRET),
 			);
 			const relaySamples = await floorLatency(floor, sessions, runId, "relay");
+			const minimumSamples = await floorLatency(floor, sessions, runId, "minimum", MINIMUM_WEBHOOK_WORK);
+			// The reference once more, last, on rooms of its own: how far it moves within one run.
+			const againSamples = await floorLatency(floor, sessions, `${runId}again`, "durable");
 			const ratio = (a: Distribution, b: Distribution) =>
 				Math.round((a.p99 / Math.max(b.p99, 0.01)) * 100) / 100;
 			const webhook = distribution(samples);
@@ -915,6 +920,8 @@ async function main(only: "costs" | "latency" | "streaming" | null = null) {
 			const matched = distribution(matchedSamples);
 			const workerMatched = distribution(workerSamples);
 			const relayed = distribution(relaySamples);
+			const minimum = distribution(minimumSamples);
+			const again = distribution(againSamples);
 			latency.push({
 				sessions,
 				service: webhook,
@@ -933,6 +940,13 @@ async function main(only: "costs" | "latency" | "streaming" | null = null) {
 				worker_ratio_p99: ratio(webhook, workerMatched),
 				relay_floor: relayed,
 				gateway_relay_ratio_p99: ratio(agent, relayed),
+				minimum_floor: minimum,
+				minimum_ratio_p99: ratio(minimum, durable),
+				durable_again: again,
+				durable_spread_p99: ratio(
+					again.p99 > durable.p99 ? again : durable,
+					again.p99 > durable.p99 ? durable : again,
+				),
 				settled: settledWebhook,
 				settled_durable_ratio_p99: ratio(settledWebhook, durable),
 				settled_worker_ratio_p99: ratio(settledWebhook, workerMatched),
@@ -941,7 +955,7 @@ async function main(only: "costs" | "latency" | "streaming" | null = null) {
 				settled_gateway_relay_ratio_p99: ratio(settledAgent, relayed),
 			});
 			log(
-				`  webhook p50 ${webhook.p50} p99 ${webhook.p99} (settled ${settledWebhook.p50} / ${settledWebhook.p99}) · gateway p50 ${agent.p50} p99 ${agent.p99} (settled ${settledAgent.p50} / ${settledAgent.p99}) · floor p50 ${bare.p50} p99 ${bare.p99} · durable floor p99 ${durable.p99} · with alarm p99 ${alarmed.p99} · work-matched p99 ${matched.p99} · worker-matched p99 ${workerMatched.p99} · relay p99 ${relayed.p99} ms`,
+				`  webhook p50 ${webhook.p50} p99 ${webhook.p99} (settled ${settledWebhook.p50} / ${settledWebhook.p99}) · gateway p50 ${agent.p50} p99 ${agent.p99} (settled ${settledAgent.p50} / ${settledAgent.p99}) · floor p50 ${bare.p50} p99 ${bare.p99} · durable floor p99 ${durable.p99} · with alarm p99 ${alarmed.p99} · work-matched p99 ${matched.p99} · worker-matched p99 ${workerMatched.p99} · relay p99 ${relayed.p99} · minimum-work p99 ${minimum.p99} · durable again p99 ${again.p99} ms`,
 			);
 			if (sessions === Math.max(...SIZES)) correctness = audit;
 		}

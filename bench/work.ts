@@ -227,6 +227,17 @@ export interface WebhookWork {
 }
 
 /**
+ * The least a signed webhook's Durable Object must store for the service's guarantees (issue 17),
+ * which the minimum-work floor does per signal: 6 rows — the webhook's id (a replay is recognised),
+ * the mandate's terminal state (applied exactly once), the stage-10 event the phones get (nothing is
+ * sent before it is stored; resume by seq), the outbox row with the turn's audit records (the trail
+ * is complete even if D1 is down), the push owed to the user's devices, and one more event for the
+ * run's end — written by 6 statements plus 2 reads (the mandate by its execution, the webhook id);
+ * then the audit copy to D1 in one batch of 3 statements (the webhook, the outcome, the stage).
+ */
+export const MINIMUM_WEBHOOK_WORK: WebhookWork = { sql: 8, rows: 6, d1: 3 };
+
+/**
  * The work the costs run measured for the signed webhook (its `session rpc:deliverWebhook` row),
  * rounded to whole statements; a full run measures it before the latency sizes. `--only latency`
  * has no costs run and takes the last full run's (bench/results/latest.json).
