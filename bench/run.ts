@@ -295,10 +295,10 @@ async function serviceLatency(
  * durable floor first writes it to SQLite; the alarm floor also arms the object's alarm; the
  * work-matched floor also runs the service's measured work per webhook (`work`) and copies to D1 (on
  * the same cores); the minimum-work floor does the same with the least the guarantees need
- * (MINIMUM_WEBHOOK_WORK as `work`); the worker-matched floor also checks a signed delivery webhook in its Worker, as the service's route
- * does, and reaches its object by RPC (`signer` signs its posts); the relay floor is the durable floor
- * reached through one more Durable Object, shared by SESSIONS_PER_TENANT rooms as a tenant's Gateway
- * DO is by its sessions (the gateway path's extra hop).
+ * (MINIMUM_WEBHOOK_WORK as `work`); the worker-matched floor also checks a signed delivery webhook
+ * in its Worker, as the service's route does, and reaches its object by RPC (`signer` signs its
+ * posts); the relay floor is the durable floor reached through one more Durable Object, shared by
+ * SESSIONS_PER_TENANT rooms as a tenant's Gateway DO is by its sessions (the gateway path's extra hop).
  */
 async function floorLatency(
 	floor: RunningWorker,

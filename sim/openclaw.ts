@@ -1036,9 +1036,9 @@ export class ChatDeltaThrottle {
  * One scripted agent run, event by event as the real gateway streams it (openclaw-sample-run.jsonl):
  * lifecycle start, each tool as item/tool events, the answer as assistant deltas with the chat
  * deltas the gateway throttles from them, usage, lifecycle end, the held-back chat delta and chat
- * final — with the script's faults — and
- * the run's `task` and `sessions.changed` noise. `agent` payloads carry sessionKey, sessionId,
- * agentId and ts; `tool` events also the session row, and go only to tool-events connections.
+ * final — with the script's faults — and the run's `task` and `sessions.changed` noise. `agent`
+ * payloads carry sessionKey, sessionId, agentId and ts; `tool` events also the session row, and go
+ * only to tool-events connections.
  */
 class ScriptedRun {
 	readonly #script: RunScript;
