@@ -91,8 +91,9 @@ export interface AnswerSizeRow {
 	sessions: number;
 	pace_ms: number;
 	/**
-	 * Computed, not measured: characters of answer text the gateway sends for this answer — every
-	 * `agent` assistant event carries the cumulative text and so does every `chat` delta's message.
+	 * Characters of the event frames the gateway simulator sent for this answer, median over the
+	 * sessions (its `eventChars`): every `agent` assistant event carries the cumulative text, and so
+	 * does every (throttled) `chat` delta's message.
 	 */
 	gateway_event_chars: number;
 	/** Gateway run started → its last event sent, median over the sessions (s). */
