@@ -11,7 +11,7 @@ import {
 	type TerminalStatus,
 	type WebhookBody,
 } from "./obegee-schemas.ts";
-import type { GatewaySim, RunScript } from "./openclaw.ts";
+import { type GatewaySim, type RunScript, splitAnswer } from "./openclaw.ts";
 import { SCENARIOS, type Scenario } from "./scenarios.ts";
 import {
 	ATTEMPT_TIMEOUT_MS,
@@ -326,20 +326,13 @@ export function agentAnswer(intent: string): string {
 	);
 }
 
-/** How many pieces sim/openclaw.ts `splitAnswer` cuts an answer into (6, 9, 12, 6, … characters). */
-function answerPieces(length: number): number {
-	let pieces = 0;
-	for (let at = 0; at < length; pieces++) at += 6 + (pieces % 3) * 3;
-	return pieces;
-}
-
 /**
  * How many paced events sim/openclaw.ts `runScript` sends for a script (each `agent` event, followed
  * by one pause; the chat events go with the agent event they are projected from): lifecycle start
  * and model, 4 per tool, (error and restart), model, each piece, usage, finishing, end.
  */
 export function scriptEvents(script: RunScript): number {
-	const pieces = answerPieces(script.answer?.length ?? 0);
+	const pieces = splitAnswer(script.answer ?? "").length;
 	const tools = script.tools?.length ?? 1;
 	return 2 + 4 * tools + (script.lifecycleError ? 2 : 0) + 1 + pieces + 3;
 }

@@ -1053,7 +1053,6 @@ class ScriptedRun {
 	#events = 0;
 	#frameGapPending: boolean;
 	readonly #chatDeltas = new ChatDeltaThrottle();
-	#lastChat: unknown = null;
 
 	constructor(script: RunScript, broadcast: Broadcast, dropAll: () => void) {
 		this.#script = script;
@@ -1120,11 +1119,11 @@ class ScriptedRun {
 		const itemId = `${randomUUID()}:2`;
 		let text = "";
 		let sentDeltas = 0;
-		const chatDelta = (at: number, delta: ChatDelta) => {
+		const chatDelta = (at: number, delta: ChatDelta): unknown => {
 			sentDeltas++;
 			// The second chat delta of a replaceDelta script carries the whole text as a replacement.
 			const replace = script.replaceDelta === true && sentDeltas === 2;
-			this.#chat(
+			return this.#chat(
 				"delta",
 				at,
 				replace
@@ -1146,8 +1145,8 @@ class ScriptedRun {
 						if (twice) this.#broadcast("agent", this.#agentPayload("assistant", { text, delta, itemId }, at));
 						const due = this.#chatDeltas.next(text);
 						if (due === null) return;
-						chatDelta(at, due);
-						if (twice) this.#broadcast("chat", this.#lastChat);
+						const sent = chatDelta(at, due);
+						if (twice) this.#broadcast("chat", sent);
 					},
 				},
 			);
@@ -1236,15 +1235,19 @@ class ScriptedRun {
 		await pace(this.#pace);
 	}
 
-	/** A `chat` event: sent with the agent event it is projected from, so neither paced nor counted. */
-	#chat(state: string, at: number, extra: Record<string, unknown>): void {
-		this.#lastChat = chatPayload(
+	/**
+	 * A `chat` event, sent with the agent event it is projected from, so neither paced nor counted;
+	 * returns its payload (the duplicate fault sends it again).
+	 */
+	#chat(state: string, at: number, extra: Record<string, unknown>): unknown {
+		const payload = chatPayload(
 			{ runId: this.#script.runId, sessionKey: this.#sessionKey },
 			at,
 			state,
 			extra,
 		);
-		this.#broadcast("chat", this.#lastChat);
+		this.#broadcast("chat", payload);
+		return payload;
 	}
 
 	/** A `task` upsert, as the real gateway sends around every step of a run (not paced, not counted). */
